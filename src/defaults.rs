@@ -1,0 +1,264 @@
+//! The default flows (DESIGN.md §7), built in code, and the bootstrap admin.
+//!
+//! They mirror authentik's default and example blueprints: same slugs, stage order and
+//! prompt field keys, so authentik clients and the recorded transcripts apply. There
+//! is deliberately no recovery flow: one without an email verification step would let
+//! anyone reset anyone's password.
+
+use crate::model::*;
+use crate::secret::Password;
+use crate::store::{FlowStore, Group, NewUser, StoreError, User, UserDirectory};
+
+/// Slug of the default login flow.
+pub const AUTHENTICATION: &str = "default-authentication-flow";
+/// Slug of the default logout flow.
+pub const INVALIDATION: &str = "default-invalidation-flow";
+/// Slug of the default enrollment flow.
+pub const ENROLLMENT: &str = "default-enrollment-flow";
+/// Slug of the default password-change flow.
+pub const PASSWORD_CHANGE: &str = "default-password-change";
+/// Slug of the default account-deletion flow.
+pub const UNENROLLMENT: &str = "default-unenrollment-flow";
+/// Name of the superuser group the bootstrap admin joins.
+pub const ADMIN_GROUP: &str = "authentik Admins";
+/// The bootstrap admin's username.
+pub const ADMIN_USERNAME: &str = "akadmin";
+
+async fn bind(
+    store: &dyn FlowStore,
+    flow: &Flow,
+    stage: Stage,
+    order: i32,
+) -> Result<FlowStageBinding, StoreError> {
+    let binding = FlowStageBinding::new(flow.pk, stage.pk, order);
+    store.put_stage(stage).await?;
+    store.put_binding(binding.clone()).await?;
+    Ok(binding)
+}
+
+/// Installs every default flow into `store`. Fails if a slug is already taken.
+pub async fn install(store: &dyn FlowStore) -> Result<(), StoreError> {
+    authentication(store).await?;
+    invalidation(store).await?;
+    enrollment(store).await?;
+    password_change(store).await?;
+    unenrollment(store).await?;
+    Ok(())
+}
+
+/// `default-authentication-flow`: identification (email, username; pretends unknown
+/// users exist) → password (5 failures deny) → user login. `authentication: none`,
+/// so a logged-in user can run it again.
+pub async fn authentication(store: &dyn FlowStore) -> Result<Flow, StoreError> {
+    let flow = Flow::new(
+        AUTHENTICATION,
+        "Welcome to authentik!",
+        FlowDesignation::Authentication,
+    );
+    store.put_flow(flow.clone()).await?;
+    let identification = IdentificationStage {
+        user_fields: vec![UserField::Email, UserField::Username],
+        // Show what the user typed, never the matched account: no enumeration.
+        show_matched_user: false,
+        ..IdentificationStage::default()
+    };
+    bind(
+        store,
+        &flow,
+        Stage::new("default-authentication-identification", identification),
+        10,
+    )
+    .await?;
+    bind(
+        store,
+        &flow,
+        Stage::new("default-authentication-password", PasswordStage::default()),
+        20,
+    )
+    .await?;
+    bind(
+        store,
+        &flow,
+        Stage::new("default-authentication-login", UserLoginStage::default()),
+        100,
+    )
+    .await?;
+    Ok(flow)
+}
+
+/// `default-invalidation-flow`: user logout.
+pub async fn invalidation(store: &dyn FlowStore) -> Result<Flow, StoreError> {
+    let flow = Flow::new(INVALIDATION, "Logout", FlowDesignation::Invalidation);
+    store.put_flow(flow.clone()).await?;
+    bind(
+        store,
+        &flow,
+        Stage::new("default-invalidation-logout", UserLogoutStage::default()),
+        0,
+    )
+    .await?;
+    Ok(flow)
+}
+
+/// `default-enrollment-flow` (require_unauthenticated): prompt (username, password,
+/// password_repeat) → prompt (name, email) → user write (always_create) → user login.
+pub async fn enrollment(store: &dyn FlowStore) -> Result<Flow, StoreError> {
+    let flow = Flow::new(
+        ENROLLMENT,
+        "Welcome to authentik!",
+        FlowDesignation::Enrollment,
+    )
+    .with_authentication(AuthenticationRequirement::RequireUnauthenticated);
+    store.put_flow(flow.clone()).await?;
+    let first = PromptStage {
+        fields: vec![
+            Prompt::new("username", "Username", PromptType::Username, 0),
+            Prompt::new("password", "Password", PromptType::Password, 0),
+            Prompt::new(
+                "password_repeat",
+                "Password (repeat)",
+                PromptType::Password,
+                1,
+            ),
+        ],
+        validation_policies: vec![],
+    };
+    let second = PromptStage {
+        fields: vec![
+            Prompt::new("name", "Name", PromptType::Text, 0),
+            Prompt::new("email", "Email", PromptType::Email, 1),
+        ],
+        validation_policies: vec![],
+    };
+    bind(
+        store,
+        &flow,
+        Stage::new("default-enrollment-prompt-first", first),
+        10,
+    )
+    .await?;
+    bind(
+        store,
+        &flow,
+        Stage::new("default-enrollment-prompt-second", second),
+        11,
+    )
+    .await?;
+    let write = UserWriteStage {
+        user_creation_mode: UserCreationMode::AlwaysCreate,
+        ..UserWriteStage::default()
+    };
+    bind(
+        store,
+        &flow,
+        Stage::new("default-enrollment-user-write", write),
+        20,
+    )
+    .await?;
+    bind(
+        store,
+        &flow,
+        Stage::new("default-enrollment-user-login", UserLoginStage::default()),
+        100,
+    )
+    .await?;
+    Ok(flow)
+}
+
+/// `default-password-change` (require_authenticated): prompt (password,
+/// password_repeat; at least 8 characters) → user write (never_create).
+pub async fn password_change(store: &dyn FlowStore) -> Result<Flow, StoreError> {
+    let flow = Flow::new(
+        PASSWORD_CHANGE,
+        "Change password",
+        FlowDesignation::StageConfiguration,
+    )
+    .with_authentication(AuthenticationRequirement::RequireAuthenticated);
+    store.put_flow(flow.clone()).await?;
+    let policy = Policy::new(
+        "default-password-change-password-policy",
+        PolicyKind::Password(PasswordPolicy {
+            length_min: 8,
+            error_message: "Password needs to be 8 characters or longer.".into(),
+            ..PasswordPolicy::default()
+        }),
+    );
+    let prompt = PromptStage {
+        fields: vec![
+            Prompt::new("password", "Password", PromptType::Password, 0),
+            Prompt::new(
+                "password_repeat",
+                "Password (repeat)",
+                PromptType::Password,
+                1,
+            ),
+        ],
+        validation_policies: vec![policy.pk],
+    };
+    store.put_policy(policy).await?;
+    bind(
+        store,
+        &flow,
+        Stage::new("default-password-change-prompt", prompt),
+        0,
+    )
+    .await?;
+    let write = UserWriteStage {
+        user_creation_mode: UserCreationMode::NeverCreate,
+        ..UserWriteStage::default()
+    };
+    bind(
+        store,
+        &flow,
+        Stage::new("default-password-change-write", write),
+        1,
+    )
+    .await?;
+    Ok(flow)
+}
+
+/// `default-unenrollment-flow` (require_authenticated): user delete.
+pub async fn unenrollment(store: &dyn FlowStore) -> Result<Flow, StoreError> {
+    let flow = Flow::new(
+        UNENROLLMENT,
+        "Delete account",
+        FlowDesignation::Unenrollment,
+    )
+    .with_authentication(AuthenticationRequirement::RequireAuthenticated);
+    store.put_flow(flow.clone()).await?;
+    bind(
+        store,
+        &flow,
+        Stage::new(
+            "default-unenrollment-user-delete",
+            UserDeleteStage::default(),
+        ),
+        10,
+    )
+    .await?;
+    Ok(flow)
+}
+
+/// Creates the superuser group and the `akadmin` user in it with `password`.
+pub async fn bootstrap_admin(
+    users: &dyn UserDirectory,
+    password: Password,
+) -> Result<User, StoreError> {
+    let group = match users.find_group(ADMIN_GROUP).await? {
+        Some(g) => g,
+        None => {
+            let g = Group::new(ADMIN_GROUP).superuser();
+            users.put_group(g.clone()).await?;
+            g
+        }
+    };
+    users
+        .create_user(
+            NewUser::new(ADMIN_USERNAME)
+                .name("authentik Default Admin")
+                .email("root@localhost")
+                .group(group.pk)
+                .password(password),
+        )
+        .await
+}

@@ -1,0 +1,469 @@
+//! The engine: the two calls hosts make ([`Engine::plan`] for GET, [`Engine::step`]
+//! for POST), the flow-definition cache, and session handling with compare-and-swap.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+
+use crate::Error;
+use crate::challenge::{Challenge, ChallengeBody, FlowErrorChallenge};
+use crate::clock::{Clock, SystemClock, Timer};
+use crate::env::Env;
+use crate::events::{EventSink, NoopEventSink};
+use crate::executor::{self, Input};
+use crate::inspector::{self, FlowInspection, InspectError};
+use crate::model::UserId;
+use crate::plan::{FlowPlan, PlanContext, SessionId, SessionState};
+use crate::planner::{self, PlanError, PlanInput};
+use crate::policy::ExpressionEvaluator;
+use crate::request::FlowRequest;
+use crate::store::{
+    FlowDefinition, FlowStore, ReputationStore, SessionStore, StoreError, User, UserDirectory,
+};
+
+/// How often a step is retried on fresh state after a concurrent write (compare-and-swap conflict).
+pub const DEFAULT_CONFLICT_RETRIES: u32 = 5;
+
+/// What a call returns: the challenge, and what the host must mirror in its own
+/// session handling (cookie).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The challenge to send to the client.
+    pub challenge: Challenge,
+    /// The session id to use from now on (set the cookie to it).
+    pub session_id: SessionId,
+    /// The id changed (new session, login or logout): the host must re-issue its cookie
+    /// and forget the old id.
+    pub session_rotated: bool,
+    /// The logged-in user after this call.
+    pub user: Option<UserId>,
+    /// This call logged a user in.
+    pub logged_in: bool,
+    /// This call logged the user out.
+    pub logged_out: bool,
+}
+
+struct Cached {
+    revision: u64,
+    def: Arc<FlowDefinition>,
+}
+
+/// The flow engine. Cheap to share: wrap it in an `Arc`.
+///
+/// ```
+/// # tokio_test();
+/// # fn tokio_test() {}
+/// use authflow::{Engine, FlowRequest, memory};
+/// # async fn demo() -> Result<(), authflow::Error> {
+/// let stores = memory::Stores::new();
+/// let engine = Engine::builder(stores.flows.clone(), stores.sessions.clone(), stores.users.clone()).build();
+/// authflow::defaults::install(engine.env().flows.as_ref()).await?;
+/// let first = engine.plan(&FlowRequest::default(), "default-authentication-flow").await?;
+/// assert_eq!(first.challenge.component(), "ak-stage-identification");
+/// # Ok(()) }
+/// ```
+pub struct Engine {
+    pub(crate) env: Env,
+    cache: RwLock<HashMap<String, Cached>>,
+    conflict_retries: u32,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("env", &self.env)
+            .field("cached_flows", &self.cached_flows())
+            .finish()
+    }
+}
+
+/// Builds an [`Engine`].
+pub struct EngineBuilder {
+    env: Env,
+    conflict_retries: u32,
+}
+
+impl EngineBuilder {
+    /// Sets the reputation store (default: in memory).
+    pub fn reputation(mut self, store: Arc<dyn ReputationStore>) -> Self {
+        self.env.reputation = store;
+        self
+    }
+
+    /// Sets the event sink (default: none).
+    pub fn events(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.env.events = sink;
+        self
+    }
+
+    /// Sets the clock (default: system time).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.env.clock = clock;
+        self
+    }
+
+    /// Sets the expression evaluator for expression policies.
+    pub fn expressions(mut self, evaluator: Arc<dyn ExpressionEvaluator>) -> Self {
+        self.env.expressions = Some(evaluator);
+        self
+    }
+
+    /// Sets the timer that enforces policy timeouts.
+    pub fn timer(mut self, timer: Arc<dyn Timer>) -> Self {
+        self.env.timer = Some(timer);
+        self
+    }
+
+    /// Sets how often a step is retried after a concurrent write (default 5).
+    pub fn conflict_retries(mut self, retries: u32) -> Self {
+        self.conflict_retries = retries;
+        self
+    }
+
+    /// Builds the engine.
+    pub fn build(self) -> Engine {
+        Engine {
+            env: self.env,
+            cache: RwLock::new(HashMap::new()),
+            conflict_retries: self.conflict_retries,
+        }
+    }
+}
+
+impl Engine {
+    /// Starts building an engine over the three host stores.
+    pub fn builder(
+        flows: Arc<dyn FlowStore>,
+        sessions: Arc<dyn SessionStore>,
+        users: Arc<dyn UserDirectory>,
+    ) -> EngineBuilder {
+        EngineBuilder {
+            env: Env {
+                flows,
+                sessions,
+                users,
+                reputation: Arc::new(crate::memory::MemoryReputation::new()),
+                events: Arc::new(NoopEventSink),
+                clock: Arc::new(SystemClock),
+                expressions: None,
+                timer: None,
+            },
+            conflict_retries: DEFAULT_CONFLICT_RETRIES,
+        }
+    }
+
+    /// The engine's services.
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// The loaded definition of a flow, from the cache when its revision is unchanged.
+    pub async fn definition(&self, slug: &str) -> Result<Arc<FlowDefinition>, Error> {
+        let revision = self
+            .env
+            .flows
+            .revision(slug)
+            .await?
+            .ok_or_else(|| Error::FlowNotFound(slug.to_owned()))?;
+        if let Ok(cache) = self.cache.read() {
+            if let Some(c) = cache.get(slug).filter(|c| c.revision == revision) {
+                return Ok(c.def.clone());
+            }
+        }
+        let def = Arc::new(
+            self.env
+                .flows
+                .flow(slug)
+                .await?
+                .ok_or_else(|| Error::FlowNotFound(slug.to_owned()))?,
+        );
+        if let Ok(mut cache) = self.cache.write() {
+            cache.insert(
+                slug.to_owned(),
+                Cached {
+                    revision,
+                    def: def.clone(),
+                },
+            );
+        }
+        Ok(def)
+    }
+
+    /// How many cached definitions this flow has (0 or 1): authentik's `cache_count`.
+    pub fn cache_count(&self, slug: &str) -> usize {
+        self.cache
+            .read()
+            .map(|c| usize::from(c.contains_key(slug)))
+            .unwrap_or(0)
+    }
+
+    /// How many flow definitions are cached.
+    pub fn cached_flows(&self) -> usize {
+        self.cache.read().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Drops every cached definition (authentik's `cache_clear`).
+    pub fn clear_cache(&self) {
+        if let Ok(mut c) = self.cache.write() {
+            c.clear();
+        }
+    }
+
+    /// GET: the current challenge of flow `slug`, planning it if the session has no
+    /// plan for it.
+    pub async fn plan(&self, req: &FlowRequest, slug: &str) -> Result<Outcome, Error> {
+        self.handle(req, slug, Input::Get).await
+    }
+
+    /// POST: solves the current challenge with the client's JSON response and returns
+    /// the next challenge.
+    pub async fn step(
+        &self,
+        req: &FlowRequest,
+        slug: &str,
+        response: &Value,
+    ) -> Result<Outcome, Error> {
+        match response {
+            Value::Object(map) => self.handle(req, slug, Input::Post(map)).await,
+            Value::Array(_) => {
+                self.handle(
+                    req,
+                    slug,
+                    Input::NotAnObject("Invalid data. Expected a dictionary, but got list."),
+                )
+                .await
+            }
+            Value::String(_) => {
+                self.handle(
+                    req,
+                    slug,
+                    Input::NotAnObject("Invalid data. Expected a dictionary, but got str."),
+                )
+                .await
+            }
+            _ => {
+                self.handle(
+                    req,
+                    slug,
+                    Input::NotAnObject("Invalid data. Expected a dictionary."),
+                )
+                .await
+            }
+        }
+    }
+
+    /// POST with a raw body: malformed JSON answers `ak-stage-flow-error` (as authentik
+    /// does) and changes nothing; otherwise as [`Engine::step`].
+    pub async fn step_raw(
+        &self,
+        req: &FlowRequest,
+        slug: &str,
+        body: &[u8],
+    ) -> Result<Outcome, Error> {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(v) => self.step(req, slug, &v).await,
+            Err(_) => {
+                self.definition(slug).await?;
+                let (session_id, rotated) = match &req.session_id {
+                    Some(id) => (id.clone(), false),
+                    None => (SessionId::generate(), true),
+                };
+                Ok(Outcome {
+                    challenge: Challenge::new(ChallengeBody::FlowError(FlowErrorChallenge {
+                        request_id: uuid::Uuid::new_v4().simple().to_string(),
+                        error: None,
+                        traceback: None,
+                    })),
+                    session_id,
+                    session_rotated: rotated,
+                    user: None,
+                    logged_in: false,
+                    logged_out: false,
+                })
+            }
+        }
+    }
+
+    /// Plans a flow without executing or storing anything (the planner on its own).
+    pub async fn plan_only(
+        &self,
+        req: &FlowRequest,
+        slug: &str,
+        context: PlanContext,
+    ) -> Result<FlowPlan, PlanError> {
+        let def = self.definition(slug).await.map_err(|e| match e {
+            Error::Store(s) => PlanError::Store(s),
+            other => PlanError::Store(StoreError::NotFound(other.to_string())),
+        })?;
+        let state = match &req.session_id {
+            Some(id) => self.env.sessions.load(id).await?.map(|v| v.value),
+            None => None,
+        };
+        let user = self.user_of(state.as_ref()).await?;
+        planner::plan(
+            &self.env,
+            &def,
+            PlanInput {
+                request: req,
+                request_user: user.as_ref(),
+                context,
+            },
+        )
+        .await
+        .map(|(p, _)| p)
+    }
+
+    /// The logged-in user of a session.
+    pub async fn session_user(&self, session_id: &SessionId) -> Result<Option<User>, Error> {
+        let state = self.env.sessions.load(session_id).await?.map(|v| v.value);
+        Ok(self.user_of(state.as_ref()).await?)
+    }
+
+    /// Drops the plan of one flow (or of every flow) in a session; the login stays.
+    pub async fn cancel(&self, session_id: &SessionId, slug: Option<&str>) -> Result<(), Error> {
+        for _ in 0..=self.conflict_retries {
+            let Some(v) = self.env.sessions.load(session_id).await? else {
+                return Ok(());
+            };
+            let mut state = v.value;
+            for (s, fs) in state.flows.iter_mut() {
+                if slug.is_none_or(|want| want == s) {
+                    fs.plan = None;
+                }
+            }
+            match self
+                .env
+                .sessions
+                .save(session_id, &state, Some(v.version))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict)
+    }
+
+    /// Ends a session entirely (logout without a flow).
+    pub async fn end_session(&self, session_id: &SessionId) -> Result<(), Error> {
+        Ok(self.env.sessions.delete(session_id).await?)
+    }
+
+    /// The inspector: this session's plan history and current plan for a flow, with
+    /// secrets redacted. Only for sessions of superusers.
+    pub async fn inspect(
+        &self,
+        session_id: &SessionId,
+        slug: &str,
+    ) -> Result<FlowInspection, InspectError> {
+        let def = self.definition(slug).await.map_err(|e| match e {
+            Error::FlowNotFound(s) => InspectError::FlowNotFound(s),
+            Error::Store(s) => InspectError::Store(s),
+            other => InspectError::Store(StoreError::Unavailable(other.to_string())),
+        })?;
+        let state = self.env.sessions.load(session_id).await?.map(|v| v.value);
+        let user = self.user_of(state.as_ref()).await?;
+        if !planner::is_superuser(&self.env, user.as_ref()).await? {
+            return Err(InspectError::Forbidden);
+        }
+        let fs = state
+            .as_ref()
+            .and_then(|s| s.flows.get(slug))
+            .ok_or(InspectError::NoPlan)?;
+        inspector::inspect(&def, fs, session_id)
+    }
+
+    async fn user_of(&self, state: Option<&SessionState>) -> Result<Option<User>, StoreError> {
+        match state.and_then(|s| s.user) {
+            Some(pk) => Ok(self.env.users.user(pk).await?.filter(|u| u.is_active)),
+            None => Ok(None),
+        }
+    }
+
+    async fn handle(
+        &self,
+        req: &FlowRequest,
+        slug: &str,
+        input: Input<'_>,
+    ) -> Result<Outcome, Error> {
+        let def = self.definition(slug).await?;
+        for _ in 0..=self.conflict_retries {
+            let loaded = match &req.session_id {
+                Some(id) => self.env.sessions.load(id).await?.map(|v| (id.clone(), v)),
+                None => None,
+            };
+            // An unknown or expired id is never adopted: a fresh one is issued.
+            let (session_id, mut state, version) = match loaded {
+                Some((id, v)) => (id, v.value, Some(v.version)),
+                None => (SessionId::generate(), SessionState::default(), None),
+            };
+            let now = self.env.clock.now();
+            if state.login_expires_at.is_some_and(|t| t <= now) {
+                state.user = None;
+                state.authenticated_at = None;
+                state.login_expires_at = None;
+            }
+            let request_user = self.user_of(Some(&state)).await?;
+            if state.user.is_some() && request_user.is_none() {
+                state.user = None;
+            }
+            let (challenge, effects) =
+                executor::run(self, &def, req, &mut state, request_user.as_ref(), input).await?;
+
+            let mut rotate = version.is_none();
+            if let Some(user) = effects.login {
+                state.user = Some(user);
+                state.authenticated_at = Some(now);
+                state.login_expires_at = effects.login_duration.map(|d| now.saturating_add(d));
+                rotate = true;
+            }
+            if effects.logout {
+                state.user = None;
+                state.authenticated_at = None;
+                state.login_expires_at = None;
+                rotate = true;
+            }
+            let result = if rotate && version.is_some() {
+                // Claim the old id first (compare-and-swap, with an empty state: nothing
+                // of the login ever becomes reachable through it), then write the new id.
+                match self
+                    .env
+                    .sessions
+                    .save(&session_id, &SessionState::default(), version)
+                    .await
+                {
+                    Ok(_) => {
+                        let new_id = SessionId::generate();
+                        self.env.sessions.save(&new_id, &state, None).await?;
+                        self.env.sessions.delete(&session_id).await?;
+                        Ok(new_id)
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.env
+                    .sessions
+                    .save(&session_id, &state, version)
+                    .await
+                    .map(|_| session_id.clone())
+            };
+            match result {
+                Ok(new_id) => {
+                    return Ok(Outcome {
+                        challenge,
+                        session_rotated: req.session_id.as_ref() != Some(&new_id),
+                        session_id: new_id,
+                        user: state.user,
+                        logged_in: effects.login.is_some(),
+                        logged_out: effects.logout,
+                    });
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict)
+    }
+}

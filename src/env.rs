@@ -1,0 +1,38 @@
+//! The services the engine runs with, shared by planner, executor, policies and stages.
+
+use std::sync::Arc;
+
+use crate::clock::{Clock, Timer};
+use crate::events::EventSink;
+use crate::policy::ExpressionEvaluator;
+use crate::store::{FlowStore, ReputationStore, SessionStore, UserDirectory};
+
+/// The engine's services. Built by [`EngineBuilder`](crate::EngineBuilder).
+#[derive(Clone)]
+pub struct Env {
+    /// Flow definitions.
+    pub flows: Arc<dyn FlowStore>,
+    /// Session state.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Users and groups.
+    pub users: Arc<dyn UserDirectory>,
+    /// Reputation scores.
+    pub reputation: Arc<dyn ReputationStore>,
+    /// Audit events.
+    pub events: Arc<dyn EventSink>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Runs expression policies (none: they error and yield `failure_result`).
+    pub expressions: Option<Arc<dyn ExpressionEvaluator>>,
+    /// Enforces policy timeouts (none: overruns are detected after the fact).
+    pub timer: Option<Arc<dyn Timer>>,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("expressions", &self.expressions.is_some())
+            .field("timer", &self.timer.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,512 @@
+//! The executor: drives a plan one challenge/response at a time
+//! (`reference/authentik-flows.md` §3).
+//!
+//! Per request: plan if this flow has no plan in the session; take the current stage
+//! (re-evaluating a marked stage and dropping it if its policies now fail); run it; on
+//! success move on and return the *next* challenge in the same call; on an invalid
+//! response apply the binding's `invalid_response_action`; on a denial drop the plan
+//! and answer `ak-stage-access-denied`; when no stage is left answer `xak-flow-redirect`
+//! to the relative `next` (an absolute or `//host` one is refused).
+
+use serde_json::{Map, Value};
+
+use crate::Error;
+use crate::challenge::{
+    AccessDeniedChallenge, Challenge, ChallengeBody, ErrorDetail, FlowErrorChallenge, FlowInfo,
+    RedirectChallenge,
+};
+use crate::engine::Engine;
+use crate::events::{Event, EventAction};
+use crate::model::{DeniedAction, FlowDesignation, InvalidResponseAction, NON_FIELD_ERRORS};
+use crate::plan::{Decision, FlowPlan, FlowState, Marker, PlanContext, SessionState, keys};
+use crate::planner::{self, PlanError, PlanInput};
+use crate::policy::{self, PolicyRequest};
+use crate::request::{FlowRequest, is_safe_relative_url, query_param};
+use crate::stages::{Effects, StageContext, StageError, StageOutcome};
+use crate::store::{BoundStage, FlowDefinition, User};
+
+/// Avatar of anonymous users (authentik's path).
+pub const DEFAULT_AVATAR: &str = "/static/dist/assets/images/user_default.png";
+/// Restarts (`restart`, `restart_with_context`) allowed within one request, so a
+/// restarting binding that keeps failing cannot loop forever (authentik gotcha #5).
+const MAX_RESTARTS: usize = 3;
+
+/// What the client sent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Input<'a> {
+    /// GET: show the current challenge.
+    Get,
+    /// POST with a JSON object.
+    Post(&'a Map<String, Value>),
+    /// POST whose body was JSON but not an object: refused with this message.
+    NotAnObject(&'a str),
+}
+
+pub(crate) struct Exec<'a> {
+    engine: &'a Engine,
+    def: &'a FlowDefinition,
+    req: &'a FlowRequest,
+    request_user: Option<&'a User>,
+    is_superuser: bool,
+    pub(crate) effects: Effects,
+    /// A plan for another flow made by a redirect stage: (slug, plan).
+    pub(crate) handoff: Option<(String, FlowPlan)>,
+}
+
+enum Next<'a> {
+    Stage(&'a BoundStage),
+    Finished,
+    Stale,
+}
+
+/// Runs one request against the session state. The caller saves the state.
+pub(crate) async fn run(
+    engine: &Engine,
+    def: &FlowDefinition,
+    req: &FlowRequest,
+    state: &mut SessionState,
+    request_user: Option<&User>,
+    input: Input<'_>,
+) -> Result<(Challenge, Effects), Error> {
+    let slug = def.flow.slug.clone();
+    let is_superuser = planner::is_superuser(&engine.env, request_user).await?;
+    let mut fs = state.flows.shift_remove(&slug).unwrap_or_default();
+    let mut exec = Exec {
+        engine,
+        def,
+        req,
+        request_user,
+        is_superuser,
+        effects: Effects::default(),
+        handoff: None,
+    };
+    let result = exec.drive(&mut fs, input).await;
+    *state.flow_mut(&slug) = fs;
+    if let Some((target, plan)) = exec.handoff.take() {
+        let target_state = state.flow_mut(&target);
+        target_state.plan = Some(plan);
+        target_state.history.clear();
+    }
+    result.map(|c| (c, exec.effects))
+}
+
+impl<'a> Exec<'a> {
+    async fn drive(&mut self, fs: &mut FlowState, input: Input<'_>) -> Result<Challenge, Error> {
+        fs.query = self.req.query.clone();
+        if fs
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.flow_pk != self.def.flow.pk)
+        {
+            // The flow was replaced under the same slug: the old plan is meaningless.
+            fs.plan = None;
+        }
+        if fs.plan.is_none() {
+            fs.history.clear();
+            fs.decisions.clear();
+            if let Some(early) = self.start(fs, PlanContext::new()).await? {
+                return Ok(early);
+            }
+        }
+
+        let mut input = Some(input);
+        let mut restarts = 0usize;
+        // Each iteration either returns or removes a stage / restarts (bounded), so the
+        // loop ends; the bound is a belt-and-braces guard.
+        let limit = (self.def.stages.len() + 2) * (MAX_RESTARTS + 2);
+        for _ in 0..limit {
+            let bound = match self.next(fs).await? {
+                Next::Stage(b) => b,
+                Next::Finished => return Ok(self.flow_done(fs)),
+                Next::Stale => {
+                    fs.plan = None;
+                    return Ok(self.denied(
+                        fs,
+                        "The flow changed while it was running; please start again.".into(),
+                    ));
+                }
+            };
+            let kind = bound.stage.config.kind();
+            let Some(plan) = fs.plan.as_mut() else {
+                return Ok(self.flow_done(fs));
+            };
+            let mut ctx = StageContext {
+                env: &self.engine.env,
+                request: self.req,
+                flow: &self.def.flow,
+                definition: self.def,
+                binding: &bound.binding,
+                stage: &bound.stage,
+                context: &mut plan.context,
+                request_user: self.request_user,
+                effects: &mut self.effects,
+            };
+            let outcome = match input.take().unwrap_or(Input::Get) {
+                Input::Get => kind.challenge(&mut ctx).await,
+                Input::NotAnObject(message) => refuse(kind.challenge(&mut ctx).await, message),
+                Input::Post(response) => {
+                    let sent = response.get("component").and_then(Value::as_str);
+                    match (kind.component(), sent) {
+                        (Some(expected), Some(got)) if expected != got => refuse(
+                            kind.challenge(&mut ctx).await,
+                            &format!(
+                                "Invalid component `{got}`: the current stage expects `{expected}`."
+                            ),
+                        ),
+                        _ => kind.respond(&mut ctx, response).await,
+                    }
+                }
+            };
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(StageError::Store(e)) => return Err(Error::Store(e)),
+                Err(StageError::Internal(message)) => {
+                    return Ok(self.flow_error(fs, &bound.stage.name, &message));
+                }
+            };
+            match outcome {
+                StageOutcome::Challenge(c) => return Ok(self.decorate(c, fs)),
+                StageOutcome::Invalid(c) => match bound.binding.invalid_response_action {
+                    InvalidResponseAction::Retry => return Ok(self.decorate(c, fs)),
+                    action => {
+                        if let Some(early) = self.restart(fs, action, &mut restarts).await? {
+                            return Ok(early);
+                        }
+                    }
+                },
+                StageOutcome::Done => {
+                    if let Some(plan) = fs.plan.as_mut() {
+                        let snapshot = plan.clone();
+                        if !plan.bindings.is_empty() {
+                            plan.bindings.remove(0);
+                        }
+                        fs.push_history(snapshot);
+                    }
+                }
+                StageOutcome::Deny(message) => {
+                    let action = bound.binding.invalid_response_action;
+                    if action != InvalidResponseAction::Retry && restarts < MAX_RESTARTS {
+                        if let Some(early) = self.restart(fs, action, &mut restarts).await? {
+                            return Ok(early);
+                        }
+                        continue;
+                    }
+                    fs.record(Decision {
+                        binding: Some(bound.binding.pk),
+                        subject: bound.stage.name.clone(),
+                        outcome: "denied".into(),
+                        messages: vec![message.clone()],
+                    });
+                    return Ok(self.denied(fs, message));
+                }
+                StageOutcome::RedirectToFlow { slug, keep_context } => {
+                    return self.redirect_to_flow(fs, &slug, keep_context).await;
+                }
+            }
+        }
+        Ok(self.flow_error(fs, "executor", "the flow did not settle"))
+    }
+
+    /// Plans the flow into `fs`. `Some(challenge)` when planning ended the request.
+    async fn start(
+        &mut self,
+        fs: &mut FlowState,
+        context: PlanContext,
+    ) -> Result<Option<Challenge>, Error> {
+        let input = PlanInput {
+            request: self.req,
+            request_user: self.request_user,
+            context,
+        };
+        match planner::plan(&self.engine.env, self.def, input).await {
+            Ok((plan, decisions)) => {
+                fs.plan = Some(plan);
+                for d in decisions {
+                    fs.record(d);
+                }
+                Ok(None)
+            }
+            Err(PlanError::NotApplicable { messages }) => {
+                fs.plan = None;
+                fs.record(Decision {
+                    binding: None,
+                    subject: self.def.flow.slug.clone(),
+                    outcome: "not_applicable".into(),
+                    messages: messages.clone(),
+                });
+                if self.def.flow.designation == FlowDesignation::Authentication
+                    && self.request_user.is_some()
+                {
+                    return Ok(Some(self.flow_done(fs)));
+                }
+                Ok(Some(self.handle_invalid_flow(fs, messages)))
+            }
+            Err(PlanError::Empty) => Ok(Some(self.flow_done(fs))),
+            Err(PlanError::Store(e)) => Err(Error::Store(e)),
+        }
+    }
+
+    async fn restart(
+        &mut self,
+        fs: &mut FlowState,
+        action: InvalidResponseAction,
+        restarts: &mut usize,
+    ) -> Result<Option<Challenge>, Error> {
+        *restarts += 1;
+        if *restarts > MAX_RESTARTS {
+            return Ok(Some(self.denied(fs, "Too many restarts.".into())));
+        }
+        let context = match (action, fs.plan.take()) {
+            (InvalidResponseAction::RestartWithContext, Some(plan)) => plan.context,
+            _ => PlanContext::new(),
+        };
+        self.start(fs, context).await
+    }
+
+    /// The current stage after re-evaluating marked stages.
+    async fn next(&self, fs: &mut FlowState) -> Result<Next<'a>, Error> {
+        loop {
+            let Some(plan) = fs.plan.as_mut() else {
+                return Ok(Next::Finished);
+            };
+            let Some(first) = plan.bindings.first().cloned() else {
+                return Ok(Next::Finished);
+            };
+            let Some(bound) = self.def.binding(first.binding) else {
+                return Ok(Next::Stale);
+            };
+            if first.marker == Marker::Reevaluate && !bound.policies.is_empty() {
+                let (subject, username) =
+                    planner::subject(&self.engine.env, &plan.context, self.request_user).await?;
+                let mut req = PolicyRequest {
+                    user: subject.as_ref(),
+                    username: username.as_deref(),
+                    context: &mut plan.context,
+                    flow: &self.def.flow,
+                    client_ip: self.req.client_ip.as_deref(),
+                    env: &self.engine.env,
+                };
+                let result =
+                    policy::evaluate(&bound.policies, bound.binding.policy_engine_mode, &mut req)
+                        .await;
+                if !result.passing {
+                    plan.bindings.remove(0);
+                    fs.record(Decision {
+                        binding: Some(bound.binding.pk),
+                        subject: bound.stage.name.clone(),
+                        outcome: "dropped_on_reevaluation".into(),
+                        messages: result.messages,
+                    });
+                    continue;
+                }
+            }
+            return Ok(Next::Stage(bound));
+        }
+    }
+
+    async fn redirect_to_flow(
+        &mut self,
+        fs: &mut FlowState,
+        slug: &str,
+        keep_context: bool,
+    ) -> Result<Challenge, Error> {
+        let Some(target) = self.engine.definition(slug).await.ok() else {
+            return Ok(self.denied(fs, format!("Flow `{slug}` not found.")));
+        };
+        let mut context = match (keep_context, fs.plan.as_ref()) {
+            (true, Some(p)) => p.context.clone(),
+            _ => PlanContext::new(),
+        };
+        context.insert(
+            keys::IS_REDIRECTED,
+            Value::String(self.def.flow.slug.clone()),
+        );
+        let input = PlanInput {
+            request: self.req,
+            request_user: self.request_user,
+            context,
+        };
+        match planner::plan(&self.engine.env, &target, input).await {
+            Ok((plan, _)) => {
+                fs.plan = None;
+                self.handoff = Some((slug.to_owned(), plan));
+                Ok(redirect(format!("/if/flow/{slug}/?{}", fs.query)))
+            }
+            Err(PlanError::Store(e)) => Err(Error::Store(e)),
+            Err(PlanError::NotApplicable { messages }) => Ok(self.denied(fs, messages.join("\n"))),
+            Err(PlanError::Empty) => {
+                Ok(self.denied(fs, format!("Flow `{slug}` has no applicable stages.")))
+            }
+        }
+    }
+
+    /// No stage left: drop the plan and redirect to `context.redirect` or the relative `next`.
+    fn flow_done(&self, fs: &mut FlowState) -> Challenge {
+        let redirect_target = fs
+            .plan
+            .as_ref()
+            .and_then(|p| p.context.get_str(keys::REDIRECT))
+            .map(str::to_owned);
+        fs.plan = None;
+        if let Some(target) = redirect_target.filter(|t| {
+            is_safe_relative_url(t) || t.starts_with("https://") || t.starts_with("http://")
+        }) {
+            return redirect(target);
+        }
+        let next = query_param(&fs.query, "next").unwrap_or_else(|| "/".into());
+        if is_safe_relative_url(&next) {
+            redirect(next)
+        } else {
+            self.denied(fs, "Invalid next URL".into())
+        }
+    }
+
+    /// The flow does not apply: follow `denied_action`.
+    fn handle_invalid_flow(&self, fs: &mut FlowState, messages: Vec<String>) -> Challenge {
+        let action = self.def.flow.denied_action;
+        if matches!(
+            action,
+            DeniedAction::Continue | DeniedAction::MessageContinue
+        ) {
+            if let Some(next) = self.req.next.as_deref().filter(|n| is_safe_relative_url(n)) {
+                return redirect(next.to_owned());
+            }
+        }
+        if action == DeniedAction::Continue {
+            return redirect("/".into());
+        }
+        self.denied(fs, messages.join("\n"))
+    }
+
+    /// `ak-stage-access-denied`; drops the plan (after taking the user info from it).
+    fn denied(&self, fs: &mut FlowState, message: String) -> Challenge {
+        let mut event = Event::new(EventAction::FlowDenied).with("message", message.clone());
+        event.flow = Some(self.def.flow.slug.clone());
+        event.user = self.display_user(fs).filter(|u| !u.is_empty());
+        event.client_ip = self.req.client_ip.clone();
+        self.engine.env.events.emit(event);
+        let c = Challenge::new(ChallengeBody::AccessDenied(AccessDeniedChallenge {
+            error_message: Some(message),
+            ..Default::default()
+        }));
+        let c = self.decorate(c, fs);
+        fs.plan = None;
+        c
+    }
+
+    /// `ak-stage-flow-error` with a request id; the plan is kept so the flow stays usable.
+    fn flow_error(&self, fs: &FlowState, stage: &str, message: &str) -> Challenge {
+        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        let mut event = Event::new(EventAction::SystemException)
+            .with("request_id", request_id.clone())
+            .with("stage", stage)
+            .with("message", message);
+        event.flow = Some(self.def.flow.slug.clone());
+        event.user = self.display_user(fs);
+        self.engine.env.events.emit(event);
+        Challenge::new(ChallengeBody::FlowError(FlowErrorChallenge {
+            request_id,
+            error: self.is_superuser.then(|| message.to_owned()),
+            traceback: None,
+        }))
+    }
+
+    fn display_user(&self, fs: &FlowState) -> Option<String> {
+        let context = fs.plan.as_ref().map(|p| &p.context);
+        context
+            .and_then(|c| c.get_str(keys::PENDING_USER_IDENTIFIER).map(str::to_owned))
+            .or_else(|| context.and_then(|c| c.pending_user()).map(|p| p.username))
+            .or_else(|| self.request_user.map(|u| u.username.clone()))
+    }
+
+    /// Adds `flow_info` and user info.
+    fn decorate(&self, mut c: Challenge, fs: &FlowState) -> Challenge {
+        if !c.body.has_flow_info() {
+            return c;
+        }
+        let display = self.display_user(fs);
+        if c.flow_info.is_none() {
+            let flow = &self.def.flow;
+            let app = fs
+                .plan
+                .as_ref()
+                .and_then(|p| p.context.get(keys::APPLICATION))
+                .and_then(|a| a.get("name").and_then(Value::as_str).or(a.as_str()))
+                .unwrap_or("")
+                .to_owned();
+            let title = flow
+                .title
+                .replace("%(app)s", &app)
+                .replace("%(user)s", display.as_deref().unwrap_or(""));
+            let cancel_url = match query_param(&fs.query, "next") {
+                Some(next) => format!(
+                    "/flows/-/cancel/?next={}",
+                    form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+                ),
+                None => "/flows/-/cancel/".into(),
+            };
+            c.flow_info = Some(FlowInfo {
+                title,
+                background: flow.background_url().to_owned(),
+                cancel_url,
+                layout: flow.layout,
+            });
+        }
+        match display.filter(|d| !d.is_empty()) {
+            Some(name) => {
+                let avatar = avatar(&name);
+                c.body.set_user_info(&name, &avatar);
+            }
+            None => c.body.set_user_info("", DEFAULT_AVATAR),
+        }
+        c
+    }
+}
+
+/// Shows the stage's own challenge with a `non_field_errors` entry instead of running
+/// the response: used for a wrong `component` or a body that is not an object.
+fn refuse(
+    challenge: Result<StageOutcome, StageError>,
+    message: &str,
+) -> Result<StageOutcome, StageError> {
+    challenge.map(|o| match o {
+        StageOutcome::Challenge(c) => {
+            StageOutcome::Challenge(c.with_error(NON_FIELD_ERRORS, ErrorDetail::invalid(message)))
+        }
+        other => other,
+    })
+}
+
+fn redirect(to: String) -> Challenge {
+    Challenge::new(ChallengeBody::Redirect(RedirectChallenge { to }))
+}
+
+/// An initials avatar as an SVG data URI. It depends only on the displayed name, so
+/// it reveals nothing about whether the account exists, and it loads nothing from
+/// third parties (authentik's default uses Gravatar).
+pub fn avatar(name: &str) -> String {
+    use base64::Engine as _;
+    let initials: String = name
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .take(2)
+        .flat_map(char::to_uppercase)
+        .collect();
+    let hash = name
+        .bytes()
+        .fold(5381u32, |h, b| h.wrapping_mul(33) ^ u32::from(b));
+    let colors = [
+        "#377b37", "#c0c852", "#2b6cb0", "#9b2c2c", "#6b46c1", "#b7791f", "#2c7a7b", "#97266d",
+    ];
+    let color = colors
+        .get((hash as usize) % colors.len())
+        .copied()
+        .unwrap_or("#377b37");
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"64px\" height=\"64px\" viewBox=\"0 0 64 64\" version=\"1.1\"><rect fill=\"{color}\" cx=\"32\" cy=\"32\" width=\"64\" height=\"64\" r=\"32\"/><text x=\"50%\" y=\"50%\" fill=\"#fff\" alignment-baseline=\"middle\" dominant-baseline=\"middle\" text-anchor=\"middle\" font-size=\"28\" font-weight=\"400\" dy=\".1em\">{initials}</text></svg>"
+    );
+    format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    )
+}

@@ -1,0 +1,823 @@
+//! In-memory implementations of the storage traits: the embedded default for a
+//! single process. Passwords are stored as real argon2id hashes.
+//!
+//! For several server instances, use a shared [`SessionStore`] (e.g. Redis) instead of
+//! [`MemorySessionStore`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+
+use crate::clock::{Clock, SystemClock};
+use crate::hashing::{Argon2idHasher, PasswordHasher};
+use crate::model::{
+    BindingId, BindingSubject, BindingTarget, Flow, FlowId, FlowStageBinding, GroupId, Policy,
+    PolicyBinding, PolicyBindingId, PolicyId, Stage, StageId, UserField, UserId, ValidationErrors,
+};
+use crate::plan::{SessionId, SessionState};
+use crate::secret::Password;
+use crate::store::{
+    FlowDefinition, FlowStore, Group, NewUser, ReputationStore, SessionStore, StoreError, User,
+    UserDirectory, Versioned,
+};
+
+fn poisoned() -> StoreError {
+    StoreError::Unavailable("in-memory store lock poisoned".into())
+}
+
+/// All in-memory stores, ready to hand to [`Engine::builder`](crate::Engine::builder).
+#[derive(Clone)]
+pub struct Stores {
+    /// Flows.
+    pub flows: Arc<MemoryFlowStore>,
+    /// Sessions.
+    pub sessions: Arc<MemorySessionStore>,
+    /// Users.
+    pub users: Arc<MemoryUserDirectory>,
+    /// Reputation.
+    pub reputation: Arc<MemoryReputation>,
+}
+
+impl Stores {
+    /// Empty stores with argon2id hashing and the system clock.
+    pub fn new() -> Self {
+        Self {
+            flows: Arc::new(MemoryFlowStore::new()),
+            sessions: Arc::new(MemorySessionStore::new()),
+            users: Arc::new(MemoryUserDirectory::new()),
+            reputation: Arc::new(MemoryReputation::new()),
+        }
+    }
+
+    /// An engine builder over these stores.
+    pub fn engine(&self) -> crate::EngineBuilder {
+        crate::Engine::builder(
+            self.flows.clone(),
+            self.sessions.clone(),
+            self.users.clone(),
+        )
+        .reputation(self.reputation.clone())
+    }
+}
+
+impl Default for Stores {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Flows
+
+#[derive(Default)]
+struct FlowData {
+    flows: HashMap<FlowId, Flow>,
+    stages: HashMap<StageId, Arc<Stage>>,
+    bindings: HashMap<BindingId, FlowStageBinding>,
+    policies: HashMap<PolicyId, Arc<Policy>>,
+    policy_bindings: HashMap<PolicyBindingId, PolicyBinding>,
+    revisions: HashMap<FlowId, u64>,
+    counter: u64,
+}
+
+impl FlowData {
+    fn bump(&mut self, flows: impl IntoIterator<Item = FlowId>) {
+        for f in flows {
+            self.counter += 1;
+            self.revisions.insert(f, self.counter);
+        }
+    }
+
+    fn bump_all(&mut self) {
+        let all: Vec<FlowId> = self.flows.keys().copied().collect();
+        self.bump(all);
+    }
+
+    fn flows_of_stage(&self, stage: StageId) -> Vec<FlowId> {
+        self.bindings
+            .values()
+            .filter(|b| b.stage == stage)
+            .map(|b| b.target)
+            .collect()
+    }
+
+    fn flow_of_target(&self, target: BindingTarget) -> Option<FlowId> {
+        match target {
+            BindingTarget::Flow(f) => Some(f),
+            BindingTarget::Stage(b) => self.bindings.get(&b).map(|b| b.target),
+        }
+    }
+
+    fn by_slug(&self, slug: &str) -> Option<&Flow> {
+        self.flows.values().find(|f| f.slug == slug)
+    }
+}
+
+/// Flows, stages, bindings and policies in memory.
+#[derive(Default)]
+pub struct MemoryFlowStore {
+    data: RwLock<FlowData>,
+}
+
+impl MemoryFlowStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A stage by id.
+    pub fn stage(&self, pk: StageId) -> Option<Stage> {
+        self.data
+            .read()
+            .ok()?
+            .stages
+            .get(&pk)
+            .map(|s| (**s).clone())
+    }
+
+    /// The bindings of a flow, unordered.
+    pub fn bindings_of(&self, flow: FlowId) -> Vec<FlowStageBinding> {
+        self.data
+            .read()
+            .map(|d| {
+                d.bindings
+                    .values()
+                    .filter(|b| b.target == flow)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl FlowStore for MemoryFlowStore {
+    async fn flow(&self, slug: &str) -> Result<Option<FlowDefinition>, StoreError> {
+        let d = self.data.read().map_err(|_| poisoned())?;
+        let Some(flow) = d.by_slug(slug).cloned() else {
+            return Ok(None);
+        };
+        let bindings: Vec<FlowStageBinding> = d
+            .bindings
+            .values()
+            .filter(|b| b.target == flow.pk)
+            .cloned()
+            .collect();
+        let pbs: Vec<PolicyBinding> = d.policy_bindings.values().cloned().collect();
+        Ok(Some(FlowDefinition::assemble(
+            flow,
+            bindings,
+            &d.stages,
+            &pbs,
+            &d.policies,
+        )))
+    }
+
+    async fn revision(&self, slug: &str) -> Result<Option<u64>, StoreError> {
+        let d = self.data.read().map_err(|_| poisoned())?;
+        Ok(d.by_slug(slug)
+            .map(|f| d.revisions.get(&f.pk).copied().unwrap_or(0)))
+    }
+
+    async fn flows(&self) -> Result<Vec<Flow>, StoreError> {
+        let d = self.data.read().map_err(|_| poisoned())?;
+        let mut flows: Vec<Flow> = d.flows.values().cloned().collect();
+        flows.sort_by(|a, b| a.slug.cmp(&b.slug));
+        Ok(flows)
+    }
+
+    async fn put_flow(&self, flow: Flow) -> Result<(), StoreError> {
+        flow.validate().map_err(StoreError::Validation)?;
+        let mut d = self.data.write().map_err(|_| poisoned())?;
+        if d.flows
+            .values()
+            .any(|f| f.slug == flow.slug && f.pk != flow.pk)
+        {
+            return Err(StoreError::Validation(ValidationErrors::field(
+                "slug",
+                "flow with this slug already exists.",
+            )));
+        }
+        let pk = flow.pk;
+        d.flows.insert(pk, flow);
+        d.bump([pk]);
+        Ok(())
+    }
+
+    async fn delete_flow(&self, slug: &str) -> Result<bool, StoreError> {
+        let mut d = self.data.write().map_err(|_| poisoned())?;
+        let Some(pk) = d.by_slug(slug).map(|f| f.pk) else {
+            return Ok(false);
+        };
+        d.flows.remove(&pk);
+        let removed: Vec<BindingId> = d
+            .bindings
+            .values()
+            .filter(|b| b.target == pk)
+            .map(|b| b.pk)
+            .collect();
+        for b in &removed {
+            d.bindings.remove(b);
+        }
+        d.policy_bindings.retain(|_, pb| match pb.target {
+            BindingTarget::Flow(f) => f != pk,
+            BindingTarget::Stage(b) => !removed.contains(&b),
+        });
+        d.revisions.remove(&pk);
+        Ok(true)
+    }
+
+    async fn put_stage(&self, stage: Stage) -> Result<(), StoreError> {
+        if stage.name.trim().is_empty() {
+            return Err(StoreError::Validation(ValidationErrors::field(
+                "name",
+                "This field may not be blank.",
+            )));
+        }
+        let mut d = self.data.write().map_err(|_| poisoned())?;
+        if d.stages
+            .values()
+            .any(|s| s.name == stage.name && s.pk != stage.pk)
+        {
+            return Err(StoreError::Validation(ValidationErrors::field(
+                "name",
+                "stage with this name already exists.",
+            )));
+        }
+        let pk = stage.pk;
+        d.stages.insert(pk, Arc::new(stage));
+        let flows = d.flows_of_stage(pk);
+        d.bump(flows);
+        Ok(())
+    }
+
+    async fn delete_stage(&self, pk: StageId) -> Result<bool, StoreError> {
+        let mut d = self.data.write().map_err(|_| poisoned())?;
+        let existed = d.stages.remove(&pk).is_some();
+        let flows = d.flows_of_stage(pk);
+        let removed: Vec<BindingId> = d
+            .bindings
+            .values()
+            .filter(|b| b.stage == pk)
+            .map(|b| b.pk)
+            .collect();
+        for b in &removed {
+            d.bindings.remove(b);
+        }
+        d.policy_bindings
+            .retain(|_, pb| !matches!(pb.target, BindingTarget::Stage(b) if removed.contains(&b)));
+        d.bump(flows);
+        Ok(existed)
+    }
+
+    async fn put_binding(&self, binding: FlowStageBinding) -> Result<(), StoreError> {
+        binding.validate().map_err(StoreError::Validation)?;
+        let mut d = self.data.write().map_err(|_| poisoned())?;
+        let mut errors = ValidationErrors::new();
+        if !d.flows.contains_key(&binding.target) {
+            errors.add(
+                "target",
+                format!("Invalid pk \"{}\" - object does not exist.", binding.target),
+            );
+        }
+        if !d.stages.contains_key(&binding.stage) {
+            errors.add(
+                "stage",
+                format!("Invalid pk \"{}\" - object does not exist.", binding.stage),
+            );
+        }
+        errors.into_result().map_err(StoreError::Validation)?;
+        let old = d
+            .bindings
+            .insert(binding.pk, binding.clone())
+            .map(|b| b.target);
+        d.bump(old.into_iter().chain([binding.target]));
+        Ok(())
+    }
+
+    async fn delete_binding(&self, pk: BindingId) -> Result<bool, StoreError> {
+        let mut d = self.data.write().map_err(|_| poisoned())?;
+        let Some(b) = d.bindings.remove(&pk) else {
+            return Ok(false);
+        };
+        d.policy_bindings
+            .retain(|_, pb| pb.target != BindingTarget::Stage(pk));
+        d.bump([b.target]);
+        Ok(true)
+    }
+
+    async fn put_policy(&self, policy: Policy) -> Result<(), StoreError> {
+        let mut d = self.data.write().map_err(|_| poisoned())?;
+        if d.policies
+            .values()
+            .any(|p| p.name == policy.name && p.pk != policy.pk)
+        {
+            return Err(StoreError::Validation(ValidationErrors::field(
+                "name",
+                "policy with this name already exists.",
+            )));
+        }
+        d.policies.insert(policy.pk, Arc::new(policy));
+        // Policies can be referenced from many places (bindings, prompt validation):
+        // invalidate every flow; policy edits are rare.
+        d.bump_all();
+        Ok(())
+    }
+
+    async fn delete_policy(&self, pk: PolicyId) -> Result<bool, StoreError> {
+        let mut d = self.data.write().map_err(|_| poisoned())?;
+        let existed = d.policies.remove(&pk).is_some();
+        d.policy_bindings
+            .retain(|_, pb| pb.subject != BindingSubject::Policy(pk));
+        d.bump_all();
+        Ok(existed)
+    }
+
+    async fn put_policy_binding(&self, binding: PolicyBinding) -> Result<(), StoreError> {
+        let mut d = self.data.write().map_err(|_| poisoned())?;
+        let Some(flow) = d.flow_of_target(binding.target) else {
+            return Err(StoreError::Validation(ValidationErrors::field(
+                "target",
+                "Invalid target - object does not exist.",
+            )));
+        };
+        if let BindingSubject::Policy(p) = binding.subject {
+            if !d.policies.contains_key(&p) {
+                return Err(StoreError::Validation(ValidationErrors::field(
+                    "policy",
+                    format!("Invalid pk \"{p}\" - object does not exist."),
+                )));
+            }
+        }
+        let old = d
+            .policy_bindings
+            .insert(binding.pk, binding)
+            .and_then(|b| d.flow_of_target(b.target));
+        d.bump(old.into_iter().chain([flow]));
+        Ok(())
+    }
+
+    async fn delete_policy_binding(&self, pk: PolicyBindingId) -> Result<bool, StoreError> {
+        let mut d = self.data.write().map_err(|_| poisoned())?;
+        let Some(b) = d.policy_bindings.remove(&pk) else {
+            return Ok(false);
+        };
+        let flow = d.flow_of_target(b.target);
+        d.bump(flow);
+        Ok(true)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sessions
+
+struct Entry {
+    state: SessionState,
+    version: u64,
+    touched: u64,
+    created: u64,
+}
+
+/// Sessions in memory, with compare-and-swap versions and idle/absolute expiry.
+pub struct MemorySessionStore {
+    sessions: Mutex<HashMap<SessionId, Entry>>,
+    clock: Arc<dyn Clock>,
+    idle_ttl: u64,
+    absolute_ttl: u64,
+}
+
+impl Default for MemorySessionStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemorySessionStore {
+    /// Sessions expire after 24 h idle or 30 days in all.
+    pub fn new() -> Self {
+        Self::with_expiry(Arc::new(SystemClock), 24 * 3600, 30 * 24 * 3600)
+    }
+
+    /// Custom clock and expiry (seconds).
+    pub fn with_expiry(clock: Arc<dyn Clock>, idle_ttl: u64, absolute_ttl: u64) -> Self {
+        Self {
+            sessions: Mutex::new(HashMap::new()),
+            clock,
+            idle_ttl,
+            absolute_ttl,
+        }
+    }
+
+    /// Number of stored (possibly expired) sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// True when no session is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn expired(&self, e: &Entry, now: u64) -> bool {
+        now.saturating_sub(e.touched) >= self.idle_ttl
+            || now.saturating_sub(e.created) >= self.absolute_ttl
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemorySessionStore {
+    async fn load(&self, id: &SessionId) -> Result<Option<Versioned<SessionState>>, StoreError> {
+        let now = self.clock.now();
+        let mut s = self.sessions.lock().map_err(|_| poisoned())?;
+        match s.get(id) {
+            Some(e) if self.expired(e, now) => {
+                s.remove(id);
+                Ok(None)
+            }
+            Some(e) => Ok(Some(Versioned {
+                value: e.state.clone(),
+                version: e.version,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    async fn save(
+        &self,
+        id: &SessionId,
+        state: &SessionState,
+        expected: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let mut s = self.sessions.lock().map_err(|_| poisoned())?;
+        let current = s
+            .get(id)
+            .filter(|e| !self.expired(e, now))
+            .map(|e| (e.version, e.created));
+        match (current, expected) {
+            (None, None) => {
+                s.insert(
+                    id.clone(),
+                    Entry {
+                        state: state.clone(),
+                        version: 1,
+                        touched: now,
+                        created: now,
+                    },
+                );
+                Ok(1)
+            }
+            (Some((v, created)), Some(want)) if v == want => {
+                s.insert(
+                    id.clone(),
+                    Entry {
+                        state: state.clone(),
+                        version: v + 1,
+                        touched: now,
+                        created,
+                    },
+                );
+                Ok(v + 1)
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.sessions.lock().map_err(|_| poisoned())?.remove(id);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Users
+
+struct UserRecord {
+    user: User,
+    hash: Option<String>,
+}
+
+/// Users and groups in memory; passwords hashed with argon2id by default.
+pub struct MemoryUserDirectory {
+    users: RwLock<HashMap<UserId, UserRecord>>,
+    groups: RwLock<HashMap<GroupId, Group>>,
+    hasher: Arc<dyn PasswordHasher>,
+    dummy_hash: String,
+}
+
+impl Default for MemoryUserDirectory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryUserDirectory {
+    /// An empty directory hashing with argon2id.
+    pub fn new() -> Self {
+        Self::with_hasher(Arc::new(Argon2idHasher))
+    }
+
+    /// An empty directory with another hasher.
+    pub fn with_hasher(hasher: Arc<dyn PasswordHasher>) -> Self {
+        // Unknown users are verified against this hash so they cost the same work.
+        let dummy_hash = hasher
+            .hash(&uuid::Uuid::new_v4().to_string())
+            .unwrap_or_default();
+        Self {
+            users: RwLock::new(HashMap::new()),
+            groups: RwLock::new(HashMap::new()),
+            hasher,
+            dummy_hash,
+        }
+    }
+
+    /// Imports a user with an existing hash (e.g. Django `pbkdf2_sha256$…` from authentik).
+    pub fn import_user(&self, user: User, hash: Option<String>) -> Result<(), StoreError> {
+        let mut users = self.users.write().map_err(|_| poisoned())?;
+        if users
+            .values()
+            .any(|r| r.user.username == user.username && r.user.pk != user.pk)
+        {
+            return Err(StoreError::Validation(ValidationErrors::field(
+                "username",
+                "A user with that username already exists.",
+            )));
+        }
+        users.insert(user.pk, UserRecord { user, hash });
+        Ok(())
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.read().map(|u| u.len()).unwrap_or(0)
+    }
+
+    /// True when there are no users.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn field_value<'a>(user: &'a User, field: UserField) -> Option<&'a str> {
+    match field {
+        UserField::Username => Some(&user.username),
+        UserField::Email => Some(&user.email)
+            .filter(|e| !e.is_empty())
+            .map(String::as_str),
+        UserField::Upn => user.attributes.get("upn").and_then(|v| v.as_str()),
+    }
+}
+
+#[async_trait]
+impl UserDirectory for MemoryUserDirectory {
+    async fn user(&self, pk: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .users
+            .read()
+            .map_err(|_| poisoned())?
+            .get(&pk)
+            .map(|r| r.user.clone()))
+    }
+
+    async fn find_user(
+        &self,
+        field: UserField,
+        value: &str,
+        case_insensitive: bool,
+    ) -> Result<Option<User>, StoreError> {
+        let users = self.users.read().map_err(|_| poisoned())?;
+        let found = users
+            .values()
+            .map(|r| &r.user)
+            .find(|u| match field_value(u, field) {
+                Some(v) if case_insensitive => {
+                    v.eq_ignore_ascii_case(value) || v.to_lowercase() == value.to_lowercase()
+                }
+                Some(v) => v == value,
+                None => false,
+            });
+        Ok(found.cloned())
+    }
+
+    async fn verify_password(
+        &self,
+        user: Option<UserId>,
+        password: &Password,
+    ) -> Result<bool, StoreError> {
+        let hash = match user {
+            Some(pk) => self
+                .users
+                .read()
+                .map_err(|_| poisoned())?
+                .get(&pk)
+                .and_then(|r| r.hash.clone()),
+            None => None,
+        };
+        let Some(hash) = hash else {
+            // Same work as a real check, then fail.
+            let _ = self.hasher.verify(&self.dummy_hash, password.expose());
+            return Ok(false);
+        };
+        let ok = self.hasher.verify(&hash, password.expose());
+        if ok && self.hasher.needs_rehash(&hash) {
+            if let (Some(pk), Ok(new)) = (user, self.hasher.hash(password.expose())) {
+                if let Some(r) = self.users.write().map_err(|_| poisoned())?.get_mut(&pk) {
+                    r.hash = Some(new);
+                }
+            }
+        }
+        Ok(ok)
+    }
+
+    async fn set_password(&self, user: UserId, password: &Password) -> Result<(), StoreError> {
+        let hash = self
+            .hasher
+            .hash(password.expose())
+            .map_err(StoreError::Unavailable)?;
+        let mut users = self.users.write().map_err(|_| poisoned())?;
+        let r = users
+            .get_mut(&user)
+            .ok_or_else(|| StoreError::NotFound(format!("user `{user}`")))?;
+        r.hash = Some(hash);
+        Ok(())
+    }
+
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
+        if new.username.trim().is_empty() {
+            return Err(StoreError::Validation(ValidationErrors::field(
+                "username",
+                "This field may not be blank.",
+            )));
+        }
+        let hash = match &new.password {
+            Some(p) => Some(
+                self.hasher
+                    .hash(p.expose())
+                    .map_err(StoreError::Unavailable)?,
+            ),
+            None => None,
+        };
+        let user = User {
+            pk: UserId::new(),
+            username: new.username,
+            name: new.name,
+            email: new.email,
+            is_active: new.is_active,
+            path: new.path,
+            user_type: new.user_type,
+            attributes: new.attributes,
+            groups: new.groups,
+        };
+        let mut users = self.users.write().map_err(|_| poisoned())?;
+        if users
+            .values()
+            .any(|r| r.user.username.eq_ignore_ascii_case(&user.username))
+        {
+            return Err(StoreError::Validation(ValidationErrors::field(
+                "username",
+                "Username is already taken.",
+            )));
+        }
+        users.insert(
+            user.pk,
+            UserRecord {
+                user: user.clone(),
+                hash,
+            },
+        );
+        Ok(user)
+    }
+
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        let mut users = self.users.write().map_err(|_| poisoned())?;
+        if users
+            .values()
+            .any(|r| r.user.pk != user.pk && r.user.username.eq_ignore_ascii_case(&user.username))
+        {
+            return Err(StoreError::Validation(ValidationErrors::field(
+                "username",
+                "Username is already taken.",
+            )));
+        }
+        let r = users
+            .get_mut(&user.pk)
+            .ok_or_else(|| StoreError::NotFound(format!("user `{}`", user.pk)))?;
+        r.user = user.clone();
+        Ok(())
+    }
+
+    async fn delete_user(&self, pk: UserId) -> Result<bool, StoreError> {
+        Ok(self
+            .users
+            .write()
+            .map_err(|_| poisoned())?
+            .remove(&pk)
+            .is_some())
+    }
+
+    async fn group(&self, pk: GroupId) -> Result<Option<Group>, StoreError> {
+        Ok(self
+            .groups
+            .read()
+            .map_err(|_| poisoned())?
+            .get(&pk)
+            .cloned())
+    }
+
+    async fn find_group(&self, name: &str) -> Result<Option<Group>, StoreError> {
+        Ok(self
+            .groups
+            .read()
+            .map_err(|_| poisoned())?
+            .values()
+            .find(|g| g.name == name)
+            .cloned())
+    }
+
+    async fn put_group(&self, group: Group) -> Result<(), StoreError> {
+        let mut groups = self.groups.write().map_err(|_| poisoned())?;
+        if groups
+            .values()
+            .any(|g| g.name == group.name && g.pk != group.pk)
+        {
+            return Err(StoreError::Validation(ValidationErrors::field(
+                "name",
+                "group with this name already exists.",
+            )));
+        }
+        groups.insert(group.pk, group);
+        Ok(())
+    }
+
+    async fn groups_of(&self, user: UserId) -> Result<Vec<Group>, StoreError> {
+        let direct = match self.users.read().map_err(|_| poisoned())?.get(&user) {
+            Some(r) => r.user.groups.clone(),
+            None => return Ok(Vec::new()),
+        };
+        let groups = self.groups.read().map_err(|_| poisoned())?;
+        let mut out: Vec<Group> = Vec::new();
+        for g in direct {
+            let mut cur = groups.get(&g);
+            // Parent chains are walked at most 64 deep (a cycle cannot hang us).
+            for _ in 0..64 {
+                let Some(group) = cur else { break };
+                if out.iter().any(|o| o.pk == group.pk) {
+                    break;
+                }
+                out.push(group.clone());
+                cur = group.parent.and_then(|p| groups.get(&p));
+            }
+        }
+        Ok(out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reputation
+
+/// Reputation scores in memory, clamped to authentik's default limits (−5 … +5) per key.
+#[derive(Debug, Default)]
+pub struct MemoryReputation {
+    scores: Mutex<HashMap<String, i64>>,
+}
+
+/// Lowest score one IP or username can reach.
+pub const REPUTATION_LOWER_LIMIT: i64 = -5;
+/// Highest score one IP or username can reach.
+pub const REPUTATION_UPPER_LIMIT: i64 = 5;
+
+impl MemoryReputation {
+    /// No scores.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl ReputationStore for MemoryReputation {
+    async fn score(&self, ip: Option<&str>, username: Option<&str>) -> Result<i64, StoreError> {
+        let s = self.scores.lock().map_err(|_| poisoned())?;
+        let get = |k: String| s.get(&k).copied().unwrap_or(0);
+        Ok(ip.map(|i| get(format!("ip:{i}"))).unwrap_or(0)
+            + username.map(|u| get(format!("user:{u}"))).unwrap_or(0))
+    }
+
+    async fn adjust(
+        &self,
+        ip: Option<&str>,
+        username: Option<&str>,
+        delta: i64,
+    ) -> Result<(), StoreError> {
+        let mut s = self.scores.lock().map_err(|_| poisoned())?;
+        let keys = ip
+            .map(|i| format!("ip:{i}"))
+            .into_iter()
+            .chain(username.map(|u| format!("user:{u}")));
+        for k in keys {
+            let e = s.entry(k).or_insert(0);
+            *e = (*e + delta).clamp(REPUTATION_LOWER_LIMIT, REPUTATION_UPPER_LIMIT);
+        }
+        Ok(())
+    }
+}

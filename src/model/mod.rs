@@ -1,0 +1,16 @@
+//! The flow model: flows, stages, bindings and policies, field for field with
+//! authentik's schema, plus typed ids and validation.
+
+mod enums;
+mod flow;
+mod ids;
+mod policy;
+mod stage;
+mod validation;
+
+pub use enums::*;
+pub use flow::*;
+pub use ids::*;
+pub use policy::*;
+pub use stage::*;
+pub use validation::*;

@@ -1,0 +1,158 @@
+//! Policies: the checks bound to flows and stage bindings.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::PolicyId;
+use crate::policy::PolicyEvaluator;
+
+/// A policy (authentik's `Policy` subclasses).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Policy {
+    /// Primary key.
+    pub pk: PolicyId,
+    /// Unique name.
+    pub name: String,
+    /// Emit a `policy_execution` event for every evaluation.
+    #[serde(default)]
+    pub execution_logging: bool,
+    /// The kind of policy and its settings.
+    pub kind: PolicyKind,
+}
+
+impl Policy {
+    /// A policy with a fresh id.
+    pub fn new(name: impl Into<String>, kind: PolicyKind) -> Self {
+        Self {
+            pk: PolicyId::new(),
+            name: name.into(),
+            execution_logging: false,
+            kind,
+        }
+    }
+}
+
+/// The kind of a policy with its settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// An expression run by the engine's [`ExpressionEvaluator`](crate::policy::ExpressionEvaluator)
+    /// (authentik's Python expressions; without an evaluator it errors and yields the
+    /// binding's `failure_result`).
+    Expression {
+        /// The expression source.
+        expression: String,
+    },
+    /// Password strength rules.
+    Password(PasswordPolicy),
+    /// Passes when the reputation score is at or below the threshold (i.e. for *bad* actors).
+    Reputation(ReputationPolicy),
+    /// Returns a fixed result with the message "dummy".
+    Dummy {
+        /// The result.
+        result: bool,
+    },
+    /// A host-defined policy.
+    #[serde(skip)]
+    Custom(CustomPolicy),
+}
+
+/// A host-defined policy implementation.
+#[derive(Clone)]
+pub struct CustomPolicy(pub Arc<dyn PolicyEvaluator>);
+
+impl fmt::Debug for CustomPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CustomPolicy(..)")
+    }
+}
+
+/// Settings of the password policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordPolicy {
+    /// Key in `prompt_data` (or the plan context) holding the password (default `password`).
+    #[serde(default = "password_field")]
+    pub password_field: String,
+    /// Message on failure of a static rule.
+    #[serde(default)]
+    pub error_message: String,
+    /// Check the static rules below (default true).
+    #[serde(default = "yes")]
+    pub check_static_rules: bool,
+    /// Minimum number of characters.
+    #[serde(default)]
+    pub length_min: u32,
+    /// Minimum number of ASCII digits.
+    #[serde(default)]
+    pub amount_digits: u32,
+    /// Minimum number of uppercase letters.
+    #[serde(default)]
+    pub amount_uppercase: u32,
+    /// Minimum number of lowercase letters.
+    #[serde(default)]
+    pub amount_lowercase: u32,
+    /// Minimum number of symbols from `symbol_charset`.
+    #[serde(default)]
+    pub amount_symbols: u32,
+    /// Characters that count as symbols.
+    #[serde(default = "symbols")]
+    pub symbol_charset: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn password_field() -> String {
+    "password".into()
+}
+
+fn symbols() -> String {
+    "!\\\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ ".into()
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            password_field: password_field(),
+            error_message: String::new(),
+            check_static_rules: true,
+            length_min: 0,
+            amount_digits: 0,
+            amount_uppercase: 0,
+            amount_lowercase: 0,
+            amount_symbols: 0,
+            symbol_charset: symbols(),
+        }
+    }
+}
+
+/// Settings of the reputation policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReputationPolicy {
+    /// Count the client IP's score.
+    #[serde(default = "yes")]
+    pub check_ip: bool,
+    /// Count the username's score.
+    #[serde(default = "yes")]
+    pub check_username: bool,
+    /// Passes when the summed score is `<=` this (default −5).
+    #[serde(default = "minus_five")]
+    pub threshold: i64,
+}
+
+fn minus_five() -> i64 {
+    -5
+}
+
+impl Default for ReputationPolicy {
+    fn default() -> Self {
+        Self {
+            check_ip: true,
+            check_username: true,
+            threshold: -5,
+        }
+    }
+}

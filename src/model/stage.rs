@@ -1,0 +1,586 @@
+//! Stages and their typed configuration.
+//!
+//! The configuration types here are plain data; their behaviour lives in
+//! [`crate::stages`], where each implements [`StageKind`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{GroupId, PolicyId, PromptId, StageId};
+use crate::stages::StageKind;
+
+/// A stage: one step of a flow (authentik's `Stage` subclasses).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stage {
+    /// Primary key.
+    pub pk: StageId,
+    /// Unique name.
+    pub name: String,
+    /// The kind of stage and its settings.
+    pub config: StageConfig,
+}
+
+impl Stage {
+    /// A stage with a fresh id.
+    pub fn new(name: impl Into<String>, config: impl Into<StageConfig>) -> Self {
+        Self {
+            pk: StageId::new(),
+            name: name.into(),
+            config: config.into(),
+        }
+    }
+}
+
+/// The kind of a stage with its settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StageConfig {
+    /// Identify the user by username, email or UPN.
+    Identification(IdentificationStage),
+    /// Check the pending user's password.
+    Password(PasswordStage),
+    /// Ask for form fields.
+    Prompt(PromptStage),
+    /// Create or update a user from prompt data.
+    UserWrite(UserWriteStage),
+    /// Log the pending user in.
+    UserLogin(UserLoginStage),
+    /// Log the current user out.
+    UserLogout(UserLogoutStage),
+    /// Delete the pending user.
+    UserDelete(UserDeleteStage),
+    /// Deny with a message.
+    Deny(DenyStage),
+    /// Test stage: passes on any response.
+    Dummy(DummyStage),
+    /// Redirect to a URL or another flow.
+    Redirect(RedirectStage),
+    /// Ask for consent.
+    Consent(ConsentStage),
+    /// A stage kind authflow does not implement (kept from an import): reaching it
+    /// denies access, naming the kind. Fails closed.
+    Unsupported(UnsupportedStage),
+    /// A host-defined stage.
+    #[serde(skip)]
+    Custom(CustomStage),
+}
+
+macro_rules! into_config {
+    ($($ty:ident => $variant:ident),+ $(,)?) => {
+        $(impl From<$ty> for StageConfig {
+            fn from(v: $ty) -> Self { StageConfig::$variant(v) }
+        })+
+    };
+}
+
+into_config!(
+    IdentificationStage => Identification,
+    PasswordStage => Password,
+    PromptStage => Prompt,
+    UserWriteStage => UserWrite,
+    UserLoginStage => UserLogin,
+    UserLogoutStage => UserLogout,
+    UserDeleteStage => UserDelete,
+    DenyStage => Deny,
+    DummyStage => Dummy,
+    RedirectStage => Redirect,
+    ConsentStage => Consent,
+    UnsupportedStage => Unsupported,
+    CustomStage => Custom,
+);
+
+/// A host-implemented stage kind, with the name it reports.
+#[derive(Clone)]
+pub struct CustomStage {
+    /// Shown in the inspector as the stage's model name.
+    pub kind: String,
+    /// The implementation.
+    pub imp: Arc<dyn StageKind>,
+}
+
+impl CustomStage {
+    /// Wraps a host stage implementation.
+    pub fn new(kind: impl Into<String>, imp: impl StageKind + 'static) -> Self {
+        Self {
+            kind: kind.into(),
+            imp: Arc::new(imp),
+        }
+    }
+}
+
+impl fmt::Debug for CustomStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CustomStage")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stage kind that could not be mapped (e.g. from a blueprint imported with
+/// `skip_unsupported`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UnsupportedStage {
+    /// The original model name, e.g. `authentik_stages_email.emailstage`.
+    pub model: String,
+}
+
+/// A field the identification stage matches on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserField {
+    /// `username`.
+    Username,
+    /// `email`.
+    Email,
+    /// `attributes.upn`.
+    Upn,
+}
+
+impl UserField {
+    /// Wire name.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            UserField::Username => "username",
+            UserField::Email => "email",
+            UserField::Upn => "upn",
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Settings of the identification stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdentificationStage {
+    /// Fields the identifier is matched against, in order.
+    pub user_fields: Vec<UserField>,
+    /// A password stage whose check runs inline (adds a password field).
+    #[serde(default)]
+    pub password_stage: Option<StageId>,
+    /// Match case-insensitively (default true).
+    #[serde(default = "yes")]
+    pub case_insensitive_matching: bool,
+    /// Show the matched user's name on later stages (default true).
+    #[serde(default = "yes")]
+    pub show_matched_user: bool,
+    /// Answer unknown identifiers as if the user existed (default true): no enumeration.
+    #[serde(default = "yes")]
+    pub pretend_user_exists: bool,
+    /// Offer "remember me".
+    #[serde(default)]
+    pub enable_remember_me: bool,
+    /// Slug of an enrollment flow to link to.
+    #[serde(default)]
+    pub enrollment_flow: Option<String>,
+    /// Slug of a recovery flow to link to.
+    #[serde(default)]
+    pub recovery_flow: Option<String>,
+    /// Slug of a passwordless flow to link to.
+    #[serde(default)]
+    pub passwordless_flow: Option<String>,
+    /// Show source labels.
+    #[serde(default)]
+    pub show_source_labels: bool,
+}
+
+impl Default for IdentificationStage {
+    fn default() -> Self {
+        Self {
+            user_fields: vec![UserField::Email, UserField::Username],
+            password_stage: None,
+            case_insensitive_matching: true,
+            show_matched_user: true,
+            pretend_user_exists: true,
+            enable_remember_me: false,
+            enrollment_flow: None,
+            recovery_flow: None,
+            passwordless_flow: None,
+            show_source_labels: false,
+        }
+    }
+}
+
+/// Settings of the password stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordStage {
+    /// Backends, informational (authflow checks the [`UserDirectory`](crate::store::UserDirectory)).
+    #[serde(default)]
+    pub backends: Vec<String>,
+    /// Failed attempts after which the plan is dropped and access denied (default 5).
+    #[serde(default = "five")]
+    pub failed_attempts_before_cancel: u32,
+    /// Offer "show password".
+    #[serde(default)]
+    pub allow_show_password: bool,
+    /// Slug of the flow that changes a password.
+    #[serde(default)]
+    pub configure_flow: Option<String>,
+}
+
+fn five() -> u32 {
+    5
+}
+
+impl Default for PasswordStage {
+    fn default() -> Self {
+        Self {
+            backends: vec!["authentik.core.auth.InbuiltBackend".into()],
+            failed_attempts_before_cancel: 5,
+            allow_show_password: false,
+            configure_flow: None,
+        }
+    }
+}
+
+/// Field types of the prompt stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PromptType {
+    /// Single-line text.
+    #[serde(rename = "text")]
+    Text,
+    /// Multi-line text.
+    #[serde(rename = "text_area")]
+    TextArea,
+    /// Read-only text (the initial value is always used).
+    #[serde(rename = "text_read_only")]
+    TextReadOnly,
+    /// Read-only multi-line text.
+    #[serde(rename = "text_area_read_only")]
+    TextAreaReadOnly,
+    /// Username: must not be taken.
+    #[serde(rename = "username")]
+    Username,
+    /// Email address.
+    #[serde(rename = "email")]
+    Email,
+    /// Password: two password fields must match.
+    #[serde(rename = "password")]
+    Password,
+    /// Number.
+    #[serde(rename = "number")]
+    Number,
+    /// Checkbox (boolean).
+    #[serde(rename = "checkbox")]
+    Checkbox,
+    /// Radio buttons (one of the choices).
+    #[serde(rename = "radio-button-group")]
+    RadioButtonGroup,
+    /// Dropdown (one of the choices).
+    #[serde(rename = "dropdown")]
+    Dropdown,
+    /// Date `YYYY-MM-DD`.
+    #[serde(rename = "date")]
+    Date,
+    /// Date and time (ISO 8601).
+    #[serde(rename = "date-time")]
+    DateTime,
+    /// File as a data URI.
+    #[serde(rename = "file")]
+    File,
+    /// Visual separator (no value).
+    #[serde(rename = "separator")]
+    Separator,
+    /// Hidden field (the initial value is always used).
+    #[serde(rename = "hidden")]
+    Hidden,
+    /// Static text (the initial value is always used).
+    #[serde(rename = "static")]
+    Static,
+    /// Info box (no value).
+    #[serde(rename = "alert_info")]
+    AlertInfo,
+    /// Warning box (no value).
+    #[serde(rename = "alert_warning")]
+    AlertWarning,
+    /// Danger box (no value).
+    #[serde(rename = "alert_danger")]
+    AlertDanger,
+    /// Locale picker.
+    #[serde(rename = "ak-locale")]
+    AkLocale,
+}
+
+/// One field of a prompt stage (authentik's `Prompt`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Prompt {
+    /// Primary key.
+    #[serde(default)]
+    pub pk: PromptId,
+    /// Unique name.
+    #[serde(default)]
+    pub name: String,
+    /// Key under `prompt_data`.
+    pub field_key: String,
+    /// Label.
+    pub label: String,
+    /// Field type.
+    #[serde(rename = "type", alias = "prompt_type")]
+    pub prompt_type: PromptType,
+    /// A value is required.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// Placeholder; for dropdown/radio, the choices separated by commas or newlines.
+    #[serde(default)]
+    pub placeholder: String,
+    /// Initial value.
+    #[serde(default)]
+    pub initial_value: String,
+    /// Help text.
+    #[serde(default)]
+    pub sub_text: String,
+    /// Position.
+    #[serde(default)]
+    pub order: i32,
+}
+
+impl Prompt {
+    /// A required field whose placeholder is its label.
+    pub fn new(
+        field_key: impl Into<String>,
+        label: impl Into<String>,
+        prompt_type: PromptType,
+        order: i32,
+    ) -> Self {
+        let field_key = field_key.into();
+        let label = label.into();
+        Self {
+            pk: PromptId::new(),
+            name: field_key.clone(),
+            placeholder: label.clone(),
+            field_key,
+            label,
+            prompt_type,
+            required: true,
+            initial_value: String::new(),
+            sub_text: String::new(),
+            order,
+        }
+    }
+
+    /// Makes the field optional.
+    pub fn optional(mut self) -> Self {
+        self.required = false;
+        self
+    }
+}
+
+/// Settings of the prompt stage.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PromptStage {
+    /// Fields, shown by `order`.
+    pub fields: Vec<Prompt>,
+    /// Policies that validate the submitted data (mode all); their messages become
+    /// `non_field_errors`.
+    #[serde(default)]
+    pub validation_policies: Vec<PolicyId>,
+}
+
+/// How the user-write stage treats a missing user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserCreationMode {
+    /// Only update the pending user.
+    NeverCreate,
+    /// Create a user when none is pending (default).
+    #[default]
+    CreateWhenRequired,
+    /// Always create a new user.
+    AlwaysCreate,
+}
+
+/// Settings of the user-write stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserWriteStage {
+    /// Create mode.
+    #[serde(default)]
+    pub user_creation_mode: UserCreationMode,
+    /// New users start inactive.
+    #[serde(default)]
+    pub create_users_as_inactive: bool,
+    /// Group new users join.
+    #[serde(default)]
+    pub create_users_group: Option<GroupId>,
+    /// Type of new users (default `external`).
+    #[serde(default = "external")]
+    pub user_type: String,
+    /// Path of new users.
+    #[serde(default)]
+    pub user_path_template: String,
+}
+
+fn external() -> String {
+    "external".into()
+}
+
+impl Default for UserWriteStage {
+    fn default() -> Self {
+        Self {
+            user_creation_mode: UserCreationMode::CreateWhenRequired,
+            create_users_as_inactive: false,
+            create_users_group: None,
+            user_type: external(),
+            user_path_template: String::new(),
+        }
+    }
+}
+
+/// Settings of the user-login stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserLoginStage {
+    /// Session duration as an authentik timedelta (`seconds=0` = browser session).
+    #[serde(default = "zero_seconds")]
+    pub session_duration: String,
+    /// Extra duration when "remember me" is ticked.
+    #[serde(default = "zero_seconds")]
+    pub remember_me_offset: String,
+    /// End the user's other sessions.
+    #[serde(default)]
+    pub terminate_other_sessions: bool,
+}
+
+fn zero_seconds() -> String {
+    "seconds=0".into()
+}
+
+impl Default for UserLoginStage {
+    fn default() -> Self {
+        Self {
+            session_duration: zero_seconds(),
+            remember_me_offset: zero_seconds(),
+            terminate_other_sessions: false,
+        }
+    }
+}
+
+/// Settings of the user-logout stage (none).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UserLogoutStage {}
+
+/// Settings of the user-delete stage (none).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UserDeleteStage {}
+
+/// Settings of the deny stage.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DenyStage {
+    /// Message shown (context `deny_message` overrides it).
+    #[serde(default)]
+    pub deny_message: String,
+}
+
+/// Settings of the dummy stage.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DummyStage {
+    /// Fail while building the challenge (tests the error path).
+    #[serde(default)]
+    pub throw_error: bool,
+}
+
+/// Where the redirect stage sends the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedirectMode {
+    /// A fixed URL.
+    #[default]
+    Static,
+    /// Another flow.
+    Flow,
+}
+
+/// Settings of the redirect stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedirectStage {
+    /// Static URL or flow.
+    #[serde(default)]
+    pub mode: RedirectMode,
+    /// URL for [`RedirectMode::Static`].
+    #[serde(default)]
+    pub target_static: String,
+    /// Flow slug for [`RedirectMode::Flow`].
+    #[serde(default)]
+    pub target_flow: Option<String>,
+    /// Carry this flow's context into the target flow (default true).
+    #[serde(default = "yes")]
+    pub keep_context: bool,
+}
+
+impl Default for RedirectStage {
+    fn default() -> Self {
+        Self {
+            mode: RedirectMode::Static,
+            target_static: String::new(),
+            target_flow: None,
+            keep_context: true,
+        }
+    }
+}
+
+/// How long consent is remembered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentMode {
+    /// Ask every time.
+    AlwaysRequire,
+    /// Remember forever.
+    Permanent,
+    /// Remember for `consent_expire_in` (default).
+    #[default]
+    Expiring,
+}
+
+/// Settings of the consent stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsentStage {
+    /// Remember mode.
+    #[serde(default)]
+    pub mode: ConsentMode,
+    /// authentik timedelta, default `weeks=4`.
+    #[serde(default = "four_weeks")]
+    pub consent_expire_in: String,
+}
+
+fn four_weeks() -> String {
+    "weeks=4".into()
+}
+
+impl Default for ConsentStage {
+    fn default() -> Self {
+        Self {
+            mode: ConsentMode::Expiring,
+            consent_expire_in: four_weeks(),
+        }
+    }
+}
+
+/// Parses an authentik timedelta string (`weeks=4;days=1;hours=2;minutes=3;seconds=4`)
+/// into seconds. Unknown units or bad numbers are errors.
+pub fn parse_timedelta(s: &str) -> Result<u64, String> {
+    let mut total: u64 = 0;
+    for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (unit, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("invalid duration `{part}`"))?;
+        let value: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid number in `{part}`"))?;
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!("invalid number in `{part}`"));
+        }
+        let factor = match unit.trim() {
+            "microseconds" | "milliseconds" => 0.0,
+            "seconds" => 1.0,
+            "minutes" => 60.0,
+            "hours" => 3600.0,
+            "days" => 86400.0,
+            "weeks" => 604800.0,
+            other => return Err(format!("unknown duration unit `{other}`")),
+        };
+        total = total.saturating_add((value * factor) as u64);
+    }
+    Ok(total)
+}

@@ -1,0 +1,58 @@
+//! What the host tells the engine about an HTTP request.
+
+use crate::plan::SessionId;
+
+/// The request context for [`Engine::plan`](crate::Engine::plan) and
+/// [`Engine::step`](crate::Engine::step).
+#[derive(Debug, Clone, Default)]
+pub struct FlowRequest {
+    /// The session, if the client has one. Without it the engine starts a new one and
+    /// returns its id in the [`Outcome`](crate::Outcome).
+    pub session_id: Option<SessionId>,
+    /// The raw `query` parameter of the executor URL: the flow interface's own query
+    /// string (holds `next`).
+    pub query: String,
+    /// The executor URL's own top-level `next` (used when a flow does not apply).
+    pub next: Option<String>,
+    /// The client's IP address.
+    pub client_ip: Option<String>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+    /// The request was authenticated as an outpost (for `require_outpost`).
+    pub is_outpost: bool,
+}
+
+impl FlowRequest {
+    /// A request for a session with a query string.
+    pub fn new(session_id: Option<SessionId>, query: impl Into<String>) -> Self {
+        Self {
+            session_id,
+            query: query.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the client IP.
+    pub fn with_client_ip(mut self, ip: impl Into<String>) -> Self {
+        self.client_ip = Some(ip.into());
+        self
+    }
+}
+
+/// Reads one parameter from a URL-encoded query string.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Whether `url` is a safe same-site relative URL to redirect to: it starts with one
+/// `/`, is not scheme- or protocol-relative (`//host`, `/\host`), and has no control
+/// characters or backslashes. Everything else is refused (no open redirects).
+pub fn is_safe_relative_url(url: &str) -> bool {
+    let bytes = url.as_bytes();
+    matches!(bytes.first(), Some(b'/'))
+        && !matches!(bytes.get(1), Some(b'/') | Some(b'\\'))
+        && !url.chars().any(|c| c.is_control() || c == '\\')
+        && url.len() <= 2048
+}

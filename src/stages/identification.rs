@@ -1,0 +1,180 @@
+//! `ak-stage-identification`: finds the user by username, email or UPN.
+//!
+//! No user enumeration: with `pretend_user_exists` an unknown identifier is accepted
+//! like a known one (the password stage then fails as for a wrong password), and the
+//! work done does not depend on whether the user exists (both or neither verify a
+//! password hash).
+
+use async_trait::async_trait;
+
+use super::{Fields, Response, StageContext, StageError, StageKind, StageMeta, StageOutcome};
+use crate::challenge::{Challenge, ChallengeBody, IdentificationChallenge};
+use crate::events::{Event, EventAction};
+use crate::model::{FlowDesignation, IdentificationStage};
+use crate::plan::{PendingUser, keys};
+use crate::secret::Password;
+
+const FAILED: &str = "Failed to authenticate.";
+
+impl IdentificationStage {
+    fn build(&self, ctx: &StageContext<'_>) -> Challenge {
+        let link = |slug: &Option<String>| {
+            slug.as_ref()
+                .map(|s| format!("/if/flow/{s}/?{}", ctx.request.query))
+        };
+        Challenge::new(ChallengeBody::Identification(IdentificationChallenge {
+            user_fields: self
+                .user_fields
+                .iter()
+                .map(|f| f.as_str().to_owned())
+                .collect(),
+            password_fields: self.password_stage.is_some(),
+            allow_show_password: false,
+            flow_designation: ctx.flow.designation,
+            captcha_stage: None,
+            primary_action: if ctx.flow.designation == FlowDesignation::Authentication {
+                "Log in"
+            } else {
+                "Continue"
+            }
+            .to_owned(),
+            sources: Vec::new(),
+            show_source_labels: self.show_source_labels,
+            enable_remember_me: self.enable_remember_me,
+            pending_user_identifier: None,
+            enroll_url: link(&self.enrollment_flow),
+            recovery_url: link(&self.recovery_flow),
+            passwordless_url: link(&self.passwordless_flow),
+        }))
+    }
+}
+
+#[async_trait]
+impl StageKind for IdentificationStage {
+    fn component(&self) -> Option<&str> {
+        Some("ak-stage-identification")
+    }
+
+    fn meta(&self) -> StageMeta {
+        StageMeta {
+            model_name: "authentik_stages_identification.identificationstage",
+            verbose_name: "Identification Stage",
+            form_component: "ak-stage-identification-form",
+        }
+    }
+
+    async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {
+        Ok(StageOutcome::Challenge(self.build(ctx)))
+    }
+
+    async fn respond(
+        &self,
+        ctx: &mut StageContext<'_>,
+        response: &Response,
+    ) -> Result<StageOutcome, StageError> {
+        let mut fields = Fields::new(response);
+        let uid = fields.string("uid_field", true, true, 254);
+        let password = if self.password_stage.is_some() {
+            fields.string("password", false, false, 1024)
+        } else {
+            None
+        };
+        let Some(uid) = uid.filter(|_| !fields.has_errors()) else {
+            let mut challenge = self.build(ctx);
+            challenge.response_errors = fields.into_errors();
+            return Ok(StageOutcome::Invalid(challenge));
+        };
+
+        let mut found = None;
+        for field in &self.user_fields {
+            if let Some(user) = ctx
+                .env
+                .users
+                .find_user(*field, &uid, self.case_insensitive_matching)
+                .await?
+            {
+                found = Some(user);
+                break;
+            }
+        }
+
+        // Inline password: verify for known and unknown users alike (same work either way).
+        let password_ok = match (&self.password_stage, &password) {
+            (Some(_), Some(pw)) => {
+                ctx.env
+                    .users
+                    .verify_password(found.as_ref().map(|u| u.pk), &Password::new(pw.as_str()))
+                    .await?
+            }
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+
+        let failed = |ctx: &mut StageContext<'_>| {
+            let mut c = self.build(ctx);
+            c = c.with_error(
+                crate::model::NON_FIELD_ERRORS,
+                crate::challenge::ErrorDetail::invalid(FAILED),
+            );
+            StageOutcome::Invalid(c)
+        };
+
+        match found {
+            Some(user) if password_ok => {
+                ctx.context.set_pending_user(&PendingUser::of(&user));
+                if !self.show_matched_user {
+                    ctx.context
+                        .insert(keys::PENDING_USER_IDENTIFIER, uid.clone().into());
+                }
+                if self.password_stage.is_some() {
+                    ctx.context.insert(
+                        keys::USER_BACKEND,
+                        "authentik.core.auth.InbuiltBackend".into(),
+                    );
+                    ctx.context.insert(keys::AUTH_METHOD, "password".into());
+                }
+                Ok(StageOutcome::Done)
+            }
+            Some(user) => {
+                login_failed(ctx, &user.username).await?;
+                Ok(failed(ctx))
+            }
+            None => {
+                ctx.env
+                    .reputation
+                    .adjust(ctx.request.client_ip.as_deref(), Some(&uid), -1)
+                    .await?;
+                if self.pretend_user_exists && self.password_stage.is_none() {
+                    ctx.context.set_pending_user(&PendingUser {
+                        pk: None,
+                        username: uid.clone(),
+                        email: uid.clone(),
+                        name: String::new(),
+                    });
+                    if !self.show_matched_user {
+                        ctx.context
+                            .insert(keys::PENDING_USER_IDENTIFIER, uid.into());
+                    }
+                    Ok(StageOutcome::Done)
+                } else {
+                    login_failed(ctx, &uid).await?;
+                    Ok(failed(ctx))
+                }
+            }
+        }
+    }
+}
+
+/// Records a failed credential check: reputation −1 and a `login_failed` event.
+pub(crate) async fn login_failed(ctx: &StageContext<'_>, username: &str) -> Result<(), StageError> {
+    ctx.env
+        .reputation
+        .adjust(ctx.request.client_ip.as_deref(), Some(username), -1)
+        .await?;
+    let mut event = Event::new(EventAction::LoginFailed).with("stage", ctx.stage.name.clone());
+    event.user = Some(username.to_owned());
+    event.flow = Some(ctx.flow.slug.clone());
+    event.client_ip = ctx.request.client_ip.clone();
+    ctx.env.events.emit(event);
+    Ok(())
+}

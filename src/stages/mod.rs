@@ -1,0 +1,223 @@
+//! Built-in stages and the [`StageKind`] trait hosts implement for their own.
+//!
+//! A stage is a two-phase ceremony: [`StageKind::challenge`] says what the client must
+//! do (or finishes silently), [`StageKind::respond`] checks the client's answer. All
+//! per-stage state lives in the plan context, never in the stage, so any server
+//! instance can serve any step.
+
+mod consent;
+mod deny;
+mod dummy;
+mod fields;
+mod identification;
+mod password;
+mod prompt;
+mod redirect;
+mod unsupported;
+mod user_delete;
+mod user_login;
+mod user_logout;
+mod user_write;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+pub use fields::{DEFAULT_MAX_LEN, FieldError, Fields};
+
+use crate::challenge::{AccessDeniedChallenge, Challenge, ChallengeBody};
+use crate::env::Env;
+use crate::model::{Flow, FlowStageBinding, Stage, StageConfig};
+use crate::plan::{PendingUser, PlanContext};
+use crate::request::FlowRequest;
+use crate::store::{FlowDefinition, StoreError, User};
+
+/// A client's response to a challenge: the JSON object it posted.
+pub type Response = Map<String, Value>;
+
+/// What a stage decided.
+#[derive(Debug, Clone)]
+pub enum StageOutcome {
+    /// Show this challenge; the stage stays current.
+    Challenge(Challenge),
+    /// The response was invalid; the challenge carries `response_errors`. The binding's
+    /// `invalid_response_action` decides between showing it and restarting.
+    Invalid(Challenge),
+    /// The stage is done; the engine moves to the next one.
+    Done,
+    /// Deny access with this message (authentik's `stage_invalid`): the plan is
+    /// dropped (or restarted, if the binding says so).
+    Deny(String),
+    /// Continue in another flow: the engine plans it and redirects the client there.
+    RedirectToFlow {
+        /// Target flow slug.
+        slug: String,
+        /// Carry this flow's context over.
+        keep_context: bool,
+    },
+}
+
+/// An error inside a stage.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StageError {
+    /// A store failed: the request fails with [`crate::Error::Store`] and nothing of
+    /// this step is saved.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bug or unexpected state: the client gets `ak-stage-flow-error` with a request id.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What a stage sees and may change.
+pub struct StageContext<'a> {
+    /// The engine's services (users, reputation, events, clock, …).
+    pub env: &'a Env,
+    /// The request.
+    pub request: &'a FlowRequest,
+    /// The flow.
+    pub flow: &'a Flow,
+    /// The whole flow definition (for validation policies).
+    pub definition: &'a FlowDefinition,
+    /// The binding being run.
+    pub binding: &'a FlowStageBinding,
+    /// The stage being run.
+    pub stage: &'a Stage,
+    /// The plan context.
+    pub context: &'a mut PlanContext,
+    /// The logged-in user, if any.
+    pub request_user: Option<&'a User>,
+    /// Session changes the stage asks for.
+    pub effects: &'a mut Effects,
+}
+
+/// Session changes requested by stages, applied by the engine when it saves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Log this user in (rotates the session id).
+    pub login: Option<crate::model::UserId>,
+    /// Login lifetime in seconds (`None`: browser session).
+    pub login_duration: Option<u64>,
+    /// Log the current user out (rotates the session id).
+    pub logout: bool,
+}
+
+impl StageContext<'_> {
+    /// The pending user from the context.
+    pub fn pending_user(&self) -> Option<PendingUser> {
+        self.context.pending_user()
+    }
+
+    /// The pending user loaded from the directory (`None` when missing or pretended).
+    pub async fn pending_user_record(&self) -> Result<Option<User>, StoreError> {
+        match self.pending_user().and_then(|p| p.pk) {
+            Some(pk) => self.env.users.user(pk).await,
+            None => Ok(None),
+        }
+    }
+
+    /// An access-denied challenge (user info is filled in by the engine).
+    pub fn access_denied(&self, message: impl Into<String>) -> Challenge {
+        Challenge::new(ChallengeBody::AccessDenied(AccessDeniedChallenge {
+            error_message: Some(message.into()),
+            ..Default::default()
+        }))
+    }
+
+    /// The `next` value of the flow's query, if any.
+    pub fn next_param(&self) -> Option<String> {
+        crate::request::query_param(&self.request.query, "next")
+    }
+}
+
+/// Names a stage kind for the inspector and the API (authentik's model metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageMeta {
+    /// e.g. `authentik_stages_identification.identificationstage`.
+    pub model_name: &'static str,
+    /// e.g. `Identification Stage`.
+    pub verbose_name: &'static str,
+    /// The admin form component, e.g. `ak-stage-identification-form`.
+    pub form_component: &'static str,
+}
+
+/// A kind of stage. Built-in stages implement it; hosts implement it for their own
+/// and register them as [`CustomStage`](crate::model::CustomStage).
+///
+/// ```
+/// use authflow::stages::{StageKind, StageContext, StageOutcome, StageError, Response};
+/// use authflow::challenge::{Challenge, ChallengeBody, CustomChallenge};
+///
+/// /// Asks the user to accept the terms of service.
+/// struct Terms;
+///
+/// #[async_trait::async_trait]
+/// impl StageKind for Terms {
+///     fn component(&self) -> Option<&str> { Some("x-terms") }
+///     async fn challenge(&self, _ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {
+///         Ok(StageOutcome::Challenge(Challenge::new(ChallengeBody::Custom(CustomChallenge {
+///             component: "x-terms".into(),
+///             fields: Default::default(),
+///         }))))
+///     }
+///     async fn respond(&self, ctx: &mut StageContext<'_>, response: &Response) -> Result<StageOutcome, StageError> {
+///         if response.get("accept").and_then(|v| v.as_bool()) == Some(true) {
+///             Ok(StageOutcome::Done)
+///         } else {
+///             Ok(StageOutcome::Deny("Terms not accepted.".into()))
+///         }
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait StageKind: Send + Sync {
+    /// The component of the challenge this stage shows (`None`, the default, for
+    /// silent stages). A response naming another component is refused without
+    /// reaching the stage.
+    fn component(&self) -> Option<&str> {
+        None
+    }
+
+    /// Metadata for the inspector.
+    fn meta(&self) -> StageMeta {
+        StageMeta {
+            model_name: "custom",
+            verbose_name: "Custom Stage",
+            form_component: "",
+        }
+    }
+
+    /// Called when the stage becomes current and on every GET.
+    async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError>;
+
+    /// Called with the client's response. The default (for silent stages) behaves as
+    /// on entry.
+    async fn respond(
+        &self,
+        ctx: &mut StageContext<'_>,
+        response: &Response,
+    ) -> Result<StageOutcome, StageError> {
+        let _ = response;
+        self.challenge(ctx).await
+    }
+}
+
+impl StageConfig {
+    /// The behaviour of this stage kind.
+    pub fn kind(&self) -> &dyn StageKind {
+        match self {
+            StageConfig::Identification(s) => s,
+            StageConfig::Password(s) => s,
+            StageConfig::Prompt(s) => s,
+            StageConfig::UserWrite(s) => s,
+            StageConfig::UserLogin(s) => s,
+            StageConfig::UserLogout(s) => s,
+            StageConfig::UserDelete(s) => s,
+            StageConfig::Deny(s) => s,
+            StageConfig::Dummy(s) => s,
+            StageConfig::Redirect(s) => s,
+            StageConfig::Consent(s) => s,
+            StageConfig::Unsupported(s) => s,
+            StageConfig::Custom(c) => c.imp.as_ref(),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! `ak-stage-password`: verifies the pending user's password; after
+//! `failed_attempts_before_cancel` failures the plan is dropped and access denied.
+
+use async_trait::async_trait;
+
+use super::identification::login_failed;
+use super::{Fields, Response, StageContext, StageError, StageKind, StageMeta, StageOutcome};
+use crate::challenge::{Challenge, ChallengeBody, ErrorDetail, PasswordChallenge};
+use crate::model::PasswordStage;
+use crate::plan::{PendingUser, keys};
+use crate::secret::Password;
+
+/// Plan-context key counting failed attempts in this plan.
+pub const FAILURES_KEY: &str = "goauthentik.io/stages/password/failures";
+const INVALID: &str = "Invalid password";
+
+impl PasswordStage {
+    fn build(&self) -> Challenge {
+        Challenge::new(ChallengeBody::Password(PasswordChallenge {
+            allow_show_password: self.allow_show_password,
+            ..Default::default()
+        }))
+    }
+}
+
+#[async_trait]
+impl StageKind for PasswordStage {
+    fn component(&self) -> Option<&str> {
+        Some("ak-stage-password")
+    }
+
+    fn meta(&self) -> StageMeta {
+        StageMeta {
+            model_name: "authentik_stages_password.passwordstage",
+            verbose_name: "Password Stage",
+            form_component: "ak-stage-password-form",
+        }
+    }
+
+    async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {
+        if ctx.pending_user().is_none() {
+            return Ok(StageOutcome::Deny("Unknown error".into()));
+        }
+        Ok(StageOutcome::Challenge(self.build()))
+    }
+
+    async fn respond(
+        &self,
+        ctx: &mut StageContext<'_>,
+        response: &Response,
+    ) -> Result<StageOutcome, StageError> {
+        let Some(pending) = ctx.pending_user() else {
+            return Ok(StageOutcome::Deny("Unknown error".into()));
+        };
+        let mut fields = Fields::new(response);
+        let Some(password) = fields.string("password", true, false, 1024) else {
+            let mut c = self.build();
+            c.response_errors = fields.into_errors();
+            return Ok(StageOutcome::Invalid(c));
+        };
+        let password = Password::new(password);
+        // Pretended users (pk None) get the same hashing work and the same answer.
+        let mut ok = ctx.env.users.verify_password(pending.pk, &password).await?;
+        let mut record = None;
+        if ok {
+            record = ctx.pending_user_record().await?;
+            // An inactive account answers like a wrong password: nothing is revealed.
+            ok = record.as_ref().is_some_and(|u| u.is_active);
+        }
+        if let (true, Some(user)) = (ok, record) {
+            ctx.context.remove(FAILURES_KEY);
+            ctx.context.set_pending_user(&PendingUser::of(&user));
+            ctx.context.insert(
+                keys::USER_BACKEND,
+                "authentik.core.auth.InbuiltBackend".into(),
+            );
+            ctx.context.insert(keys::AUTH_METHOD, "password".into());
+            return Ok(StageOutcome::Done);
+        }
+        login_failed(ctx, &pending.username).await?;
+        let failures = ctx
+            .context
+            .get(FAILURES_KEY)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0)
+            .saturating_add(1);
+        ctx.context.insert(FAILURES_KEY, failures.into());
+        if self.failed_attempts_before_cancel > 0
+            && failures >= u64::from(self.failed_attempts_before_cancel)
+        {
+            return Ok(StageOutcome::Deny(INVALID.into()));
+        }
+        Ok(StageOutcome::Invalid(
+            self.build()
+                .with_error("password", ErrorDetail::invalid(INVALID)),
+        ))
+    }
+}

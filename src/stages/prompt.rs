@@ -1,0 +1,366 @@
+//! `ak-stage-prompt`: renders form fields and validates them: types, required,
+//! email format, choices, `password == password_repeat`, username not taken, and the
+//! stage's validation policies (their messages become `non_field_errors`).
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use super::{Fields, Response, StageContext, StageError, StageKind, StageMeta, StageOutcome};
+use crate::challenge::{
+    Challenge, ChallengeBody, ErrorDetail, PromptChallenge, PromptChoice, StagePrompt,
+};
+use crate::model::{
+    BindingSubject, BindingTarget, PolicyBinding, PolicyEngineMode, Prompt, PromptStage,
+    PromptType, UserField,
+};
+use crate::policy::PolicyRequest;
+use crate::store::ResolvedBinding;
+
+/// Longest value of a text field; files (data URIs) may be up to 1 MiB.
+const MAX_TEXT: usize = 4096;
+const MAX_FILE: usize = 1 << 20;
+
+fn choices(prompt: &Prompt) -> Option<Vec<PromptChoice>> {
+    matches!(
+        prompt.prompt_type,
+        PromptType::Dropdown | PromptType::RadioButtonGroup
+    )
+    .then(|| {
+        prompt
+            .placeholder
+            .split(['\n', ','])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| PromptChoice {
+                value: s.to_owned(),
+                label: s.to_owned(),
+            })
+            .collect()
+    })
+}
+
+fn carries_no_value(t: PromptType) -> bool {
+    matches!(
+        t,
+        PromptType::Separator
+            | PromptType::Static
+            | PromptType::AlertInfo
+            | PromptType::AlertWarning
+            | PromptType::AlertDanger
+    )
+}
+
+fn forced_default(t: PromptType) -> bool {
+    matches!(
+        t,
+        PromptType::Hidden | PromptType::TextReadOnly | PromptType::TextAreaReadOnly
+    )
+}
+
+/// A plausible email address: one `@`, a non-empty local part, a dotted domain, no
+/// whitespace.
+pub(crate) fn is_valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.chars().any(char::is_whitespace)
+}
+
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+        && s.get(5..7)
+            .and_then(|m| m.parse::<u8>().ok())
+            .is_some_and(|m| (1..=12).contains(&m))
+        && s.get(8..10)
+            .and_then(|d| d.parse::<u8>().ok())
+            .is_some_and(|d| (1..=31).contains(&d))
+}
+
+fn is_datetime(s: &str) -> bool {
+    s.get(..10).is_some_and(is_date)
+        && matches!(s.as_bytes().get(10), Some(b'T') | Some(b' '))
+        && s.len() <= 40
+}
+
+impl PromptStage {
+    fn sorted(&self) -> Vec<&Prompt> {
+        let mut fields: Vec<&Prompt> = self.fields.iter().collect();
+        fields.sort_by_key(|p| p.order);
+        fields
+    }
+
+    fn build(&self, ctx: &StageContext<'_>) -> Challenge {
+        let existing = ctx.context.prompt_data();
+        let fields = self
+            .sorted()
+            .into_iter()
+            .map(|p| {
+                let initial = match existing.and_then(|d| d.get(&p.field_key)) {
+                    Some(Value::String(s))
+                        if p.prompt_type != PromptType::Password
+                            && !forced_default(p.prompt_type) =>
+                    {
+                        s.clone()
+                    }
+                    _ => p.initial_value.clone(),
+                };
+                StagePrompt {
+                    field_key: p.field_key.clone(),
+                    label: p.label.clone(),
+                    prompt_type: p.prompt_type,
+                    required: p.required,
+                    placeholder: p.placeholder.clone(),
+                    initial_value: initial,
+                    order: p.order,
+                    sub_text: p.sub_text.clone(),
+                    choices: choices(p),
+                }
+            })
+            .collect();
+        Challenge::new(ChallengeBody::Prompt(PromptChallenge { fields }))
+    }
+
+    async fn validate_field(
+        &self,
+        ctx: &StageContext<'_>,
+        fields: &mut Fields<'_>,
+        prompt: &Prompt,
+    ) -> Result<Option<Value>, StageError> {
+        let key = prompt.field_key.as_str();
+        let t = prompt.prompt_type;
+        if forced_default(t) {
+            return Ok(Some(Value::String(prompt.initial_value.clone())));
+        }
+        if t == PromptType::Checkbox {
+            let v = fields.boolean(key, false).unwrap_or(false);
+            if prompt.required && !v {
+                fields.error(key, ErrorDetail::new("This field is required.", "required"));
+            }
+            return Ok(Some(Value::Bool(v)));
+        }
+        let max = if t == PromptType::File {
+            MAX_FILE
+        } else {
+            MAX_TEXT
+        };
+        let Some(value) = fields.string(key, prompt.required, t != PromptType::Password, max)
+        else {
+            return Ok(None);
+        };
+        let invalid = |fields: &mut Fields<'_>, msg: &str| {
+            fields.error(key, ErrorDetail::invalid(msg));
+            Ok(None)
+        };
+        match t {
+            PromptType::Email if !is_valid_email(&value) => {
+                return invalid(fields, "Enter a valid email address.");
+            }
+            PromptType::Number => {
+                return match value.parse::<f64>() {
+                    Ok(n) if n.is_finite() => Ok(Some(
+                        serde_json::Number::from_f64(n)
+                            .map(Value::Number)
+                            .unwrap_or(Value::String(value)),
+                    )),
+                    _ => invalid(fields, "A valid number is required."),
+                };
+            }
+            PromptType::Date if !is_date(&value) => {
+                return invalid(
+                    fields,
+                    "Date has wrong format. Use one of these formats instead: YYYY-MM-DD.",
+                );
+            }
+            PromptType::DateTime if !is_datetime(&value) => {
+                return invalid(
+                    fields,
+                    "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].",
+                );
+            }
+            PromptType::File if !value.starts_with("data:") => {
+                return invalid(fields, "Invalid file: expected a data URI.");
+            }
+            PromptType::Dropdown | PromptType::RadioButtonGroup => {
+                let ok = choices(prompt)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.value == value);
+                if !ok {
+                    fields.error(
+                        key,
+                        ErrorDetail::new(
+                            format!("\"{value}\" is not a valid choice."),
+                            "invalid_choice",
+                        ),
+                    );
+                    return Ok(None);
+                }
+            }
+            PromptType::Username => {
+                if let Some(existing) = ctx
+                    .env
+                    .users
+                    .find_user(UserField::Username, &value, true)
+                    .await?
+                {
+                    // Changing one's own settings keeps one's own username.
+                    let own = ctx
+                        .pending_user()
+                        .and_then(|p| p.pk)
+                        .or(ctx.request_user.map(|u| u.pk));
+                    if own != Some(existing.pk) {
+                        return invalid(fields, "Username is already taken.");
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(Some(Value::String(value)))
+    }
+}
+
+#[async_trait]
+impl StageKind for PromptStage {
+    fn component(&self) -> Option<&str> {
+        Some("ak-stage-prompt")
+    }
+
+    fn meta(&self) -> StageMeta {
+        StageMeta {
+            model_name: "authentik_stages_prompt.promptstage",
+            verbose_name: "Prompt Stage",
+            form_component: "ak-stage-prompt-form",
+        }
+    }
+
+    async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {
+        Ok(StageOutcome::Challenge(self.build(ctx)))
+    }
+
+    async fn respond(
+        &self,
+        ctx: &mut StageContext<'_>,
+        response: &Response,
+    ) -> Result<StageOutcome, StageError> {
+        let mut fields = Fields::new(response);
+        let mut data = Map::new();
+        for prompt in self.sorted() {
+            if carries_no_value(prompt.prompt_type) {
+                continue;
+            }
+            if let Some(v) = self.validate_field(ctx, &mut fields, prompt).await? {
+                data.insert(prompt.field_key.clone(), v);
+            }
+        }
+        if !fields.has_errors() {
+            // Whole-object checks run only when every field is valid (as DRF does).
+            let passwords: Vec<&Value> = self
+                .sorted()
+                .into_iter()
+                .filter(|p| p.prompt_type == PromptType::Password)
+                .filter_map(|p| data.get(&p.field_key))
+                .collect();
+            if passwords.windows(2).any(|w| matches!(w, [a, b] if a != b)) {
+                fields.non_field("Passwords don't match.");
+            }
+        }
+        if !fields.has_errors() && !self.validation_policies.is_empty() {
+            let messages = self.run_validation_policies(ctx, &data).await?;
+            if let Some(messages) = messages {
+                for m in messages {
+                    fields.non_field(m);
+                }
+            }
+        }
+        if fields.has_errors() {
+            let mut c = self.build(ctx);
+            c.response_errors = fields.into_errors();
+            return Ok(StageOutcome::Invalid(c));
+        }
+        ctx.context.update_prompt_data(|d| d.extend(data));
+        Ok(StageOutcome::Done)
+    }
+}
+
+impl PromptStage {
+    /// Runs the validation policies (mode all) on a copy of the context whose
+    /// `prompt_data` includes the submitted values. `Some(messages)` when they fail.
+    async fn run_validation_policies(
+        &self,
+        ctx: &StageContext<'_>,
+        data: &Map<String, Value>,
+    ) -> Result<Option<Vec<String>>, StageError> {
+        let bindings: Vec<ResolvedBinding> = self
+            .validation_policies
+            .iter()
+            .enumerate()
+            .map(|(i, id)| ResolvedBinding {
+                binding: PolicyBinding::new(
+                    BindingTarget::Stage(ctx.binding.pk),
+                    BindingSubject::Policy(*id),
+                    i as i32,
+                ),
+                policy: ctx.definition.validation_policies.get(id).cloned(),
+            })
+            .collect();
+        let mut context = ctx.context.clone();
+        context.update_prompt_data(|d| d.extend(data.iter().map(|(k, v)| (k.clone(), v.clone()))));
+        let subject = match ctx.pending_user_record().await? {
+            Some(u) => Some(u),
+            None => ctx.request_user.cloned(),
+        };
+        let username = subject.as_ref().map(|u| u.username.clone());
+        let mut request = PolicyRequest {
+            user: subject.as_ref(),
+            username: username.as_deref(),
+            context: &mut context,
+            flow: ctx.flow,
+            client_ip: ctx.request.client_ip.as_deref(),
+            env: ctx.env,
+        };
+        let result = crate::policy::evaluate(&bindings, PolicyEngineMode::All, &mut request).await;
+        Ok((!result.passing).then(|| {
+            if result.messages.is_empty() {
+                vec!["Validation failed.".to_owned()]
+            } else {
+                result.messages
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_format() {
+        assert!(is_valid_email("a@b.example"));
+        assert!(!is_valid_email("a@b"));
+        assert!(!is_valid_email("@b.example"));
+        assert!(!is_valid_email("a b@c.example"));
+        assert!(!is_valid_email("a@@b.example"));
+    }
+
+    #[test]
+    fn dates() {
+        assert!(is_date("2026-11-23"));
+        assert!(!is_date("2026-13-01"));
+        assert!(!is_date("26-11-23"));
+        assert!(is_datetime("2026-11-23T10:00:00Z"));
+        assert!(!is_datetime("2026-11-23"));
+    }
+}

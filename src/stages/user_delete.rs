@@ -1,0 +1,40 @@
+//! User delete (silent): deletes the pending (or logged-in) user and logs out.
+
+use async_trait::async_trait;
+
+use super::{StageContext, StageError, StageKind, StageMeta, StageOutcome};
+use crate::events::{Event, EventAction};
+use crate::model::UserDeleteStage;
+use crate::plan::keys;
+
+#[async_trait]
+impl StageKind for UserDeleteStage {
+    fn meta(&self) -> StageMeta {
+        StageMeta {
+            model_name: "authentik_stages_user_delete.userdeletestage",
+            verbose_name: "User Delete Stage",
+            form_component: "ak-stage-user-delete-form",
+        }
+    }
+
+    async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {
+        // Only a logged-in user may delete an account, and only their own.
+        let Some(request_user) = ctx.request_user else {
+            return Ok(StageOutcome::Deny("No Pending User.".into()));
+        };
+        let target = match ctx.pending_user_record().await? {
+            Some(p) if p.pk == request_user.pk => p,
+            Some(_) => return Ok(StageOutcome::Deny("No Pending User.".into())),
+            None => request_user.clone(),
+        };
+        ctx.env.users.delete_user(target.pk).await?;
+        ctx.context.remove(keys::PENDING_USER);
+        ctx.effects.logout = true;
+        let mut event = Event::new(EventAction::UserDelete);
+        event.user = Some(target.username.clone());
+        event.flow = Some(ctx.flow.slug.clone());
+        event.client_ip = ctx.request.client_ip.clone();
+        ctx.env.events.emit(event);
+        Ok(StageOutcome::Done)
+    }
+}

@@ -1,0 +1,31 @@
+//! User logout (silent): ends the session's login (the engine rotates the id).
+
+use async_trait::async_trait;
+
+use super::{StageContext, StageError, StageKind, StageMeta, StageOutcome};
+use crate::events::{Event, EventAction};
+use crate::model::UserLogoutStage;
+
+#[async_trait]
+impl StageKind for UserLogoutStage {
+    fn meta(&self) -> StageMeta {
+        StageMeta {
+            model_name: "authentik_stages_user_logout.userlogoutstage",
+            verbose_name: "User Logout Stage",
+            form_component: "ak-stage-user-logout-form",
+        }
+    }
+
+    async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {
+        if let Some(user) = ctx.request_user {
+            let mut event = Event::new(EventAction::Logout);
+            event.user = Some(user.username.clone());
+            event.flow = Some(ctx.flow.slug.clone());
+            event.client_ip = ctx.request.client_ip.clone();
+            ctx.env.events.emit(event);
+        }
+        ctx.effects.logout = true;
+        ctx.effects.login = None;
+        Ok(StageOutcome::Done)
+    }
+}

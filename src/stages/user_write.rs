@@ -1,0 +1,230 @@
+//! User write (silent): creates or updates a user from `prompt_data`.
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use super::{StageContext, StageError, StageKind, StageMeta, StageOutcome};
+use crate::events::{Event, EventAction};
+use crate::model::{GroupId, UserCreationMode, UserWriteStage};
+use crate::plan::{PendingUser, keys};
+use crate::secret::Password;
+use crate::store::{NewUser, StoreError, User};
+
+/// Keys of `prompt_data` that are never written to the user.
+const SKIP: &[&str] = &["password", "password_repeat", "component", "groups"];
+
+fn set_nested(attributes: &mut Map<String, Value>, path: &[&str], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            attributes.insert((*last).to_owned(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = attributes
+                .entry((*first).to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            if let Value::Object(m) = entry {
+                set_nested(m, rest, value);
+            }
+        }
+    }
+}
+
+/// Applies prompt data to a user's fields and attributes.
+fn apply(user: &mut User, data: &Map<String, Value>) {
+    for (key, value) in data {
+        if SKIP.contains(&key.as_str()) {
+            continue;
+        }
+        let text = value.as_str().map(str::to_owned);
+        match key.as_str() {
+            "username" => {
+                if let Some(t) = text.filter(|t| !t.is_empty()) {
+                    user.username = t;
+                }
+            }
+            "name" => user.name = text.unwrap_or_default(),
+            "email" => user.email = text.unwrap_or_default(),
+            "attributes" => {
+                if let Value::Object(m) = value {
+                    for (k, v) in m {
+                        user.attributes.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            k => {
+                if let Some(path) = k.strip_prefix("attributes.") {
+                    let parts: Vec<&str> = path.split('.').filter(|p| !p.is_empty()).collect();
+                    set_nested(&mut user.attributes, &parts, value.clone());
+                } else if let Some(path) = k.strip_prefix("attributes_") {
+                    set_nested(&mut user.attributes, &[path], value.clone());
+                }
+                // Other keys are not user fields: dropped, as in authentik.
+            }
+        }
+    }
+}
+
+fn context_groups(ctx: &StageContext<'_>) -> Vec<GroupId> {
+    ctx.context
+        .get(keys::GROUPS)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl StageKind for UserWriteStage {
+    fn meta(&self) -> StageMeta {
+        StageMeta {
+            model_name: "authentik_stages_user_write.userwritestage",
+            verbose_name: "User Write Stage",
+            form_component: "ak-stage-user-write-form",
+        }
+    }
+
+    async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {
+        let Some(data) = ctx.context.prompt_data().cloned() else {
+            return Ok(StageOutcome::Deny("No Pending data.".into()));
+        };
+        let pending = match ctx.pending_user_record().await? {
+            Some(u) => Some(u),
+            None if ctx.pending_user().is_none() => ctx.request_user.cloned(),
+            None => None,
+        };
+        let create = match self.user_creation_mode {
+            UserCreationMode::AlwaysCreate => true,
+            UserCreationMode::CreateWhenRequired => pending.is_none(),
+            UserCreationMode::NeverCreate => {
+                if pending.is_none() {
+                    return Ok(StageOutcome::Deny(
+                        "No user found and can't create new user.".into(),
+                    ));
+                }
+                false
+            }
+        };
+        let password = data
+            .get("password")
+            .and_then(Value::as_str)
+            .map(Password::new);
+        let user = if create {
+            let username = data
+                .get("username")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            if username.is_empty() {
+                return Ok(StageOutcome::Deny("Username cannot be empty.".into()));
+            }
+            let mut groups = context_groups(ctx);
+            groups.extend(self.create_users_group);
+            let template = User {
+                pk: Default::default(),
+                username: username.clone(),
+                name: String::new(),
+                email: String::new(),
+                is_active: !self.create_users_as_inactive,
+                path: if self.user_path_template.is_empty() {
+                    "users".into()
+                } else {
+                    self.user_path_template.clone()
+                },
+                user_type: ctx
+                    .context
+                    .get_str("user_type")
+                    .unwrap_or(&self.user_type)
+                    .to_owned(),
+                attributes: Map::new(),
+                groups,
+            };
+            let mut filled = template;
+            apply(&mut filled, &data);
+            let new = NewUser {
+                username: filled.username,
+                name: filled.name,
+                email: filled.email,
+                is_active: filled.is_active,
+                path: filled.path,
+                user_type: filled.user_type,
+                attributes: filled.attributes,
+                groups: filled.groups,
+                password,
+            };
+            match ctx.env.users.create_user(new).await {
+                Ok(u) => u,
+                Err(StoreError::Validation(e)) => {
+                    let msg = e
+                        .iter()
+                        .flat_map(|(_, m)| m.iter().cloned())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    return Ok(StageOutcome::Deny(if msg.is_empty() {
+                        "Failed to update user. Please try again later.".into()
+                    } else {
+                        msg
+                    }));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            let Some(mut user) = pending else {
+                return Ok(StageOutcome::Deny(
+                    "No user found and can't create new user.".into(),
+                ));
+            };
+            apply(&mut user, &data);
+            for g in context_groups(ctx) {
+                if !user.groups.contains(&g) {
+                    user.groups.push(g);
+                }
+            }
+            match ctx.env.users.update_user(&user).await {
+                Ok(()) => {}
+                Err(StoreError::Validation(e)) => return Ok(StageOutcome::Deny(e.to_string())),
+                Err(e) => return Err(e.into()),
+            }
+            if let Some(pw) = &password {
+                ctx.env.users.set_password(user.pk, pw).await?;
+            }
+            user
+        };
+        ctx.context.set_pending_user(&PendingUser::of(&user));
+        let mut event = Event::new(EventAction::UserWrite).with("created", create);
+        event.user = Some(user.username.clone());
+        event.flow = Some(ctx.flow.slug.clone());
+        event.client_ip = ctx.request.client_ip.clone();
+        ctx.env.events.emit(event);
+        Ok(StageOutcome::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_attributes() {
+        let mut user = User {
+            pk: Default::default(),
+            username: "a".into(),
+            name: String::new(),
+            email: String::new(),
+            is_active: true,
+            path: String::new(),
+            user_type: String::new(),
+            attributes: Map::new(),
+            groups: vec![],
+        };
+        let data = serde_json::json!({"attributes.settings.locale": "de", "attributes_x": 1, "password": "s", "name": "N"});
+        apply(&mut user, data.as_object().unwrap());
+        assert_eq!(user.attributes["settings"]["locale"], "de");
+        assert_eq!(user.attributes["x"], 1);
+        assert_eq!(user.name, "N");
+        assert!(!user.attributes.contains_key("password"));
+    }
+}

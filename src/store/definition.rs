@@ -1,0 +1,110 @@
+//! A flow loaded with everything the planner needs, in one value the engine caches.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::model::{
+    BindingSubject, BindingTarget, Flow, FlowStageBinding, Policy, PolicyBinding, PolicyId, Stage,
+};
+
+/// A policy binding with its policy resolved (`None` when the policy is missing,
+/// which evaluates as an error and so yields the binding's `failure_result`).
+#[derive(Debug, Clone)]
+pub struct ResolvedBinding {
+    /// The binding.
+    pub binding: PolicyBinding,
+    /// The bound policy, for [`BindingSubject::Policy`].
+    pub policy: Option<Arc<Policy>>,
+}
+
+/// A flow-stage binding with its stage and policy bindings.
+#[derive(Debug, Clone)]
+pub struct BoundStage {
+    /// The binding.
+    pub binding: FlowStageBinding,
+    /// The stage.
+    pub stage: Arc<Stage>,
+    /// Its enabled policy bindings, by `order` then `pk`.
+    pub policies: Vec<ResolvedBinding>,
+}
+
+/// A flow with its stage bindings (by `order`, ties by binding `pk`), its own policy
+/// bindings, and the policies prompt stages validate with.
+#[derive(Debug, Clone)]
+pub struct FlowDefinition {
+    /// The flow.
+    pub flow: Flow,
+    /// Flow-level policy bindings (enabled only, by `order` then `pk`).
+    pub policies: Vec<ResolvedBinding>,
+    /// Stage bindings in execution order.
+    pub stages: Vec<BoundStage>,
+    /// Policies referenced by prompt stages' `validation_policies`.
+    pub validation_policies: HashMap<PolicyId, Arc<Policy>>,
+}
+
+impl FlowDefinition {
+    /// Assembles a definition from raw rows, so every store orders and resolves the
+    /// same way. Bindings whose stage is missing are dropped; disabled policy bindings
+    /// are dropped.
+    pub fn assemble(
+        flow: Flow,
+        bindings: impl IntoIterator<Item = FlowStageBinding>,
+        stages: &HashMap<crate::model::StageId, Arc<Stage>>,
+        policy_bindings: &[PolicyBinding],
+        policies: &HashMap<PolicyId, Arc<Policy>>,
+    ) -> Self {
+        let resolve = |target: BindingTarget| {
+            let mut list: Vec<ResolvedBinding> = policy_bindings
+                .iter()
+                .filter(|b| b.target == target && b.enabled)
+                .map(|b| ResolvedBinding {
+                    binding: b.clone(),
+                    policy: match b.subject {
+                        BindingSubject::Policy(p) => policies.get(&p).cloned(),
+                        _ => None,
+                    },
+                })
+                .collect();
+            list.sort_by(|a, b| {
+                (a.binding.order, a.binding.pk).cmp(&(b.binding.order, b.binding.pk))
+            });
+            list
+        };
+        let mut bound: Vec<BoundStage> = bindings
+            .into_iter()
+            .filter(|b| b.target == flow.pk)
+            .filter_map(|b| {
+                let stage = stages.get(&b.stage)?.clone();
+                let policies = resolve(BindingTarget::Stage(b.pk));
+                Some(BoundStage {
+                    binding: b,
+                    stage,
+                    policies,
+                })
+            })
+            .collect();
+        bound.sort_by(|a, b| (a.binding.order, a.binding.pk).cmp(&(b.binding.order, b.binding.pk)));
+        let mut validation_policies = HashMap::new();
+        for s in &bound {
+            if let crate::model::StageConfig::Prompt(p) = &s.stage.config {
+                for id in &p.validation_policies {
+                    if let Some(policy) = policies.get(id) {
+                        validation_policies.insert(*id, policy.clone());
+                    }
+                }
+            }
+        }
+        let flow_policies = resolve(BindingTarget::Flow(flow.pk));
+        Self {
+            flow,
+            policies: flow_policies,
+            stages: bound,
+            validation_policies,
+        }
+    }
+
+    /// The bound stage with this binding id.
+    pub fn binding(&self, pk: crate::model::BindingId) -> Option<&BoundStage> {
+        self.stages.iter().find(|s| s.binding.pk == pk)
+    }
+}

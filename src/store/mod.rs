@@ -1,0 +1,172 @@
+//! Storage traits the host implements (or takes from [`crate::memory`]):
+//! [`FlowStore`], [`SessionStore`], [`UserDirectory`] and [`ReputationStore`].
+//!
+//! All are async and object-safe so hosts can hold `Arc<dyn …>`.
+
+mod definition;
+mod user;
+
+use async_trait::async_trait;
+
+pub use definition::*;
+pub use user::*;
+
+use crate::model::{
+    BindingId, Flow, FlowDesignation, FlowStageBinding, Policy, PolicyBinding, PolicyBindingId,
+    PolicyId, Stage, StageId, UserField, ValidationErrors,
+};
+use crate::plan::{SessionId, SessionState};
+use crate::secret::Password;
+
+/// Errors of the storage traits.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// A compare-and-swap write found a newer version: reload and retry.
+    #[error("concurrent update: the stored version changed")]
+    Conflict,
+    /// The input is invalid; maps to authentik's HTTP 400 body.
+    #[error("invalid input: {0}")]
+    Validation(ValidationErrors),
+    /// A referenced object does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The backend cannot be reached or failed; nothing was written.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where flows, stages, bindings and policies live.
+///
+/// [`FlowStore::flow`] returns a whole [`FlowDefinition`]; the engine caches it per
+/// flow and checks [`FlowStore::revision`] on every request, so a store must bump the
+/// revision of every flow a write touches (the flow, its bindings, its stages, the
+/// policies bound to them).
+#[async_trait]
+pub trait FlowStore: Send + Sync {
+    /// The loaded definition of the flow with this slug.
+    async fn flow(&self, slug: &str) -> Result<Option<FlowDefinition>, StoreError>;
+    /// The revision of the flow with this slug; changes whenever its definition does.
+    async fn revision(&self, slug: &str) -> Result<Option<u64>, StoreError>;
+    /// Every flow, ordered by slug.
+    async fn flows(&self) -> Result<Vec<Flow>, StoreError>;
+    /// Creates or replaces a flow (matched by `pk`). Validates the fields and that the
+    /// slug is unique.
+    async fn put_flow(&self, flow: Flow) -> Result<(), StoreError>;
+    /// Deletes a flow with its bindings. Returns whether it existed.
+    async fn delete_flow(&self, slug: &str) -> Result<bool, StoreError>;
+    /// Creates or replaces a stage (matched by `pk`; names are unique).
+    async fn put_stage(&self, stage: Stage) -> Result<(), StoreError>;
+    /// Deletes a stage and the bindings that use it.
+    async fn delete_stage(&self, pk: StageId) -> Result<bool, StoreError>;
+    /// Creates or replaces a flow-stage binding. Flow and stage must exist.
+    async fn put_binding(&self, binding: FlowStageBinding) -> Result<(), StoreError>;
+    /// Deletes a flow-stage binding.
+    async fn delete_binding(&self, pk: BindingId) -> Result<bool, StoreError>;
+    /// Creates or replaces a policy (names are unique).
+    async fn put_policy(&self, policy: Policy) -> Result<(), StoreError>;
+    /// Deletes a policy and its bindings.
+    async fn delete_policy(&self, pk: PolicyId) -> Result<bool, StoreError>;
+    /// Creates or replaces a policy binding. Its target must exist.
+    async fn put_policy_binding(&self, binding: PolicyBinding) -> Result<(), StoreError>;
+    /// Deletes a policy binding.
+    async fn delete_policy_binding(&self, pk: PolicyBindingId) -> Result<bool, StoreError>;
+
+    /// Flows of one designation, ordered by slug.
+    async fn flows_by_designation(
+        &self,
+        designation: FlowDesignation,
+    ) -> Result<Vec<Flow>, StoreError> {
+        Ok(self
+            .flows()
+            .await?
+            .into_iter()
+            .filter(|f| f.designation == designation)
+            .collect())
+    }
+}
+
+/// A value with the version it was read at.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    /// The value.
+    pub value: T,
+    /// Its version, to pass back to [`SessionStore::save`].
+    pub version: u64,
+}
+
+/// Where per-session flow state lives (plans, history, the logged-in user).
+///
+/// Writes are compare-and-swap: `save` with a stale `expected` version fails with
+/// [`StoreError::Conflict`] and writes nothing, so concurrent requests never lose an
+/// update silently.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Loads a session's state. Expired or unknown sessions are `None`.
+    async fn load(&self, id: &SessionId) -> Result<Option<Versioned<SessionState>>, StoreError>;
+    /// Saves a session's state if its stored version is `expected` (`None`: the session
+    /// must not exist yet). Returns the new version.
+    async fn save(
+        &self,
+        id: &SessionId,
+        state: &SessionState,
+        expected: Option<u64>,
+    ) -> Result<u64, StoreError>;
+    /// Deletes a session.
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError>;
+}
+
+/// The host's users and groups.
+#[async_trait]
+pub trait UserDirectory: Send + Sync {
+    /// A user by id.
+    async fn user(&self, pk: crate::model::UserId) -> Result<Option<User>, StoreError>;
+    /// A user whose `field` equals `value` (ASCII case-insensitively if asked).
+    async fn find_user(
+        &self,
+        field: UserField,
+        value: &str,
+        case_insensitive: bool,
+    ) -> Result<Option<User>, StoreError>;
+    /// Checks a password. With `None` (unknown user) it must do the same work as for a
+    /// real user and answer `false`, so timing does not reveal whether a user exists.
+    async fn verify_password(
+        &self,
+        user: Option<crate::model::UserId>,
+        password: &Password,
+    ) -> Result<bool, StoreError>;
+    /// Sets a user's password.
+    async fn set_password(
+        &self,
+        user: crate::model::UserId,
+        password: &Password,
+    ) -> Result<(), StoreError>;
+    /// Creates a user. A taken username is a [`StoreError::Validation`] on `username`.
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
+    /// Updates a user's fields (not the password).
+    async fn update_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Deletes a user. Returns whether it existed.
+    async fn delete_user(&self, pk: crate::model::UserId) -> Result<bool, StoreError>;
+    /// A group by id.
+    async fn group(&self, pk: crate::model::GroupId) -> Result<Option<Group>, StoreError>;
+    /// A group by name.
+    async fn find_group(&self, name: &str) -> Result<Option<Group>, StoreError>;
+    /// Creates or replaces a group.
+    async fn put_group(&self, group: Group) -> Result<(), StoreError>;
+    /// Every group the user is in, with all their ancestors.
+    async fn groups_of(&self, user: crate::model::UserId) -> Result<Vec<Group>, StoreError>;
+}
+
+/// Reputation scores per client IP and per username (authentik's `Reputation`):
+/// failed logins lower them, successful logins raise them.
+#[async_trait]
+pub trait ReputationStore: Send + Sync {
+    /// The summed score of the IP (when given) and the username (when given).
+    async fn score(&self, ip: Option<&str>, username: Option<&str>) -> Result<i64, StoreError>;
+    /// Adds `delta` to both the IP's and the username's score.
+    async fn adjust(
+        &self,
+        ip: Option<&str>,
+        username: Option<&str>,
+        delta: i64,
+    ) -> Result<(), StoreError>;
+}
