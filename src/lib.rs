@@ -83,6 +83,10 @@ pub use executor::{DEFAULT_AVATAR, avatar};
 pub use request::FlowRequest;
 pub use store::StoreError;
 
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Errors of the host-facing calls.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {

@@ -559,7 +559,7 @@ impl MemoryUserDirectory {
     }
 }
 
-fn field_value<'a>(user: &'a User, field: UserField) -> Option<&'a str> {
+fn field_value(user: &User, field: UserField) -> Option<&str> {
     match field {
         UserField::Username => Some(&user.username),
         UserField::Email => Some(&user.email)

@@ -83,7 +83,7 @@ impl FlowDefinition {
                 })
             })
             .collect();
-        bound.sort_by(|a, b| (a.binding.order, a.binding.pk).cmp(&(b.binding.order, b.binding.pk)));
+        bound.sort_by_key(|s| (s.binding.order, s.binding.pk));
         let mut validation_policies = HashMap::new();
         for s in &bound {
             if let crate::model::StageConfig::Prompt(p) = &s.stage.config {
