@@ -314,6 +314,57 @@ impl Engine {
         .map(|(p, _)| p)
     }
 
+    /// Plans `slug` with `context` for a session (authentik's `execute` API): the plan
+    /// is stored and the history reset, so the client continues with
+    /// [`Engine::plan`]. `acting_user` is the user the request is authenticated as
+    /// (e.g. by an API token). Returns the session id (a new one when `req` has none),
+    /// or the not-applicable messages.
+    pub async fn start(
+        &self,
+        req: &FlowRequest,
+        slug: &str,
+        context: PlanContext,
+        acting_user: Option<&User>,
+    ) -> Result<Result<SessionId, Vec<String>>, Error> {
+        let def = self.definition(slug).await?;
+        for _ in 0..=self.conflict_retries {
+            let loaded = match &req.session_id {
+                Some(id) => self.env.sessions.load(id).await?.map(|v| (id.clone(), v)),
+                None => None,
+            };
+            let (id, mut state, version) = match loaded {
+                Some((id, v)) => (id, v.value, Some(v.version)),
+                None => (SessionId::generate(), SessionState::default(), None),
+            };
+            let session_user = self.user_of(Some(&state)).await?;
+            let user = acting_user.cloned().or(session_user);
+            let input = PlanInput {
+                request: req,
+                request_user: user.as_ref(),
+                context: context.clone(),
+            };
+            let plan = match planner::plan(&self.env, &def, input).await {
+                Ok((plan, _)) => plan,
+                Err(PlanError::NotApplicable { messages }) => return Ok(Err(messages)),
+                Err(PlanError::Empty) => {
+                    return Ok(Err(vec!["Flow has no applicable stages.".into()]));
+                }
+                Err(PlanError::Store(e)) => return Err(e.into()),
+            };
+            let fs = state.flow_mut(slug);
+            fs.plan = Some(plan);
+            fs.history.clear();
+            fs.decisions.clear();
+            fs.query = req.query.clone();
+            match self.env.sessions.save(&id, &state, version).await {
+                Ok(_) => return Ok(Ok(id)),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict)
+    }
+
     /// The logged-in user of a session.
     pub async fn session_user(&self, session_id: &SessionId) -> Result<Option<User>, Error> {
         let state = self.env.sessions.load(session_id).await?.map(|v| v.value);

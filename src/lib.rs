@@ -66,6 +66,8 @@ pub mod env;
 pub mod events;
 mod executor;
 pub mod hashing;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod inspector;
 pub mod memory;
 pub mod model;

@@ -1,0 +1,99 @@
+//! The authflow reference server: authentik's flow-executor API over the in-memory
+//! stores, with the default flows and the bootstrap admin `akadmin`.
+//!
+//! ```sh
+//! AUTHFLOW_BOOTSTRAP_PASSWORD=changeme cargo run --example server --features http
+//! # then open http://127.0.0.1:9000/if/flow/default-authentication-flow/
+//! ```
+//!
+//! Environment: `AUTHFLOW_LISTEN` (default `127.0.0.1:9000`), `AUTHFLOW_BOOTSTRAP_PASSWORD`
+//! (default: random, printed once), `AUTHFLOW_BOOTSTRAP_TOKEN` (an API token for akadmin),
+//! `AUTHFLOW_SECRET_KEY` (CSRF key; random if unset), `RUST_LOG` (default `info`).
+//! `--listen ADDR` overrides `AUTHFLOW_LISTEN`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use authflow::http::{HttpConfig, router};
+use authflow::{defaults, memory};
+
+fn arg(name: &str) -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == name {
+            return args.next();
+        }
+        if let Some(v) = a.strip_prefix(&format!("{name}=")) {
+            return Some(v.to_owned());
+        }
+    }
+    None
+}
+
+async fn log_requests(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().clone();
+    // The path only: query strings can carry identifiers we do not want in logs.
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    tracing::info!(%method, %path, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+
+    let listen = arg("--listen")
+        .or_else(|| std::env::var("AUTHFLOW_LISTEN").ok())
+        .unwrap_or_else(|| "127.0.0.1:9000".into());
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| format!("invalid listen address `{listen}`: {e}"))?;
+
+    let stores = memory::Stores::new();
+    let engine = Arc::new(stores.engine().build());
+    defaults::install(stores.flows.as_ref()).await?;
+
+    let password = match std::env::var("AUTHFLOW_BOOTSTRAP_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            let p = uuid::Uuid::new_v4().simple().to_string();
+            println!("akadmin password (shown once): {p}");
+            p
+        }
+    };
+    let admin = defaults::bootstrap_admin(stores.users.as_ref(), password.into()).await?;
+
+    let mut config = HttpConfig::default();
+    if let Ok(key) = std::env::var("AUTHFLOW_SECRET_KEY") {
+        config.secret_key = key.into_bytes();
+    }
+    if let Ok(token) = std::env::var("AUTHFLOW_BOOTSTRAP_TOKEN") {
+        config.tokens.insert(&token, admin.pk);
+    }
+
+    let app = router(engine, config).layer(axum::middleware::from_fn(log_requests));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(%addr, "authflow listening; open http://{addr}/if/flow/default-authentication-flow/");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
+    .await?;
+    Ok(())
+}

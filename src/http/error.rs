@@ -1,0 +1,123 @@
+//! Every HTTP error maps to one status and one JSON body `{"detail": …, "code": …}`
+//! (validation errors: authentik's `{"field": ["…"], "code": "invalid"}`).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::inspector::InspectError;
+use crate::model::ValidationErrors;
+use crate::{Error, StoreError};
+
+/// An HTTP error answer.
+#[derive(Debug, Clone)]
+pub enum ApiError {
+    /// 400 with field errors.
+    Validation(ValidationErrors),
+    /// 400 with a message.
+    BadRequest(String),
+    /// 401: no credentials.
+    Unauthenticated,
+    /// 403: not allowed (also a failed CSRF check).
+    Forbidden(String),
+    /// 404.
+    NotFound,
+    /// 409: the session kept changing concurrently.
+    Conflict,
+    /// 413: body over the limit.
+    TooLarge(usize),
+    /// 415: unsupported content type.
+    UnsupportedMediaType(String),
+    /// 503: a store is unavailable; nothing was written.
+    Unavailable,
+}
+
+impl ApiError {
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        match self {
+            ApiError::Validation(e) => serde_json::to_value(e).unwrap_or_default(),
+            ApiError::BadRequest(m) => json!({"detail": m, "code": "invalid"}),
+            ApiError::Unauthenticated => {
+                json!({"detail": "Authentication credentials were not provided.", "code": "not_authenticated"})
+            }
+            ApiError::Forbidden(m) => json!({"detail": m, "code": "permission_denied"}),
+            ApiError::NotFound => json!({"detail": "Not found.", "code": "not_found"}),
+            ApiError::Conflict => {
+                json!({"detail": "The session was changed concurrently; please retry.", "code": "conflict"})
+            }
+            ApiError::TooLarge(limit) => {
+                json!({"detail": format!("Request body is larger than {limit} bytes."), "code": "payload_too_large"})
+            }
+            ApiError::UnsupportedMediaType(t) => {
+                json!({"detail": format!("Unsupported media type \"{t}\" in request."), "code": "unsupported_media_type"})
+            }
+            ApiError::Unavailable => {
+                json!({"detail": "The session or flow store is unavailable; please retry.", "code": "store_unavailable"})
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status(), axum::Json(self.body())).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::FlowNotFound(_) => ApiError::NotFound,
+            Error::Conflict => ApiError::Conflict,
+            Error::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Validation(v) => ApiError::Validation(v),
+            StoreError::NotFound(_) => ApiError::NotFound,
+            StoreError::Conflict => ApiError::Conflict,
+            StoreError::Unavailable(_reason) => {
+                #[cfg(feature = "http")]
+                tracing::error!(reason = %_reason, "store unavailable");
+                ApiError::Unavailable
+            }
+        }
+    }
+}
+
+impl From<InspectError> for ApiError {
+    fn from(e: InspectError) -> Self {
+        match e {
+            InspectError::NoPlan => ApiError::BadRequest("No flow plan in session.".into()),
+            InspectError::Forbidden => {
+                ApiError::Forbidden("You do not have permission to perform this action.".into())
+            }
+            InspectError::FlowNotFound(_) => ApiError::NotFound,
+            InspectError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// The router's fallback: 404 JSON.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::NotFound
+}

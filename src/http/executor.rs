@@ -1,0 +1,198 @@
+//! The flow-executor and inspector endpoints, and the browser page.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+use super::{AppState, session};
+use crate::challenge::ChallengeBody;
+use crate::request::{FlowRequest, query_param};
+use crate::{Engine, Outcome};
+
+/// Builds the engine request from the HTTP request.
+pub(crate) fn flow_request(req: &Parts) -> FlowRequest {
+    let raw = req.uri.query().unwrap_or("");
+    let client_ip = req
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    FlowRequest {
+        session_id: session::session_id(&req.headers),
+        query: query_param(raw, "query").unwrap_or_default(),
+        next: query_param(raw, "next"),
+        client_ip,
+        user_agent: req
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect()),
+        is_outpost: false,
+    }
+}
+
+/// The challenge as JSON, with cookies when the session id changed.
+pub(crate) fn respond(app: &AppState, out: Outcome, status: StatusCode) -> Response {
+    let mut response = (status, axum::Json(&out.challenge)).into_response();
+    if out.session_rotated {
+        for v in session::set_cookies(&app.config, &out.session_id, out.user.is_some()) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+/// `GET /api/v3/flows/executor/{slug}/`.
+pub(crate) async fn get(
+    State(app): State<AppState>,
+    Path(slug): Path<String>,
+    req: Request<Body>,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    let freq = flow_request(&parts);
+    match app.engine.plan(&freq, &slug).await {
+        Ok(out) => respond(&app, out, StatusCode::OK),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Refuses a state-changing request of a logged-in session without the CSRF header.
+pub(crate) async fn check_csrf(
+    engine: &Engine,
+    app: &AppState,
+    headers: &HeaderMap,
+    freq: &FlowRequest,
+) -> Result<(), ApiError> {
+    let Some(id) = &freq.session_id else {
+        return Ok(());
+    };
+    if engine.session_user(id).await?.is_some() && !session::csrf_ok(headers, &app.config, id) {
+        return Err(ApiError::Forbidden(
+            "CSRF Failed: CSRF token missing or incorrect.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a request body up to the configured limit.
+pub(crate) async fn read_body(app: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, app.config.body_limit)
+        .await
+        .map_err(|_| ApiError::TooLarge(app.config.body_limit))
+}
+
+/// The content type without parameters, lower-cased.
+pub(crate) fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
+/// `POST /api/v3/flows/executor/{slug}/`: JSON or form body.
+pub(crate) async fn post(
+    State(app): State<AppState>,
+    Path(slug): Path<String>,
+    req: Request<Body>,
+) -> Response {
+    match post_inner(&app, &slug, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn post_inner(app: &AppState, slug: &str, req: Request<Body>) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let freq = flow_request(&parts);
+    let uri = parts.uri.clone();
+    let ctype = content_type(&parts.headers);
+    if let Some(t) = ctype.as_deref() {
+        let ok = t == "application/json"
+            || t.ends_with("+json")
+            || t == "application/x-www-form-urlencoded";
+        if !ok {
+            return Err(ApiError::UnsupportedMediaType(
+                t.chars().take(100).collect(),
+            ));
+        }
+    }
+    let bytes = read_body(app, body).await?;
+    // Flow exists? (404 before CSRF so unknown slugs never touch sessions.)
+    app.engine.definition(slug).await?;
+    check_csrf(&app.engine, app, &parts.headers, &freq).await?;
+    let out = if ctype.as_deref() == Some("application/x-www-form-urlencoded") {
+        let map: Map<String, Value> = form_urlencoded::parse(&bytes)
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
+        app.engine.step(&freq, slug, &Value::Object(map)).await?
+    } else if bytes.iter().all(u8::is_ascii_whitespace) {
+        app.engine
+            .step(&freq, slug, &Value::Object(Map::new()))
+            .await?
+    } else {
+        app.engine.step_raw(&freq, slug, &bytes).await?
+    };
+    let advanced = out.challenge.response_errors.is_empty()
+        && !matches!(
+            out.challenge.body,
+            ChallengeBody::FlowError(_)
+                | ChallengeBody::AccessDenied(_)
+                | ChallengeBody::Redirect(_)
+        );
+    if app.config.redirect_on_advance && advanced {
+        // authentik's way: 302 to the same URL; the client GETs the next challenge.
+        let mut response =
+            (StatusCode::FOUND, [(header::LOCATION, uri.to_string())]).into_response();
+        if out.session_rotated {
+            for v in session::set_cookies(&app.config, &out.session_id, out.user.is_some()) {
+                response.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        return Ok(response);
+    }
+    Ok(respond(app, out, StatusCode::OK))
+}
+
+/// `GET /api/v3/flows/inspector/{slug}/`.
+pub(crate) async fn inspector(
+    State(app): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(id) = session::session_id(&headers) else {
+        return ApiError::Forbidden("You do not have permission to perform this action.".into())
+            .into_response();
+    };
+    match app.engine.inspect(&id, &slug).await {
+        Ok(i) => axum::Json(i).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+const PAGE: &str = include_str!("page.html");
+
+/// `GET /if/flow/{slug}/`: the minimal flow page.
+pub(crate) async fn page(method: Method) -> Response {
+    let _ = method;
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "same-origin"),
+        ],
+        PAGE,
+    )
+        .into_response()
+}
