@@ -8,15 +8,43 @@
 //!
 //! Environment: `AUTHFLOW_LISTEN` (default `127.0.0.1:9000`), `AUTHFLOW_BOOTSTRAP_PASSWORD`
 //! (default: random, printed once), `AUTHFLOW_BOOTSTRAP_TOKEN` (an API token for akadmin),
-//! `AUTHFLOW_SECRET_KEY` (CSRF key; random if unset), `RUST_LOG` (default `info`).
-//! `--listen ADDR` overrides `AUTHFLOW_LISTEN`.
+//! `AUTHFLOW_SECRET_KEY` (CSRF key; random if unset — set the same value on every
+//! instance that shares sessions), `AUTHFLOW_REDIS_URL` (share sessions and flows through
+//! Redis; needs the `redis` feature), `RUST_LOG` (default `info`).
+//! `--listen ADDR` overrides `AUTHFLOW_LISTEN`, `--redis URL` overrides `AUTHFLOW_REDIS_URL`.
+//!
+//! The user directory is in memory per instance: instances sharing Redis each bootstrap
+//! the same `akadmin` (fixed id); accounts enrolled on one instance exist only there.
+//! A real deployment plugs its own shared `UserDirectory` in.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use authflow::http::{HttpConfig, router};
+use authflow::store::{FlowStore, SessionStore};
 use authflow::{defaults, memory};
+
+/// Sessions and flows in Redis, shared by every instance.
+#[cfg(feature = "redis")]
+async fn shared_stores(
+    url: &str,
+) -> Result<(Arc<dyn FlowStore>, Arc<dyn SessionStore>), Box<dyn std::error::Error>> {
+    let sessions =
+        authflow::redis::RedisSessionStore::connect(url, authflow::redis::RedisConfig::default())
+            .await
+            .map_err(|e| format!("cannot use Redis at {url}: {e}"))?;
+    let flows = authflow::redis::RedisFlowStore::new(&sessions);
+    tracing::info!(%url, "sessions and flows in Redis");
+    Ok((Arc::new(flows), Arc::new(sessions)))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn shared_stores(
+    _url: &str,
+) -> Result<(Arc<dyn FlowStore>, Arc<dyn SessionStore>), Box<dyn std::error::Error>> {
+    Err("this server was built without the `redis` feature: cargo run --example server --features http,redis".into())
+}
 
 fn arg(name: &str) -> Option<String> {
     let mut args = std::env::args().skip(1);
@@ -60,8 +88,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("invalid listen address `{listen}`: {e}"))?;
 
     let stores = memory::Stores::new();
-    let engine = Arc::new(stores.engine().build());
-    defaults::install(stores.flows.as_ref()).await?;
+    let redis_url = arg("--redis")
+        .or_else(|| std::env::var("AUTHFLOW_REDIS_URL").ok())
+        .filter(|u| !u.is_empty());
+    let (flows, sessions): (Arc<dyn FlowStore>, Arc<dyn SessionStore>) = match redis_url {
+        None => (stores.flows.clone(), stores.sessions.clone()),
+        Some(url) => shared_stores(&url).await?,
+    };
+    let engine = Arc::new(
+        authflow::Engine::builder(flows.clone(), sessions, stores.users.clone())
+            .reputation(stores.reputation.clone())
+            .build(),
+    );
+    // Idempotent: the default flows have fixed ids, so instances sharing Redis agree.
+    defaults::install(flows.as_ref()).await?;
 
     let password = match std::env::var("AUTHFLOW_BOOTSTRAP_PASSWORD") {
         Ok(p) if !p.is_empty() => p,

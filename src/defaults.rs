@@ -24,13 +24,39 @@ pub const ADMIN_GROUP: &str = "authentik Admins";
 /// The bootstrap admin's username.
 pub const ADMIN_USERNAME: &str = "akadmin";
 
+/// Ids of the default objects are derived from their names (UUID v5), so every server
+/// instance that installs the defaults has identical flows: a plan started on one
+/// instance continues on another.
+fn fixed_id(kind: &str, name: &str) -> uuid::Uuid {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("urn:authflow:default:{kind}:{name}").as_bytes(),
+    )
+}
+
+fn fixed_flow(mut flow: Flow) -> Flow {
+    flow.pk = fixed_id("flow", &flow.slug).into();
+    flow.policybindingmodel_ptr_id = fixed_id("flow-pbm", &flow.slug);
+    flow
+}
+
 async fn bind(
     store: &dyn FlowStore,
     flow: &Flow,
     stage: Stage,
     order: i32,
 ) -> Result<FlowStageBinding, StoreError> {
-    let binding = FlowStageBinding::new(flow.pk, stage.pk, order);
+    let mut stage = stage;
+    stage.pk = fixed_id("stage", &stage.name).into();
+    if let StageConfig::Prompt(p) = &mut stage.config {
+        for field in &mut p.fields {
+            field.pk = fixed_id("prompt", &format!("{}/{}", stage.name, field.field_key)).into();
+        }
+    }
+    let mut binding = FlowStageBinding::new(flow.pk, stage.pk, order);
+    binding.pk = fixed_id("binding", &format!("{}/{}", flow.slug, stage.name)).into();
+    binding.policybindingmodel_ptr_id =
+        fixed_id("binding-pbm", &format!("{}/{}", flow.slug, stage.name));
     store.put_stage(stage).await?;
     store.put_binding(binding.clone()).await?;
     Ok(binding)
@@ -50,11 +76,11 @@ pub async fn install(store: &dyn FlowStore) -> Result<(), StoreError> {
 /// users exist) → password (5 failures deny) → user login. `authentication: none`,
 /// so a logged-in user can run it again.
 pub async fn authentication(store: &dyn FlowStore) -> Result<Flow, StoreError> {
-    let flow = Flow::new(
+    let flow = fixed_flow(Flow::new(
         AUTHENTICATION,
         "Welcome to authentik!",
         FlowDesignation::Authentication,
-    );
+    ));
     store.put_flow(flow.clone()).await?;
     let identification = IdentificationStage {
         user_fields: vec![UserField::Email, UserField::Username],
@@ -88,7 +114,11 @@ pub async fn authentication(store: &dyn FlowStore) -> Result<Flow, StoreError> {
 
 /// `default-invalidation-flow`: user logout.
 pub async fn invalidation(store: &dyn FlowStore) -> Result<Flow, StoreError> {
-    let flow = Flow::new(INVALIDATION, "Logout", FlowDesignation::Invalidation);
+    let flow = fixed_flow(Flow::new(
+        INVALIDATION,
+        "Logout",
+        FlowDesignation::Invalidation,
+    ));
     store.put_flow(flow.clone()).await?;
     bind(
         store,
@@ -103,12 +133,14 @@ pub async fn invalidation(store: &dyn FlowStore) -> Result<Flow, StoreError> {
 /// `default-enrollment-flow` (require_unauthenticated): prompt (username, password,
 /// password_repeat) → prompt (name, email) → user write (always_create) → user login.
 pub async fn enrollment(store: &dyn FlowStore) -> Result<Flow, StoreError> {
-    let flow = Flow::new(
-        ENROLLMENT,
-        "Welcome to authentik!",
-        FlowDesignation::Enrollment,
-    )
-    .with_authentication(AuthenticationRequirement::RequireUnauthenticated);
+    let flow = fixed_flow(
+        Flow::new(
+            ENROLLMENT,
+            "Welcome to authentik!",
+            FlowDesignation::Enrollment,
+        )
+        .with_authentication(AuthenticationRequirement::RequireUnauthenticated),
+    );
     store.put_flow(flow.clone()).await?;
     let first = PromptStage {
         fields: vec![
@@ -168,14 +200,16 @@ pub async fn enrollment(store: &dyn FlowStore) -> Result<Flow, StoreError> {
 /// `default-password-change` (require_authenticated): prompt (password,
 /// password_repeat; at least 8 characters) → user write (never_create).
 pub async fn password_change(store: &dyn FlowStore) -> Result<Flow, StoreError> {
-    let flow = Flow::new(
-        PASSWORD_CHANGE,
-        "Change password",
-        FlowDesignation::StageConfiguration,
-    )
-    .with_authentication(AuthenticationRequirement::RequireAuthenticated);
+    let flow = fixed_flow(
+        Flow::new(
+            PASSWORD_CHANGE,
+            "Change password",
+            FlowDesignation::StageConfiguration,
+        )
+        .with_authentication(AuthenticationRequirement::RequireAuthenticated),
+    );
     store.put_flow(flow.clone()).await?;
-    let policy = Policy::new(
+    let mut policy = Policy::new(
         "default-password-change-password-policy",
         PolicyKind::Password(PasswordPolicy {
             length_min: 8,
@@ -183,6 +217,7 @@ pub async fn password_change(store: &dyn FlowStore) -> Result<Flow, StoreError> 
             ..PasswordPolicy::default()
         }),
     );
+    policy.pk = fixed_id("policy", &policy.name).into();
     let prompt = PromptStage {
         fields: vec![
             Prompt::new("password", "Password", PromptType::Password, 0),
@@ -219,12 +254,14 @@ pub async fn password_change(store: &dyn FlowStore) -> Result<Flow, StoreError> 
 
 /// `default-unenrollment-flow` (require_authenticated): user delete.
 pub async fn unenrollment(store: &dyn FlowStore) -> Result<Flow, StoreError> {
-    let flow = Flow::new(
-        UNENROLLMENT,
-        "Delete account",
-        FlowDesignation::Unenrollment,
-    )
-    .with_authentication(AuthenticationRequirement::RequireAuthenticated);
+    let flow = fixed_flow(
+        Flow::new(
+            UNENROLLMENT,
+            "Delete account",
+            FlowDesignation::Unenrollment,
+        )
+        .with_authentication(AuthenticationRequirement::RequireAuthenticated),
+    );
     store.put_flow(flow.clone()).await?;
     bind(
         store,
@@ -239,7 +276,8 @@ pub async fn unenrollment(store: &dyn FlowStore) -> Result<Flow, StoreError> {
     Ok(flow)
 }
 
-/// Creates the superuser group and the `akadmin` user in it with `password`.
+/// Creates the superuser group and the `akadmin` user in it with `password`. Their
+/// ids are fixed, so several instances that each bootstrap agree on them.
 pub async fn bootstrap_admin(
     users: &dyn UserDirectory,
     password: Password,
@@ -247,14 +285,18 @@ pub async fn bootstrap_admin(
     let group = match users.find_group(ADMIN_GROUP).await? {
         Some(g) => g,
         None => {
-            let g = Group::new(ADMIN_GROUP).superuser();
+            let mut g = Group::new(ADMIN_GROUP).superuser();
+            g.pk = fixed_id("group", ADMIN_GROUP).into();
             users.put_group(g.clone()).await?;
             g
         }
     };
+    let mut admin = NewUser::new(ADMIN_USERNAME);
+    // The same id on every instance, so sessions naming akadmin work on all of them.
+    admin.pk = Some(fixed_id("user", ADMIN_USERNAME).into());
     users
         .create_user(
-            NewUser::new(ADMIN_USERNAME)
+            admin
                 .name("authentik Default Admin")
                 .email("root@localhost")
                 .group(group.pk)

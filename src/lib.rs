@@ -74,6 +74,8 @@ pub mod model;
 pub mod plan;
 pub mod planner;
 pub mod policy;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod request;
 pub mod secret;
 pub mod stages;

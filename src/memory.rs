@@ -120,10 +120,63 @@ pub struct MemoryFlowStore {
     data: RwLock<FlowData>,
 }
 
+/// Every flow object of a store as one serialisable value (for shared stores and
+/// backups). Host-defined (`Custom`) stages and policies cannot be serialised.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Catalogue {
+    /// Flows.
+    pub flows: Vec<Flow>,
+    /// Stages.
+    pub stages: Vec<Stage>,
+    /// Flow-stage bindings.
+    pub bindings: Vec<FlowStageBinding>,
+    /// Policies.
+    pub policies: Vec<Policy>,
+    /// Policy bindings.
+    pub policy_bindings: Vec<PolicyBinding>,
+}
+
 impl MemoryFlowStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store holding a catalogue (no validation: it came from a store).
+    pub fn from_catalogue(c: Catalogue) -> Self {
+        let mut d = FlowData::default();
+        d.flows = c.flows.into_iter().map(|f| (f.pk, f)).collect();
+        d.stages = c.stages.into_iter().map(|s| (s.pk, Arc::new(s))).collect();
+        d.bindings = c.bindings.into_iter().map(|b| (b.pk, b)).collect();
+        d.policies = c
+            .policies
+            .into_iter()
+            .map(|p| (p.pk, Arc::new(p)))
+            .collect();
+        d.policy_bindings = c.policy_bindings.into_iter().map(|b| (b.pk, b)).collect();
+        Self {
+            data: RwLock::new(d),
+        }
+    }
+
+    /// A snapshot of every object, in a stable order.
+    pub fn catalogue(&self) -> Catalogue {
+        let Ok(d) = self.data.read() else {
+            return Catalogue::default();
+        };
+        let mut c = Catalogue {
+            flows: d.flows.values().cloned().collect(),
+            stages: d.stages.values().map(|s| (**s).clone()).collect(),
+            bindings: d.bindings.values().cloned().collect(),
+            policies: d.policies.values().map(|p| (**p).clone()).collect(),
+            policy_bindings: d.policy_bindings.values().cloned().collect(),
+        };
+        c.flows.sort_by(|a, b| a.slug.cmp(&b.slug));
+        c.stages.sort_by_key(|s| s.pk);
+        c.bindings.sort_by_key(|b| b.pk);
+        c.policies.sort_by_key(|p| p.pk);
+        c.policy_bindings.sort_by_key(|b| b.pk);
+        c
     }
 
     /// A stage by id.
@@ -659,7 +712,7 @@ impl UserDirectory for MemoryUserDirectory {
             None => None,
         };
         let user = User {
-            pk: UserId::new(),
+            pk: new.pk.unwrap_or_default(),
             username: new.username,
             name: new.name,
             email: new.email,
@@ -670,9 +723,10 @@ impl UserDirectory for MemoryUserDirectory {
             groups: new.groups,
         };
         let mut users = self.users.write().map_err(|_| poisoned())?;
-        if users
-            .values()
-            .any(|r| r.user.username.eq_ignore_ascii_case(&user.username))
+        if users.contains_key(&user.pk)
+            || users
+                .values()
+                .any(|r| r.user.username.eq_ignore_ascii_case(&user.username))
         {
             return Err(StoreError::Validation(ValidationErrors::field(
                 "username",

@@ -145,6 +145,7 @@ impl StageKind for UserWriteStage {
             let mut filled = template;
             apply(&mut filled, &data);
             let new = NewUser {
+                pk: None,
                 username: filled.username,
                 name: filled.name,
                 email: filled.email,

@@ -43,6 +43,8 @@ fn yes() -> bool {
 /// A user to create.
 #[derive(Debug, Clone, Default)]
 pub struct NewUser {
+    /// The id to use (`None`: a fresh random one).
+    pub pk: Option<UserId>,
     /// Unique username (required, non-empty).
     pub username: String,
     /// Display name.
