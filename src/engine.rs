@@ -265,8 +265,13 @@ impl Engine {
             Ok(v) => self.step(req, slug, &v).await,
             Err(_) => {
                 self.definition(slug).await?;
-                let (session_id, rotated) = match &req.session_id {
-                    Some(id) => (id.clone(), false),
+                // Nothing is stored; an unknown id is still never adopted.
+                let known = match &req.session_id {
+                    Some(id) => self.env.sessions.load(id).await?.map(|_| id.clone()),
+                    None => None,
+                };
+                let (session_id, rotated) = match known {
+                    Some(id) => (id, false),
                     None => (SessionId::generate(), true),
                 };
                 Ok(Outcome {
@@ -474,6 +479,10 @@ impl Engine {
                 state.user = None;
                 state.authenticated_at = None;
                 state.login_expires_at = None;
+                // Plans made while logged in must not outlive the login (a planned
+                // require_authenticated flow would otherwise still run): keep only the
+                // flow that logged out.
+                state.flows.retain(|s, _| s == slug);
                 rotate = true;
             }
             let result = if rotate && version.is_some() {

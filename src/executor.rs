@@ -145,14 +145,22 @@ impl<'a> Exec<'a> {
                 Input::Get => kind.challenge(&mut ctx).await,
                 Input::NotAnObject(message) => refuse(kind.challenge(&mut ctx).await, message),
                 Input::Post(response) => {
-                    let sent = response.get("component").and_then(Value::as_str);
+                    // Any `component` that is not exactly the expected string (also a
+                    // number, object or null) is refused; the echo is kept short.
+                    let sent = response.get("component");
                     match (kind.component(), sent) {
-                        (Some(expected), Some(got)) if expected != got => refuse(
-                            kind.challenge(&mut ctx).await,
-                            &format!(
-                                "Invalid component `{got}`: the current stage expects `{expected}`."
-                            ),
-                        ),
+                        (Some(expected), Some(got)) if got.as_str() != Some(expected) => {
+                            let got: String = match got {
+                                Value::String(s) => s.chars().take(64).collect(),
+                                other => other.to_string().chars().take(64).collect(),
+                            };
+                            refuse(
+                                kind.challenge(&mut ctx).await,
+                                &format!(
+                                    "Invalid component `{got}`: the current stage expects `{expected}`."
+                                ),
+                            )
+                        }
                         _ => kind.respond(&mut ctx, response).await,
                     }
                 }
@@ -357,6 +365,9 @@ impl<'a> Exec<'a> {
         if is_safe_relative_url(&next) {
             redirect(next)
         } else {
+            // authentik's `cancel()` drops the session query before `stage_invalid`, so
+            // the refused `next` is not offered again in `flow_info.cancel_url`.
+            fs.query.clear();
             self.denied(fs, "Invalid next URL".into())
         }
     }

@@ -144,8 +144,10 @@ impl MemoryFlowStore {
 
     /// A store holding a catalogue (no validation: it came from a store).
     pub fn from_catalogue(c: Catalogue) -> Self {
-        let mut d = FlowData::default();
-        d.flows = c.flows.into_iter().map(|f| (f.pk, f)).collect();
+        let mut d = FlowData {
+            flows: c.flows.into_iter().map(|f| (f.pk, f)).collect(),
+            ..FlowData::default()
+        };
         d.stages = c.stages.into_iter().map(|s| (s.pk, Arc::new(s))).collect();
         d.bindings = c.bindings.into_iter().map(|b| (b.pk, b)).collect();
         d.policies = c

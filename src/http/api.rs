@@ -86,7 +86,11 @@ async fn flow_api_json(app: &AppState, flow: &Flow) -> Result<Value, ApiError> {
     Ok(v)
 }
 
-async fn json_body(app: &AppState, parts: &Parts, body: Body) -> Result<Map<String, Value>, ApiError> {
+async fn json_body(
+    app: &AppState,
+    parts: &Parts,
+    body: Body,
+) -> Result<Map<String, Value>, ApiError> {
     let ctype = content_type(&parts.headers);
     if let Some(t) = ctype.as_deref() {
         if t != "application/json" && !t.ends_with("+json") {

@@ -266,8 +266,12 @@ async fn run_binding(b: &ResolvedBinding, request: &mut PolicyRequest<'_>) -> Po
     if policy.execution_logging {
         let mut event = Event::new(EventAction::PolicyExecution)
             .with("policy", policy.name.clone())
-            .with("passing", outcome.passing);
+            .with("passing", outcome.passing)
+            // authentik logs the whole result: verdict and messages.
+            .with("messages", outcome.messages.clone());
         event.user = request.username.map(str::to_owned);
+        event.flow = Some(request.flow.slug.clone());
+        event.client_ip = request.client_ip.map(str::to_owned);
         request.env.events.emit(event);
     }
     outcome

@@ -140,23 +140,27 @@ impl StageKind for IdentificationStage {
                 Ok(failed(ctx))
             }
             None => {
-                ctx.env
-                    .reputation
-                    .adjust(ctx.request.client_ip.as_deref(), Some(&uid), -1)
-                    .await?;
+                // As authentik: the pretended user is the pending user even when the
+                // answer is a failure, so `restart_with_context` keeps it and policies
+                // (e.g. reputation) see who was tried.
+                ctx.context.set_pending_user(&PendingUser {
+                    pk: None,
+                    username: uid.clone(),
+                    email: uid.clone(),
+                    name: String::new(),
+                });
+                if !self.show_matched_user {
+                    ctx.context
+                        .insert(keys::PENDING_USER_IDENTIFIER, uid.clone().into());
+                }
                 if self.pretend_user_exists && self.password_stage.is_none() {
-                    ctx.context.set_pending_user(&PendingUser {
-                        pk: None,
-                        username: uid.clone(),
-                        email: uid.clone(),
-                        name: String::new(),
-                    });
-                    if !self.show_matched_user {
-                        ctx.context
-                            .insert(keys::PENDING_USER_IDENTIFIER, uid.into());
-                    }
+                    ctx.env
+                        .reputation
+                        .adjust(ctx.request.client_ip.as_deref(), Some(&uid), -1)
+                        .await?;
                     Ok(StageOutcome::Done)
                 } else {
+                    // One failure, one reputation point (`login_failed` lowers it).
                     login_failed(ctx, &uid).await?;
                     Ok(failed(ctx))
                 }
