@@ -47,7 +47,6 @@ pub(crate) struct Exec<'a> {
     def: &'a FlowDefinition,
     req: &'a FlowRequest,
     request_user: Option<&'a User>,
-    is_superuser: bool,
     pub(crate) effects: Effects,
     /// A plan for another flow made by a redirect stage: (slug, plan).
     pub(crate) handoff: Option<(String, FlowPlan)>,
@@ -69,14 +68,12 @@ pub(crate) async fn run(
     input: Input<'_>,
 ) -> Result<(Challenge, Effects), Error> {
     let slug = def.flow.slug.clone();
-    let is_superuser = planner::is_superuser(&engine.env, request_user).await?;
     let mut fs = state.flows.shift_remove(&slug).unwrap_or_default();
     let mut exec = Exec {
         engine,
         def,
         req,
         request_user,
-        is_superuser,
         effects: Effects::default(),
         handoff: None,
     };
@@ -169,7 +166,7 @@ impl<'a> Exec<'a> {
                 Ok(o) => o,
                 Err(StageError::Store(e)) => return Err(Error::Store(e)),
                 Err(StageError::Internal(message)) => {
-                    return Ok(self.flow_error(fs, &bound.stage.name, &message));
+                    return Ok(self.flow_error(fs, &bound.stage.name, &message).await);
                 }
             };
             match outcome {
@@ -212,7 +209,9 @@ impl<'a> Exec<'a> {
                 }
             }
         }
-        Ok(self.flow_error(fs, "executor", "the flow did not settle"))
+        Ok(self
+            .flow_error(fs, "executor", "the flow did not settle")
+            .await)
     }
 
     /// Plans the flow into `fs`. `Some(challenge)` when planning ended the request.
@@ -406,7 +405,12 @@ impl<'a> Exec<'a> {
     }
 
     /// `ak-stage-flow-error` with a request id; the plan is kept so the flow stays usable.
-    fn flow_error(&self, fs: &FlowState, stage: &str, message: &str) -> Challenge {
+    /// (Only superusers see the error text; the check costs a directory call, made here
+    /// rather than on every request.)
+    async fn flow_error(&self, fs: &FlowState, stage: &str, message: &str) -> Challenge {
+        let is_superuser = planner::is_superuser(&self.engine.env, self.request_user)
+            .await
+            .unwrap_or(false);
         let request_id = uuid::Uuid::new_v4().simple().to_string();
         let mut event = Event::new(EventAction::SystemException)
             .with("request_id", request_id.clone())
@@ -417,7 +421,7 @@ impl<'a> Exec<'a> {
         self.engine.env.events.emit(event);
         Challenge::new(ChallengeBody::FlowError(FlowErrorChallenge {
             request_id,
-            error: self.is_superuser.then(|| message.to_owned()),
+            error: is_superuser.then(|| message.to_owned()),
             traceback: None,
         }))
     }

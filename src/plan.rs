@@ -320,7 +320,8 @@ impl PlanContext {
     }
 
     /// A copy with secrets replaced by `"********"` (for the inspector and events):
-    /// any key containing `password`, `token`, `secret` or `code`, at any depth.
+    /// any key containing `password`, `token`, `secret`, `code`, `otp`, `private`,
+    /// `api_key` or `credential`, at any depth ([`is_secret_key`]).
     pub fn redacted(&self) -> Map<String, Value> {
         self.0
             .iter()
@@ -333,7 +334,15 @@ impl PlanContext {
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     [
-        "password", "token", "secret", "code", "otp", "private", "key",
+        "password",
+        "token",
+        "secret",
+        "code",
+        "otp",
+        "private",
+        "api_key",
+        "apikey",
+        "credential",
     ]
     .iter()
     .any(|s| k.contains(s))
