@@ -287,7 +287,7 @@ impl PlanContext {
     pub fn pending_user(&self) -> Option<PendingUser> {
         self.0
             .get(keys::PENDING_USER)
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .and_then(|v| PendingUser::deserialize(v).ok())
     }
 
     /// Sets the pending user.

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use authflow::model::{DummyStage, FlowStageBinding, Stage};
 use authflow::redis::{RedisConfig, RedisFlowStore, RedisSessionStore};
-use authflow::store::{FlowStore, SessionStore};
+use authflow::store::SessionStore;
 use authflow::{Engine, Error, FlowRequest, StoreError, defaults, memory};
 use serde_json::json;
 

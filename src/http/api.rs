@@ -221,7 +221,7 @@ pub(crate) async fn list(State(app): State<AppState>, req: Request<Body>) -> Res
         Ok::<_, ApiError>(axum::Json(json!({
             "pagination": {
                 "next": if page < pages { page + 1 } else { 0 },
-                "previous": if page > 1 { page - 1 } else { 0 },
+                "previous": page.saturating_sub(1),
                 "count": count,
                 "current": page,
                 "total_pages": pages,
