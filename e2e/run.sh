@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# End-to-end checks of the reference server (examples/server.rs):
+#   1. authentik-client.mjs: authentik's own TypeScript client (@goauthentik/api) logs in
+#      as akadmin, enrolls a new user and logs in as that user;
+#   2. browser.mjs: headless Chromium logs in through /if/flow/default-authentication-flow/.
+#
+# Builds the server in release mode, starts it on a free loopback port, runs both checks,
+# stops the server on exit. Installs what is missing: the npm packages (`npm ci`) and
+# Debian's chromium (apt-get, needs root). Prints "N passed, M failed"; exits non-zero
+# on any failure. Server log and screenshots: e2e/artifacts/.
+set -uo pipefail
+
+E2E_DIR="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$E2E_DIR/.." && pwd)"
+ARTIFACTS="$E2E_DIR/artifacts"
+CHECKS=2
+mkdir -p "$ARTIFACTS"
+
+SERVER_PID=""
+cleanup() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null
+        for _ in $(seq 1 50); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Setup failures count every check as failed.
+setup_failed() {
+    echo "e2e: setup failed: $*" >&2
+    echo "0 passed, $CHECKS failed"
+    exit 1
+}
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi
+}
+
+# --- tools -------------------------------------------------------------------------
+command -v node >/dev/null && command -v npm >/dev/null || setup_failed "node and npm are required"
+
+# npm ci unless node_modules already holds exactly the locked versions.
+deps_ok() {
+    (cd "$E2E_DIR" && node -e '
+        const fs = require("fs");
+        const lock = JSON.parse(fs.readFileSync("package-lock.json", "utf8"));
+        for (const [path, meta] of Object.entries(lock.packages || {})) {
+            if (!path) continue;
+            const pkg = JSON.parse(fs.readFileSync(path + "/package.json", "utf8"));
+            if (pkg.version !== meta.version) process.exit(1);
+        }
+    ' 2>/dev/null)
+}
+if ! deps_ok; then
+    echo "== npm ci (e2e/)"
+    (cd "$E2E_DIR" && npm ci --no-audit --no-fund) || setup_failed "npm ci failed"
+fi
+
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$CHROMIUM" ]; then
+    echo "== apt-get install chromium"
+    as_root apt-get update -q || setup_failed "apt-get update failed"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || setup_failed "cannot install chromium"
+    [ -x "$CHROMIUM" ] || setup_failed "$CHROMIUM missing after install"
+fi
+export CHROMIUM
+
+# --- server ------------------------------------------------------------------------
+echo "== cargo build --release --example server --features http"
+(cd "$ROOT" && cargo build --release --example server --features http) || setup_failed "cargo build failed"
+SERVER_BIN="$ROOT/target/release/examples/server"
+
+PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 19480)"
+export AUTHFLOW_LISTEN="127.0.0.1:$PORT"
+export AUTHFLOW_URL="http://$AUTHFLOW_LISTEN"
+export AUTHFLOW_BOOTSTRAP_PASSWORD="${AUTHFLOW_BOOTSTRAP_PASSWORD:-e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}"
+SERVER_LOG="$ARTIFACTS/server.log"
+
+echo "== starting the server on $AUTHFLOW_URL (log: ${SERVER_LOG#"$ROOT"/})"
+RUST_LOG="${RUST_LOG:-info}" "$SERVER_BIN" >"$SERVER_LOG" 2>&1 &
+SERVER_PID=$!
+
+ready=0
+for _ in $(seq 1 100); do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        tail -n 20 "$SERVER_LOG" >&2
+        setup_failed "the server exited during start-up"
+    fi
+    if node -e '
+        fetch(process.env.AUTHFLOW_URL + "/api/v3/flows/executor/default-authentication-flow/?query=")
+            .then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1));
+    ' 2>/dev/null; then
+        ready=1
+        break
+    fi
+    sleep 0.2
+done
+[ "$ready" = 1 ] || { tail -n 20 "$SERVER_LOG" >&2; setup_failed "the server did not answer on $AUTHFLOW_URL"; }
+
+# --- checks ------------------------------------------------------------------------
+passed=0
+failed=0
+failures=()
+run_check() {
+    local name="$1"
+    shift
+    echo "== $name"
+    if (cd "$E2E_DIR" && timeout 300 "$@"); then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+    fi
+}
+run_check "authentik-client (@goauthentik/api)" node authentik-client.mjs
+run_check "browser (playwright-core + chromium)" node browser.mjs
+
+if [ "$failed" -gt 0 ]; then
+    echo "e2e: failed: ${failures[*]} (server log: $SERVER_LOG)" >&2
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
