@@ -12,6 +12,12 @@
 //! instance that shares sessions), `AUTHFLOW_REDIS_URL` (share sessions and flows through
 //! Redis; needs the `redis` feature), `RUST_LOG` (default `info`).
 //! `--listen ADDR` overrides `AUTHFLOW_LISTEN`, `--redis URL` overrides `AUTHFLOW_REDIS_URL`.
+//! `--blueprints DIR` applies every authentik blueprint (`*.yaml`) in DIR at start, after
+//! the default flows, in authentik's order (`metaapplyblueprint` dependencies first; files
+//! labelled `blueprints.goauthentik.io/instantiate: "false"` are left alone) and logs a
+//! report per file; a file that cannot be applied stops the start. `--skip-unsupported`
+//! lets entries of models authflow lacks through (stages of those kinds deny access).
+//! Both need the `blueprints` feature: `--features http,blueprints`.
 //!
 //! The user directory is in memory per instance: instances sharing Redis each bootstrap
 //! the same `akadmin` (fixed id); accounts enrolled on one instance exist only there.
@@ -44,6 +50,55 @@ async fn shared_stores(
     _url: &str,
 ) -> Result<(Arc<dyn FlowStore>, Arc<dyn SessionStore>), Box<dyn std::error::Error>> {
     Err("this server was built without the `redis` feature: cargo run --example server --features http,redis".into())
+}
+
+fn flag(name: &str) -> bool {
+    std::env::args().skip(1).any(|a| a == name)
+}
+
+/// Applies the blueprints of `dir` and logs what each file did.
+#[cfg(feature = "blueprints")]
+async fn apply_blueprints(
+    dir: &str,
+    in_memory: Option<&memory::MemoryFlowStore>,
+    flows: &dyn FlowStore,
+    users: &memory::MemoryUserDirectory,
+    skip_unsupported: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use authflow::blueprint::{FlowTarget, ImportOptions, Importer};
+    let target = match in_memory {
+        Some(m) => FlowTarget::Memory(m),
+        None => FlowTarget::Store(flows),
+    };
+    let report = Importer::new(target, users)
+        .options(ImportOptions::new().skip_unsupported(skip_unsupported))
+        .apply_dir(dir)
+        .await
+        .map_err(|e| format!("cannot apply the blueprints in {dir}: {e}"))?;
+    for r in report.files() {
+        tracing::info!(file = %r.file, changes = r.changes, "blueprint applied: {}", r.summary());
+        for s in &r.skipped {
+            tracing::warn!(file = %r.file, entry = s.index, model = %s.model, "skipped: {}", s.reason);
+        }
+        for w in &r.warnings {
+            tracing::warn!(file = %r.file, "{w}");
+        }
+    }
+    for f in &report.not_instantiated {
+        tracing::info!(file = %f, "blueprint not applied: labelled blueprints.goauthentik.io/instantiate: \"false\"");
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "blueprints"))]
+async fn apply_blueprints(
+    dir: &str,
+    _in_memory: Option<&memory::MemoryFlowStore>,
+    _flows: &dyn FlowStore,
+    _users: &memory::MemoryUserDirectory,
+    _skip_unsupported: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    Err(format!("--blueprints {dir}: this server was built without the `blueprints` feature: cargo run --example server --features http,blueprints").into())
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -91,6 +146,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let redis_url = arg("--redis")
         .or_else(|| std::env::var("AUTHFLOW_REDIS_URL").ok())
         .filter(|u| !u.is_empty());
+    let flows_in_memory = redis_url.is_none();
     let (flows, sessions): (Arc<dyn FlowStore>, Arc<dyn SessionStore>) = match redis_url {
         None => (stores.flows.clone(), stores.sessions.clone()),
         Some(url) => shared_stores(&url).await?,
@@ -112,6 +168,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let admin = defaults::bootstrap_admin(stores.users.as_ref(), password.into()).await?;
+    if let Some(dir) = arg("--blueprints") {
+        apply_blueprints(
+            &dir,
+            flows_in_memory.then_some(stores.flows.as_ref()),
+            flows.as_ref(),
+            stores.users.as_ref(),
+            flag("--skip-unsupported"),
+        )
+        .await?;
+    } else if flag("--skip-unsupported") {
+        tracing::warn!("--skip-unsupported has no effect without --blueprints DIR");
+    }
 
     let mut config = HttpConfig::default();
     if let Ok(key) = std::env::var("AUTHFLOW_SECRET_KEY") {

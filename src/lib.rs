@@ -58,6 +58,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "blueprints")]
+pub mod blueprint;
 pub mod challenge;
 pub mod clock;
 pub mod defaults;
@@ -74,6 +76,8 @@ pub mod model;
 pub mod plan;
 pub mod planner;
 pub mod policy;
+#[cfg(feature = "python")]
+pub mod python;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod request;

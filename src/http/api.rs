@@ -21,7 +21,7 @@ use crate::request::{is_safe_relative_url, query_param};
 use crate::store::User;
 
 /// The superuser behind a bearer token or the session; CSRF-checked for session writes.
-async fn admin(app: &AppState, req: &Parts) -> Result<User, ApiError> {
+pub(super) async fn admin(app: &AppState, req: &Parts) -> Result<User, ApiError> {
     let headers = &req.headers;
     let engine = &app.engine;
     if let Some(pk) = session::bearer_user(headers, &app.config) {
@@ -212,6 +212,10 @@ pub(crate) async fn list(State(app): State<AppState>, req: Request<Body>) -> Res
         let flows = app.engine.env().flows.flows().await?;
         let count = flows.len();
         let pages = count.div_ceil(size).max(1);
+        if page > pages {
+            // DRF's PageNumberPagination: a page past the last is 404 ("Invalid page.").
+            return Err(ApiError::NotFound);
+        }
         let start = (page - 1).saturating_mul(size);
         let mut results = Vec::new();
         for f in flows.iter().skip(start).take(size) {

@@ -121,3 +121,47 @@ impl From<InspectError> for ApiError {
 pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound
 }
+
+/// Gives axum's own plain-text client errors (405 for an unrouted method, 400 for a
+/// path segment that is not UTF-8, …) the same JSON body as every other error.
+pub(crate) async fn json_errors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let (detail, code) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            format!("Method \"{method}\" not allowed."),
+            "method_not_allowed",
+        ),
+        StatusCode::NOT_FOUND => ("Not found.".to_owned(), "not_found"),
+        _ if !text.is_empty() => (text, "invalid"),
+        _ => (
+            status
+                .canonical_reason()
+                .unwrap_or("Bad request")
+                .to_owned(),
+            "invalid",
+        ),
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let json = axum::Json(json!({"detail": detail, "code": code})).into_response();
+    let (json_parts, body) = json.into_parts();
+    parts.headers.extend(json_parts.headers);
+    Response::from_parts(parts, body)
+}

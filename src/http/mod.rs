@@ -9,6 +9,7 @@
 //! | `GET/POST /api/v3/flows/instances/` | list / create flows |
 //! | `GET/PATCH/DELETE /api/v3/flows/instances/{slug}/` | read / change / delete a flow |
 //! | `GET /api/v3/flows/instances/{slug}/execute/` | start a flow for a token-authenticated client |
+//! | `GET /api/v3/flows/instances/{slug}/export/` | the flow as an authentik blueprint (feature `blueprints`) |
 //! | `GET /flows/-/cancel/` | drop the plans; redirect to a relative `next` or the invalidation flow |
 //! | `GET /flows/-/default/{designation}/` | the first applicable flow of a designation |
 //! | `GET /if/flow/{slug}/` | a minimal browser page that runs a flow |
@@ -34,6 +35,8 @@
 mod api;
 mod error;
 mod executor;
+#[cfg(feature = "blueprints")]
+mod export;
 mod session;
 mod tokens;
 
@@ -102,7 +105,7 @@ pub fn router(engine: Arc<Engine>, config: HttpConfig) -> Router {
         engine,
         config: Arc::new(config),
     };
-    Router::new()
+    let routes = Router::new()
         .route(
             "/api/v3/flows/executor/{slug}/",
             get(executor::get).post(executor::post),
@@ -116,7 +119,14 @@ pub fn router(engine: Arc<Engine>, config: HttpConfig) -> Router {
         .route("/api/v3/flows/instances/{slug}/execute/", get(api::execute))
         .route("/flows/-/cancel/", get(api::cancel))
         .route("/flows/-/default/{designation}/", get(api::default_flow))
-        .route("/if/flow/{slug}/", get(executor::page))
+        .route("/if/flow/{slug}/", get(executor::page));
+    #[cfg(feature = "blueprints")]
+    let routes = routes.route(
+        "/api/v3/flows/instances/{slug}/export/",
+        get(export::export),
+    );
+    routes
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }

@@ -59,6 +59,8 @@ pub enum StageConfig {
     Redirect(RedirectStage),
     /// Ask for consent.
     Consent(ConsentStage),
+    /// Validate an MFA device (authflow has no devices yet: see the stage's docs).
+    AuthenticatorValidate(AuthenticatorValidateStage),
     /// A stage kind authflow does not implement (kept from an import): reaching it
     /// denies access, naming the kind. Fails closed.
     Unsupported(UnsupportedStage),
@@ -87,6 +89,7 @@ into_config!(
     DummyStage => Dummy,
     RedirectStage => Redirect,
     ConsentStage => Consent,
+    AuthenticatorValidateStage => AuthenticatorValidate,
     UnsupportedStage => Unsupported,
     CustomStage => Custom,
 );
@@ -552,6 +555,111 @@ impl Default for ConsentStage {
         Self {
             mode: ConsentMode::Expiring,
             consent_expire_in: four_weeks(),
+        }
+    }
+}
+
+/// Classes of MFA devices (authentik's `DeviceClasses`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceClass {
+    /// Static recovery codes.
+    Static,
+    /// Time-based one-time passwords.
+    Totp,
+    /// WebAuthn / passkeys.
+    Webauthn,
+    /// Duo push.
+    Duo,
+    /// Codes sent by SMS.
+    Sms,
+    /// Codes sent by email.
+    Email,
+}
+
+impl DeviceClass {
+    /// Every class, in authentik's order (the default of `device_classes`).
+    pub const ALL: &'static [DeviceClass] = &[
+        DeviceClass::Static,
+        DeviceClass::Totp,
+        DeviceClass::Webauthn,
+        DeviceClass::Duo,
+        DeviceClass::Sms,
+        DeviceClass::Email,
+    ];
+
+    /// Wire name (`totp`, `webauthn`, …).
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            DeviceClass::Static => "static",
+            DeviceClass::Totp => "totp",
+            DeviceClass::Webauthn => "webauthn",
+            DeviceClass::Duo => "duo",
+            DeviceClass::Sms => "sms",
+            DeviceClass::Email => "email",
+        }
+    }
+}
+
+/// What the authenticator-validation stage does for a user without an (allowed)
+/// device (authentik's `NotConfiguredAction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotConfiguredAction {
+    /// The stage is done (authentik's default).
+    #[default]
+    Skip,
+    /// Deny access.
+    Deny,
+    /// Let the user set up a device with one of `configuration_stages`.
+    Configure,
+}
+
+fn all_device_classes() -> Vec<DeviceClass> {
+    DeviceClass::ALL.to_vec()
+}
+
+fn preferred() -> String {
+    "preferred".into()
+}
+
+/// Settings of the authenticator-validation stage (authentik's
+/// `AuthenticatorValidateStage`).
+///
+/// authflow cannot validate any device class yet, so the stage fails closed: a user
+/// with no device of an allowed class gets `not_configured_action` (skip, deny, or —
+/// for `configure`, which needs setup stages authflow does not have — deny), and a
+/// user who has a device of an allowed class is denied rather than let through. A
+/// user's devices are read from the attribute
+/// [`MFA_DEVICES_ATTRIBUTE`](crate::stages::MFA_DEVICES_ATTRIBUTE).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthenticatorValidateStage {
+    /// Device classes that may be used (default: all).
+    #[serde(default = "all_device_classes")]
+    pub device_classes: Vec<DeviceClass>,
+    /// What to do when the user has no device of an allowed class (default skip).
+    #[serde(default)]
+    pub not_configured_action: NotConfiguredAction,
+    /// Setup stages offered for [`NotConfiguredAction::Configure`].
+    #[serde(default)]
+    pub configuration_stages: Vec<StageId>,
+    /// authentik timedelta within which a previous MFA validation counts (default
+    /// `seconds=0`: always validate). authflow keeps no MFA cookie, so it has no effect.
+    #[serde(default = "zero_seconds")]
+    pub last_auth_threshold: String,
+    /// WebAuthn user verification (`required`, `preferred`, `discouraged`).
+    #[serde(default = "preferred")]
+    pub webauthn_user_verification: String,
+}
+
+impl Default for AuthenticatorValidateStage {
+    fn default() -> Self {
+        Self {
+            device_classes: all_device_classes(),
+            not_configured_action: NotConfiguredAction::Skip,
+            configuration_stages: Vec::new(),
+            last_auth_threshold: zero_seconds(),
+            webauthn_user_verification: preferred(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! per-stage state lives in the plan context, never in the stage, so any server
 //! instance can serve any step.
 
+mod authenticator_validate;
 mod consent;
 mod deny;
 mod dummy;
@@ -22,6 +23,7 @@ mod user_write;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
+pub use authenticator_validate::MFA_DEVICES_ATTRIBUTE;
 pub use fields::{DEFAULT_MAX_LEN, FieldError, Fields};
 
 use crate::challenge::{AccessDeniedChallenge, Challenge, ChallengeBody};
@@ -216,6 +218,7 @@ impl StageConfig {
             StageConfig::Dummy(s) => s,
             StageConfig::Redirect(s) => s,
             StageConfig::Consent(s) => s,
+            StageConfig::AuthenticatorValidate(s) => s,
             StageConfig::Unsupported(s) => s,
             StageConfig::Custom(c) => c.imp.as_ref(),
         }
