@@ -66,10 +66,12 @@
 //! ```
 
 mod apply;
+mod build;
 mod error;
 mod export;
 mod library;
 mod models;
+mod objects;
 mod parse;
 mod python;
 mod report;

@@ -1,0 +1,693 @@
+//! Building authflow's objects from an entry's merged attributes, checking every
+//! reference, and recording the changes.
+
+use serde_json::{Map, Value as Json, json};
+use uuid::Uuid;
+
+use super::apply::{
+    EntryResult, FileRun, Importer, Instance, Outcome, UserTarget, bool_attr, string_attr,
+};
+use super::models::{self, Model, StageModel};
+use super::objects::derived_ptr;
+use super::report::EntryAction;
+use super::work::Op;
+use crate::model::{
+    BindingId, BindingSubject, FlowId, FlowStageBinding, GroupId, PolicyBinding, PolicyBindingId,
+    PolicyId, Prompt, PromptId, Stage, StageConfig, StageId, UnsupportedStage, UserId,
+};
+use crate::secret::Password;
+use crate::store::{Group, User};
+
+fn is_memory_users(t: &UserTarget<'_>) -> bool {
+    matches!(t, UserTarget::Memory(_))
+}
+
+fn same<T: serde::Serialize>(a: &T, b: &T) -> bool {
+    match (serde_json::to_value(a), serde_json::to_value(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+impl Importer<'_> {
+    pub(super) fn defaults(&self, model: &Model) -> Map<String, Json> {
+        match model {
+            Model::Stage(kind) => {
+                let mut m = match serde_json::to_value(models::default_stage(*kind)) {
+                    Ok(Json::Object(m)) => m,
+                    _ => Map::new(),
+                };
+                m.remove("kind");
+                if *kind == StageModel::Identification {
+                    for k in models::IDENTIFICATION_REFUSED {
+                        m.insert((*k).to_owned(), Json::Null);
+                    }
+                }
+                m
+            }
+            Model::Policy(kind) => models::policy_defaults(*kind),
+            Model::PolicyBinding => models::policy_binding_defaults(),
+            Model::Prompt => models::prompt_defaults(),
+            Model::Group => models::group_defaults(),
+            Model::User => models::user_defaults(),
+            _ => Map::new(),
+        }
+    }
+
+    /// Rewrites every prompt stage that embeds the prompt `pk` (`None`: removes it).
+    pub(super) async fn update_prompt_stages(
+        &self,
+        f: &mut FileRun,
+        pk: PromptId,
+        prompt: Option<&Prompt>,
+    ) -> EntryResult<()> {
+        let affected: Vec<Stage> = f
+            .work
+            .stages
+            .values()
+            .filter(|s| matches!(&s.config, StageConfig::Prompt(p) if p.fields.iter().any(|x| x.pk == pk)))
+            .cloned()
+            .collect();
+        for mut stage in affected {
+            let before = stage.clone();
+            if let StageConfig::Prompt(p) = &mut stage.config {
+                match prompt {
+                    Some(new) => {
+                        for field in p.fields.iter_mut().filter(|x| x.pk == pk) {
+                            *field = new.clone();
+                        }
+                    }
+                    None => p.fields.retain(|x| x.pk != pk),
+                }
+            }
+            if !same(&before, &stage) {
+                self.apply_op(f, Op::PutStage(stage)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn build(
+        &self,
+        f: &mut FileRun,
+        index: usize,
+        model: &Model,
+        instance: Option<Instance>,
+        new_pk: Uuid,
+        mut merged: Map<String, Json>,
+        data: &Map<String, Json>,
+    ) -> EntryResult<Outcome> {
+        let created_or_updated = |changed: bool| {
+            if instance.is_none() {
+                EntryAction::Created
+            } else if changed {
+                EntryAction::Updated
+            } else {
+                EntryAction::Unchanged
+            }
+        };
+        match model {
+            Model::Flow => {
+                let old = match instance {
+                    Some(Instance::Flow(pk)) => f.work.flows.get(&pk).cloned(),
+                    _ => None,
+                };
+                let pk = old.as_ref().map_or(FlowId::from_uuid(new_pk), |o| o.pk);
+                let ptr = old.as_ref().map_or_else(
+                    || derived_ptr(pk.as_uuid()),
+                    |o| o.policybindingmodel_ptr_id,
+                );
+                merged.insert("pk".into(), json!(pk.to_string()));
+                merged.insert("policybindingmodel_ptr_id".into(), json!(ptr.to_string()));
+                let flow: crate::model::Flow = models::typed(merged)?;
+                flow.validate().map_err(|e| e.to_string())?;
+                let changed = old.as_ref() != Some(&flow);
+                if changed {
+                    self.apply_op(f, Op::PutFlow(flow)).await?;
+                }
+                Ok(Outcome::Done(
+                    created_or_updated(changed),
+                    Some(Instance::Flow(pk)),
+                ))
+            }
+            Model::FlowStageBinding => {
+                let old = match instance {
+                    Some(Instance::Binding(pk)) => f.work.bindings.get(&pk).cloned(),
+                    _ => None,
+                };
+                for k in ["target", "stage"] {
+                    let v = merged.get(k).cloned().unwrap_or(Json::Null);
+                    if models::ref_uuid(k, &v)?.is_none() {
+                        return Err(format!("`{k}`: This field is required."));
+                    }
+                }
+                let pk = old.as_ref().map_or(BindingId::from_uuid(new_pk), |o| o.pk);
+                let ptr = old.as_ref().map_or_else(
+                    || derived_ptr(pk.as_uuid()),
+                    |o| o.policybindingmodel_ptr_id,
+                );
+                merged.insert("pk".into(), json!(pk.to_string()));
+                merged.insert("policybindingmodel_ptr_id".into(), json!(ptr.to_string()));
+                let mut binding: FlowStageBinding = models::typed(merged)?;
+                if !binding.evaluate_on_plan && !binding.re_evaluate_policies {
+                    binding.evaluate_on_plan = true;
+                    f.report.warnings.push(format!(
+                        "entries[{index}]: the binding has both evaluate_on_plan and re_evaluate_policies off (authentik's API refuses this, and its planner would never check the binding's policies); imported with evaluate_on_plan on"
+                    ));
+                }
+                let changed = old.as_ref() != Some(&binding);
+                if changed {
+                    self.apply_op(f, Op::PutBinding(binding)).await?;
+                }
+                Ok(Outcome::Done(
+                    created_or_updated(changed),
+                    Some(Instance::Binding(pk)),
+                ))
+            }
+            Model::PolicyBinding => self.build_policy_binding(f, instance, new_pk, merged).await,
+            Model::Policy(kind) => {
+                let old = match instance {
+                    Some(Instance::Policy(pk)) => f.work.policies.get(&pk).cloned(),
+                    _ => None,
+                };
+                let pk = old.as_ref().map_or(PolicyId::from_uuid(new_pk), |o| o.pk);
+                let policy = models::build_policy(*kind, pk, merged)?;
+                if let crate::model::PolicyKind::Expression { .. } = policy.kind {
+                    f.report.warnings.push(format!(
+                        "entries[{index}]: expression policy `{}` needs an expression evaluator (feature `python`); without one, its bindings yield their failure_result",
+                        policy.name
+                    ));
+                }
+                let changed = old.as_ref().is_none_or(|o| !same(o, &policy));
+                if changed {
+                    self.apply_op(f, Op::PutPolicy(policy)).await?;
+                }
+                Ok(Outcome::Done(
+                    created_or_updated(changed),
+                    Some(Instance::Policy(pk)),
+                ))
+            }
+            Model::Stage(_) | Model::UnsupportedStage(_) => {
+                self.build_stage(f, index, model, instance, new_pk, merged, data)
+                    .await
+            }
+            Model::Prompt => {
+                let old = match instance {
+                    Some(Instance::Prompt(pk)) => f.work.prompts.get(&pk).cloned(),
+                    _ => None,
+                };
+                let pk = old.as_ref().map_or(PromptId::from_uuid(new_pk), |o| o.pk);
+                for (flag, field) in [
+                    ("initial_value_expression", "initial_value"),
+                    ("placeholder_expression", "placeholder"),
+                ] {
+                    if bool_attr(&merged, flag)? == Some(true) {
+                        merged.insert(field.into(), json!(""));
+                        f.report.warnings.push(format!(
+                            "entries[{index}]: `{field}` is a Python expression (`{flag}`), which authflow does not evaluate here; the field's {field} is left empty"
+                        ));
+                    }
+                    merged.remove(flag);
+                }
+                merged.insert("pk".into(), json!(pk.to_string()));
+                let prompt: Prompt = models::typed(merged)?;
+                let changed = old.as_ref().is_none_or(|o| !same(o, &prompt));
+                f.work.prompts.insert(pk, prompt.clone());
+                f.prompts.push((index, pk));
+                if changed {
+                    self.update_prompt_stages(f, pk, Some(&prompt)).await?;
+                }
+                Ok(Outcome::Done(
+                    created_or_updated(changed),
+                    Some(Instance::Prompt(pk)),
+                ))
+            }
+            Model::Group => self.build_group(f, index, instance, new_pk, merged).await,
+            Model::User => self.build_user(f, instance, new_pk, merged).await,
+            Model::AnyStage | Model::MetaApplyBlueprint => Err("not an object model".into()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn build_stage(
+        &self,
+        f: &mut FileRun,
+        index: usize,
+        model: &Model,
+        instance: Option<Instance>,
+        new_pk: Uuid,
+        mut merged: Map<String, Json>,
+        data: &Map<String, Json>,
+    ) -> EntryResult<Outcome> {
+        let old = match instance {
+            Some(Instance::Stage(pk)) => f.work.stages.get(&pk).cloned(),
+            _ => None,
+        };
+        let pk = old.as_ref().map_or(StageId::from_uuid(new_pk), |o| o.pk);
+        let name = models::take_name(&mut merged)?;
+        let config = match model {
+            Model::UnsupportedStage(m) => {
+                StageConfig::Unsupported(UnsupportedStage { model: m.clone() })
+            }
+            Model::Stage(kind) => {
+                for (k, allowed) in models::refused_settings(*kind) {
+                    match merged.remove(*k) {
+                        None | Some(Json::Null) => {}
+                        Some(Json::String(v)) if v == *allowed => {}
+                        Some(other) => {
+                            return Err(format!(
+                                "`{k}` is `{other}`, but authflow does not support it (only `{allowed}`); remove it (ignoring it would weaken the stage)"
+                            ));
+                        }
+                    }
+                }
+                merged.remove("sources");
+                for field in models::stage_flow_fields(*kind) {
+                    let v = merged.get(*field).cloned().unwrap_or(Json::Null);
+                    let slug = models::flow_ref(&f.work, field, &v)?;
+                    merged.insert((*field).to_owned(), slug.map_or(Json::Null, Json::String));
+                }
+                match kind {
+                    StageModel::Identification => {
+                        for k in models::IDENTIFICATION_REFUSED {
+                            if merged.remove(*k).is_some_and(|v| !v.is_null()) {
+                                return Err(format!(
+                                    "`{k}` is set, but authflow's identification stage does not support it; remove it (ignoring it would weaken the stage)"
+                                ));
+                            }
+                        }
+                        let v = merged.get("password_stage").cloned().unwrap_or(Json::Null);
+                        if let Some(id) = models::ref_uuid("password_stage", &v)? {
+                            match f.work.stages.get(&StageId::from_uuid(id)) {
+                                Some(s) if matches!(s.config, StageConfig::Password(_)) => {}
+                                Some(_) => {
+                                    return Err("`password_stage` is not a password stage".into());
+                                }
+                                None => {
+                                    return Err(format!(
+                                        "`password_stage`: no stage has the pk `{id}`"
+                                    ));
+                                }
+                            }
+                        }
+                        if let Some(Json::Array(sources)) = data.get("sources") {
+                            if !sources.is_empty() {
+                                f.report.warnings.push(format!(
+                                    "entries[{index}]: `sources` are not supported by authflow and were ignored"
+                                ));
+                            }
+                        }
+                    }
+                    StageModel::Prompt => {
+                        let fields = merged.get("fields").cloned().unwrap_or(Json::Null);
+                        let pks = models::ref_list("fields", &fields)?;
+                        let prompts = models::prompts_for(&f.work, &pks)?;
+                        merged.insert(
+                            "fields".into(),
+                            serde_json::to_value(prompts).map_err(|e| e.to_string())?,
+                        );
+                        let policies = merged
+                            .get("validation_policies")
+                            .cloned()
+                            .unwrap_or(Json::Null);
+                        let ids = models::ref_list("validation_policies", &policies)?;
+                        for id in &ids {
+                            if !f.work.policies.contains_key(&PolicyId::from_uuid(*id)) {
+                                return Err(format!(
+                                    "`validation_policies`: no policy has the pk `{id}`"
+                                ));
+                            }
+                        }
+                        merged.insert(
+                            "validation_policies".into(),
+                            json!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>()),
+                        );
+                    }
+                    StageModel::UserWrite => {
+                        let v = merged
+                            .get("create_users_group")
+                            .cloned()
+                            .unwrap_or(Json::Null);
+                        if let Some(id) = models::ref_uuid("create_users_group", &v)? {
+                            let g = f
+                                .work
+                                .users
+                                .group(self.users.dir(), GroupId::from_uuid(id))
+                                .await
+                                .map_err(|e| e.to_string())?;
+                            if g.is_none() {
+                                return Err(format!(
+                                    "`create_users_group`: no group has the pk `{id}`"
+                                ));
+                            }
+                        }
+                    }
+                    StageModel::AuthenticatorValidate => {
+                        let v = merged
+                            .get("configuration_stages")
+                            .cloned()
+                            .unwrap_or(Json::Null);
+                        let ids = models::ref_list("configuration_stages", &v)?;
+                        for id in &ids {
+                            if !f.work.stages.contains_key(&StageId::from_uuid(*id)) {
+                                return Err(format!(
+                                    "`configuration_stages`: no stage has the pk `{id}`"
+                                ));
+                            }
+                        }
+                        merged.insert(
+                            "configuration_stages".into(),
+                            json!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>()),
+                        );
+                    }
+                    _ => {}
+                }
+                models::build_stage_config(*kind, merged)?
+            }
+            _ => return Err("not a stage".into()),
+        };
+        let stage = Stage { pk, name, config };
+        let changed = old.as_ref().is_none_or(|o| !same(o, &stage));
+        if changed {
+            self.apply_op(f, Op::PutStage(stage)).await?;
+        }
+        let action = if old.is_none() {
+            EntryAction::Created
+        } else if changed {
+            EntryAction::Updated
+        } else {
+            EntryAction::Unchanged
+        };
+        Ok(Outcome::Done(action, Some(Instance::Stage(pk))))
+    }
+
+    pub(super) async fn build_policy_binding(
+        &self,
+        f: &mut FileRun,
+        instance: Option<Instance>,
+        new_pk: Uuid,
+        merged: Map<String, Json>,
+    ) -> EntryResult<Outcome> {
+        let old = match instance {
+            Some(Instance::PolicyBinding(pk)) => f.work.policy_bindings.get(&pk).cloned(),
+            _ => None,
+        };
+        let target_v = merged.get("target").cloned().unwrap_or(Json::Null);
+        if models::is_skipped(&target_v) {
+            return Ok(Outcome::Cascade(
+                "its `target` was skipped as unsupported, so there is nothing to bind to".into(),
+            ));
+        }
+        let target =
+            models::ref_uuid("target", &target_v)?.ok_or("`target`: This field is required.")?;
+        let target = f.work.binding_target(target).ok_or_else(|| {
+            format!("`target`: no flow or flow-stage binding has the pk `{target}`")
+        })?;
+        let get = |k: &str| merged.get(k).cloned().unwrap_or(Json::Null);
+        let policy = models::ref_uuid("policy", &get("policy"))?.map(PolicyId::from_uuid);
+        let group = models::ref_uuid("group", &get("group"))?.map(GroupId::from_uuid);
+        let user = models::ref_uuid("user", &get("user"))?.map(UserId::from_uuid);
+        if let Some(p) = policy {
+            if !f.work.policies.contains_key(&p) {
+                return Err(format!("`policy`: no policy has the pk `{p}`"));
+            }
+        }
+        let dir = self.users.dir();
+        if let Some(g) = group {
+            if f.work
+                .users
+                .group(dir, g)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                return Err(format!("`group`: no group has the pk `{g}`"));
+            }
+        }
+        if let Some(u) = user {
+            if f.work
+                .users
+                .user(dir, u)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                return Err(format!("`user`: no user has the pk `{u}`"));
+            }
+        }
+        let subject =
+            BindingSubject::from_fields(policy, group, user).map_err(|e| e.to_string())?;
+        #[derive(serde::Deserialize)]
+        struct Settings {
+            negate: bool,
+            enabled: bool,
+            order: i32,
+            timeout: u32,
+            failure_result: bool,
+        }
+        let mut settings = Map::new();
+        for k in ["negate", "enabled", "order", "timeout", "failure_result"] {
+            settings.insert(k.into(), get(k));
+        }
+        let s: Settings = models::typed(settings)?;
+        let pk = old
+            .as_ref()
+            .map_or(PolicyBindingId::from_uuid(new_pk), |o| o.pk);
+        let binding = PolicyBinding {
+            pk,
+            target,
+            subject,
+            negate: s.negate,
+            enabled: s.enabled,
+            order: s.order,
+            timeout: s.timeout,
+            failure_result: s.failure_result,
+        };
+        let changed = old.as_ref() != Some(&binding);
+        if changed {
+            self.apply_op(f, Op::PutPolicyBinding(binding)).await?;
+        }
+        let action = if old.is_none() {
+            EntryAction::Created
+        } else if changed {
+            EntryAction::Updated
+        } else {
+            EntryAction::Unchanged
+        };
+        Ok(Outcome::Done(action, Some(Instance::PolicyBinding(pk))))
+    }
+
+    pub(super) async fn build_group(
+        &self,
+        f: &mut FileRun,
+        index: usize,
+        instance: Option<Instance>,
+        new_pk: Uuid,
+        mut merged: Map<String, Json>,
+    ) -> EntryResult<Outcome> {
+        let dir = self.users.dir();
+        let old = match instance {
+            Some(Instance::Group(pk)) => f
+                .work
+                .users
+                .group(dir, pk)
+                .await
+                .map_err(|e| e.to_string())?,
+            _ => None,
+        };
+        let pk = old.as_ref().map_or(GroupId::from_uuid(new_pk), |o| o.pk);
+        let name = models::take_name(&mut merged)?;
+        let parent = models::ref_uuid("parent", merged.get("parent").unwrap_or(&Json::Null))?
+            .map(GroupId::from_uuid);
+        if let Some(p) = parent {
+            if p == pk {
+                return Err("`parent`: a group cannot be its own parent".into());
+            }
+            if f.work
+                .users
+                .group(dir, p)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                return Err(format!("`parent`: no group has the pk `{p}`"));
+            }
+        }
+        let attributes = match merged.get("attributes") {
+            None | Some(Json::Null) => Map::new(),
+            Some(Json::Object(m)) => m.clone(),
+            Some(other) => return Err(format!("`attributes`: expected a mapping, got `{other}`")),
+        };
+        let group = Group {
+            pk,
+            name,
+            parent,
+            is_superuser: bool_attr(&merged, "is_superuser")?.unwrap_or(false),
+            attributes,
+        };
+        let changed = old.as_ref() != Some(&group);
+        if changed {
+            self.apply_op(f, Op::PutGroup(group)).await?;
+        }
+        // `users`: members to add (authflow cannot list a group's members, so members
+        // not listed are not removed).
+        let members = models::ref_list("users", merged.get("users").unwrap_or(&Json::Null))?;
+        let mut added = false;
+        for id in members {
+            let uid = UserId::from_uuid(id);
+            let mut user = f
+                .work
+                .users
+                .user(dir, uid)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("`users`: no user has the pk `{id}`"))?;
+            if !user.groups.contains(&pk) {
+                user.groups.push(pk);
+                self.apply_op(f, Op::UpdateUser(user)).await?;
+                added = true;
+            }
+        }
+        if merged.contains_key("users") {
+            f.report.warnings.push(format!(
+                "entries[{index}]: `users` only adds members in authflow; members not listed are kept"
+            ));
+        }
+        let action = if old.is_none() {
+            EntryAction::Created
+        } else if changed || added {
+            EntryAction::Updated
+        } else {
+            EntryAction::Unchanged
+        };
+        Ok(Outcome::Done(action, Some(Instance::Group(pk))))
+    }
+
+    pub(super) async fn build_user(
+        &self,
+        f: &mut FileRun,
+        instance: Option<Instance>,
+        new_pk: Uuid,
+        merged: Map<String, Json>,
+    ) -> EntryResult<Outcome> {
+        let dir = self.users.dir();
+        let old = match instance {
+            Some(Instance::User(pk)) => f
+                .work
+                .users
+                .user(dir, pk)
+                .await
+                .map_err(|e| e.to_string())?,
+            _ => None,
+        };
+        let pk = old.as_ref().map_or(UserId::from_uuid(new_pk), |o| o.pk);
+        let username = match string_attr(&merged, "username")? {
+            Some(u) if !u.trim().is_empty() => u,
+            _ => return Err("`username`: This field is required.".into()),
+        };
+        let mut groups = Vec::new();
+        for id in models::ref_list("groups", merged.get("groups").unwrap_or(&Json::Null))? {
+            let g = GroupId::from_uuid(id);
+            if f.work
+                .users
+                .group(dir, g)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                return Err(format!("`groups`: no group has the pk `{id}`"));
+            }
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+        let attributes = match merged.get("attributes") {
+            None | Some(Json::Null) => Map::new(),
+            Some(Json::Object(m)) => m.clone(),
+            Some(other) => return Err(format!("`attributes`: expected a mapping, got `{other}`")),
+        };
+        let user = User {
+            pk,
+            username,
+            name: string_attr(&merged, "name")?.unwrap_or_default(),
+            email: string_attr(&merged, "email")?.unwrap_or_default(),
+            is_active: bool_attr(&merged, "is_active")?.unwrap_or(true),
+            path: string_attr(&merged, "path")?.unwrap_or_default(),
+            user_type: string_attr(&merged, "type")?.unwrap_or_else(|| "internal".into()),
+            attributes,
+            groups,
+        };
+        let password = string_attr(&merged, "password")?.filter(|p| !p.is_empty());
+        let hash = string_attr(&merged, "password_hash")?.filter(|h| !h.is_empty());
+        if password.is_some() && hash.is_some() {
+            return Err("give either `password` or `password_hash`, not both".into());
+        }
+        if let Some(h) = &hash {
+            if !(h.starts_with("pbkdf2_sha256$") || h.starts_with("$argon2")) {
+                return Err(
+                    "`password_hash`: authflow verifies Django `pbkdf2_sha256$…` and argon2 (`$argon2…`) hashes only"
+                        .into(),
+                );
+            }
+            if !is_memory_users(&self.users) {
+                return Err(
+                    "`password_hash`: this user directory cannot take password hashes (only the in-memory one can); give `password` instead"
+                        .into(),
+                );
+            }
+        }
+        let Some(old) = old else {
+            if let Some(other) = f
+                .work
+                .users
+                .user(dir, pk)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!(
+                    "the user `{}` already has the pk `{pk}` this entry would create its user with; give its current username in `identifiers`",
+                    other.username
+                ));
+            }
+            self.apply_op(
+                f,
+                Op::CreateUser {
+                    user,
+                    password: password.map(Password::new),
+                    hash,
+                },
+            )
+            .await?;
+            return Ok(Outcome::Done(
+                EntryAction::Created,
+                Some(Instance::User(pk)),
+            ));
+        };
+        let mut changed = old != user;
+        if changed {
+            self.apply_op(f, Op::UpdateUser(user.clone())).await?;
+        }
+        if let Some(p) = password {
+            let p = Password::new(p);
+            let current = dir
+                .verify_password(Some(pk), &p)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !current {
+                self.apply_op(f, Op::SetPassword(pk, p)).await?;
+                changed = true;
+            }
+        }
+        if let Some(h) = hash {
+            self.apply_op(f, Op::SetHash(user, h)).await?;
+            changed = true;
+        }
+        let action = if changed {
+            EntryAction::Updated
+        } else {
+            EntryAction::Unchanged
+        };
+        Ok(Outcome::Done(action, Some(Instance::User(pk))))
+    }
+}
