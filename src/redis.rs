@@ -229,7 +229,7 @@ impl SessionStore for RedisSessionStore {
 /// applies the change to the current catalogue with the same validation as
 /// [`MemoryFlowStore`](crate::memory::MemoryFlowStore) and stores it only if the
 /// generation did not move meanwhile (compare-and-swap in a Lua script), then bumps the
-/// generation. [`FlowStore::revision`] is the generation: when any instance changes a
+/// generation. [`FlowStore::revision`](crate::store::FlowStore::revision) is the generation: when any instance changes a
 /// flow, every other instance's engine sees a new revision on its next request and drops
 /// its cached definition. Each instance parses the document once per generation.
 pub struct RedisFlowStore {
