@@ -477,4 +477,99 @@ mod two_instances {
             .unwrap();
         assert_eq!(c["component"], "ak-stage-access-denied", "{c}");
     }
+
+    /// Over HTTP against two instances: 50 concurrent identical POSTs on one session
+    /// advance the plan once and never answer a 5xx; with Redis gone the same session
+    /// gets 503 JSON, and once Redis is back it continues to a successful login.
+    #[tokio::test]
+    async fn concurrent_posts_and_a_redis_outage_over_http() {
+        let mut redis = Redis::start();
+        let cfg = config();
+        let (ea, _) = redis_engine(&redis, &cfg).await;
+        let (eb, _) = redis_engine(&redis, &cfg).await;
+        let (a, b) = (serve(ea).await, serve(eb).await);
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let login = defaults::AUTHENTICATION;
+        let exec = |base: &str| format!("{base}/api/v3/flows/executor/{login}/?query=");
+        let c: serde_json::Value = client
+            .get(exec(&a))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(c["component"], "ak-stage-identification");
+
+        let body = json!({"component": "ak-stage-identification", "uid_field": "akadmin"});
+        let mut handles = Vec::new();
+        for i in 0..50 {
+            let (client, url, body) = (
+                client.clone(),
+                exec(if i % 2 == 0 { &a } else { &b }),
+                body.clone(),
+            );
+            handles.push(tokio::spawn(async move {
+                client.post(url).json(&body).send().await.unwrap()
+            }));
+        }
+        let mut advanced = 0;
+        for h in handles {
+            let r = h.await.unwrap();
+            let status = r.status().as_u16();
+            assert!(
+                status == 200 || status == 409,
+                "no 5xx or other errors: {status}"
+            );
+            let c: serde_json::Value = r.json().await.unwrap();
+            if status == 200 {
+                assert_eq!(c["component"], "ak-stage-password", "{c}");
+                if c.get("response_errors").is_none() {
+                    advanced += 1;
+                }
+            } else {
+                assert_eq!(c["code"], "conflict", "{c}");
+            }
+        }
+        assert_eq!(advanced, 1, "exactly one POST advanced the plan");
+
+        redis.kill();
+        let r = client.get(exec(&b)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 503);
+        let c: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(c["code"], "store_unavailable", "{c}");
+        let r = client
+            .post(exec(&a))
+            .json(&json!({"component": "ak-stage-password", "password": "pw-redis"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 503);
+
+        redis.spawn();
+        let mut done = None;
+        for _ in 0..40 {
+            let r = client
+                .post(exec(&a))
+                .json(&json!({"component": "ak-stage-password", "password": "pw-redis"}))
+                .send()
+                .await
+                .unwrap();
+            if r.status().as_u16() == 503 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            assert_eq!(r.status().as_u16(), 200);
+            done = Some(r.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        let c = done.expect("redis came back");
+        assert_eq!(
+            c["component"], "xak-flow-redirect",
+            "the same session continued: {c}"
+        );
+    }
 }

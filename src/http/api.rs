@@ -237,9 +237,7 @@ pub(crate) async fn list(State(app): State<AppState>, req: Request<Body>) -> Res
         })))
     }
     .await;
-    result
-        .map(IntoResponse::into_response)
-        .unwrap_or_else(IntoResponse::into_response)
+    reply(result)
 }
 
 /// `POST /api/v3/flows/instances/`: 201 with the flow, 400 with field errors.
@@ -258,9 +256,7 @@ pub(crate) async fn create(State(app): State<AppState>, req: Request<Body>) -> R
         ))
     }
     .await;
-    result
-        .map(IntoResponse::into_response)
-        .unwrap_or_else(IntoResponse::into_response)
+    reply(result)
 }
 
 async fn find(app: &AppState, slug: &str) -> Result<Flow, ApiError> {
@@ -280,9 +276,7 @@ pub(crate) async fn retrieve(
         Ok::<_, ApiError>(axum::Json(flow_api_json(&app, &flow).await?))
     }
     .await;
-    result
-        .map(IntoResponse::into_response)
-        .unwrap_or_else(IntoResponse::into_response)
+    reply(result)
 }
 
 /// `PATCH /api/v3/flows/instances/{slug}/`.
@@ -301,9 +295,7 @@ pub(crate) async fn update(
         Ok::<_, ApiError>(axum::Json(flow_api_json(&app, &flow).await?))
     }
     .await;
-    result
-        .map(IntoResponse::into_response)
-        .unwrap_or_else(IntoResponse::into_response)
+    reply(result)
 }
 
 /// `DELETE /api/v3/flows/instances/{slug}/`: 204.
@@ -322,9 +314,7 @@ pub(crate) async fn destroy(
         }
     }
     .await;
-    result
-        .map(IntoResponse::into_response)
-        .unwrap_or_else(IntoResponse::into_response)
+    reply(result)
 }
 
 /// `GET /api/v3/flows/instances/{slug}/execute/`: plans the flow for the token's (or
@@ -376,7 +366,15 @@ pub(crate) async fn execute(
         }
     }
     .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    reply(result)
+}
+
+/// The handler's answer or its error, as a response.
+fn reply<T: IntoResponse>(result: Result<T, ApiError>) -> Response {
+    match result {
+        Ok(v) => v.into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn redirect(to: &str) -> Response {
@@ -437,5 +435,5 @@ pub(crate) async fn default_flow(
         Err(ApiError::NotFound)
     }
     .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    reply(result)
 }
