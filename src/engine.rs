@@ -432,6 +432,9 @@ impl Engine {
     }
 
     async fn user_of(&self, state: Option<&SessionState>) -> Result<Option<User>, StoreError> {
+        // An expired login is no login (also for the admin API, execute and inspector).
+        let now = self.env.clock.now();
+        let state = state.filter(|s| s.login_expires_at.is_none_or(|t| t > now));
         match state.and_then(|s| s.user) {
             Some(pk) => Ok(self.env.users.user(pk).await?.filter(|u| u.is_active)),
             None => Ok(None),
@@ -456,14 +459,24 @@ impl Engine {
                 None => (SessionId::generate(), SessionState::default(), None),
             };
             let now = self.env.clock.now();
+            let mut login_ended = false;
             if state.login_expires_at.is_some_and(|t| t <= now) {
                 state.user = None;
                 state.authenticated_at = None;
                 state.login_expires_at = None;
+                login_ended = true;
             }
             let request_user = self.user_of(Some(&state)).await?;
             if state.user.is_some() && request_user.is_none() {
                 state.user = None;
+                login_ended = true;
+            }
+            if login_ended {
+                // As at logout: plans made while logged in must not outlive the login
+                // (they may name the user as pending user, or need authentication).
+                for fs in state.flows.values_mut() {
+                    fs.plan = None;
+                }
             }
             let (challenge, effects) =
                 executor::run(self, &def, req, &mut state, request_user.as_ref(), input).await?;

@@ -791,3 +791,215 @@ async fn plans_made_while_logged_in_do_not_survive_logout() {
         out.challenge.to_json()
     );
 }
+
+/// Stores with the default flows whose login lasts one hour, an engine on a manual
+/// clock, and a logged-in ordinary user `alice`.
+async fn expiring_login() -> (
+    authflow::memory::Stores,
+    Arc<authflow::Engine>,
+    Arc<authflow::clock::ManualClock>,
+    Client,
+    authflow::store::User,
+) {
+    use authflow::model::StageConfig;
+    use authflow::store::NewUser;
+    let stores = authflow::memory::Stores::new();
+    let clock = Arc::new(authflow::clock::ManualClock::new(1_700_000_000));
+    let engine = Arc::new(stores.engine().clock(clock.clone()).build());
+    defaults::install(stores.flows.as_ref()).await.unwrap();
+    defaults::bootstrap_admin(stores.users.as_ref(), ADMIN_PASSWORD.into())
+        .await
+        .unwrap();
+    let def = engine.definition(LOGIN).await.unwrap();
+    let mut login_stage = def
+        .stages
+        .iter()
+        .find(|s| matches!(s.stage.config, StageConfig::UserLogin(_)))
+        .unwrap()
+        .stage
+        .as_ref()
+        .clone();
+    if let StageConfig::UserLogin(s) = &mut login_stage.config {
+        s.session_duration = "hours=1".into();
+    }
+    stores.flows.put_stage(login_stage).await.unwrap();
+    let alice = stores
+        .users
+        .create_user(NewUser::new("alice").password("Alice-Pw-123"))
+        .await
+        .unwrap();
+    let mut c = Client::new(engine.clone());
+    c.get(LOGIN).await;
+    c.post(LOGIN, ident("alice")).await;
+    let out = c.post(LOGIN, password("Alice-Pw-123")).await;
+    assert!(out.logged_in, "{}", wire(&out));
+    (stores, engine, clock, c, alice)
+}
+
+/// A plan made while logged in must not outlive an expired login either: a
+/// password-change plan started for alice (execute API: pending user = alice) must not
+/// let whoever holds the browser set her password once her login has expired.
+#[tokio::test]
+async fn plans_made_while_logged_in_do_not_survive_login_expiry() {
+    let (stores, engine, clock, mut c, alice) = expiring_login().await;
+    let mut context = authflow::plan::PlanContext::new();
+    context.set_pending_user(&authflow::plan::PendingUser::of(&alice));
+    let started = engine
+        .start(
+            &c.request(),
+            defaults::PASSWORD_CHANGE,
+            context,
+            Some(&alice),
+        )
+        .await
+        .unwrap();
+    assert!(started.is_ok(), "{started:?}");
+    let out = c.get(defaults::PASSWORD_CHANGE).await;
+    assert_eq!(out.challenge.component(), "ak-stage-prompt");
+
+    clock.advance(2 * 3600);
+    let out = c
+        .post(
+            defaults::PASSWORD_CHANGE,
+            json!({"component": "ak-stage-prompt", "password": "Attacker-Pw-1", "password_repeat": "Attacker-Pw-1"}),
+        )
+        .await;
+    assert_ne!(
+        out.challenge.component(),
+        "xak-flow-redirect",
+        "{}",
+        wire(&out)
+    );
+    assert!(
+        !stores
+            .users
+            .verify_password(Some(alice.pk), &"Attacker-Pw-1".into())
+            .await
+            .unwrap(),
+        "an expired login changed the password"
+    );
+    let out = c.get(defaults::PASSWORD_CHANGE).await;
+    assert_eq!(
+        out.challenge.component(),
+        "ak-stage-access-denied",
+        "{}",
+        wire(&out)
+    );
+}
+
+/// An expired login is no login for the engine's other entry points either
+/// (`session_user` backs the admin API's and the execute API's session auth, and the
+/// inspector checks the same user).
+#[tokio::test]
+async fn expired_login_is_not_a_session_user() {
+    let (_stores, engine, clock, c, alice) = expiring_login().await;
+    let id = c.session_id();
+    assert_eq!(
+        engine.session_user(&id).await.unwrap().map(|u| u.pk),
+        Some(alice.pk)
+    );
+    clock.advance(2 * 3600);
+    assert!(engine.session_user(&id).await.unwrap().is_none());
+}
+
+/// Identification with an inline password: an inactive account with its correct
+/// password answers exactly like a wrong password ("Failed to authenticate."), as the
+/// password stage does; it must not go on and reveal "User is not active.".
+#[tokio::test]
+async fn inline_password_inactive_user_answers_like_a_wrong_password() {
+    use authflow::model::{IdentificationStage, PasswordStage, UserLoginStage};
+    let k = kit().await;
+    let flows = k.stores.flows.as_ref();
+    let slug = "inline-login";
+    let flow = Flow::new(slug, "Inline", FlowDesignation::Authentication);
+    flows.put_flow(flow.clone()).await.unwrap();
+    let pw = Stage::new("inline-password", PasswordStage::default());
+    let ident = Stage::new(
+        "inline-ident",
+        IdentificationStage {
+            user_fields: vec![UserField::Username],
+            password_stage: Some(pw.pk),
+            ..IdentificationStage::default()
+        },
+    );
+    flows.put_stage(pw).await.unwrap();
+    let login = Stage::new("inline-login", UserLoginStage::default());
+    for (i, s) in [ident, login].into_iter().enumerate() {
+        let b = FlowStageBinding::new(flow.pk, s.pk, i32::try_from(i).unwrap() * 10);
+        flows.put_stage(s).await.unwrap();
+        flows.put_binding(b).await.unwrap();
+    }
+    let mut bob = k.create_user("bob", "Bob-Pw-12345").await;
+    bob.is_active = false;
+    k.stores.users.update_user(&bob).await.unwrap();
+
+    let post = |uid: &str, pw: &str| json!({"component": "ak-stage-identification", "uid_field": uid, "password": pw});
+    let mut right = k.client();
+    right.get(slug).await;
+    let a = wire(&right.post(slug, post("bob", "Bob-Pw-12345")).await);
+    let mut wrong = k.client();
+    wrong.get(slug).await;
+    let b = wire(&wrong.post(slug, post("bob", "not-the-password")).await);
+    assert_eq!(a["component"], "ak-stage-identification", "{a}");
+    assert_eq!(a["response_errors"], b["response_errors"]);
+    assert_eq!(shape(&a), shape(&b));
+}
+
+/// With `pretend_user_exists`, an unknown identifier must cost the same reputation as
+/// a known one: otherwise a reputation-guarded stage (authentik's "conditional
+/// captcha"/deny example) kicks in earlier for unknown usernames and tells them apart.
+#[tokio::test]
+async fn pretended_users_lose_no_more_reputation_than_known_ones() {
+    use authflow::model::{
+        BindingSubject, BindingTarget, DenyStage, Policy, PolicyBinding, PolicyKind,
+        ReputationPolicy,
+    };
+    let k = kit().await;
+    let flows = k.stores.flows.as_ref();
+    let def = k.engine.definition(LOGIN).await.unwrap();
+    let deny = Stage::new("reputation-deny", DenyStage::default());
+    let mut binding = FlowStageBinding::new(def.flow.pk, deny.pk, 15);
+    binding.evaluate_on_plan = false;
+    binding.re_evaluate_policies = true;
+    let policy = Policy::new(
+        "bad-reputation",
+        PolicyKind::Reputation(ReputationPolicy {
+            threshold: -2,
+            check_ip: false,
+            check_username: true,
+        }),
+    );
+    flows.put_stage(deny).await.unwrap();
+    flows.put_binding(binding.clone()).await.unwrap();
+    flows.put_policy(policy.clone()).await.unwrap();
+    flows
+        .put_policy_binding(PolicyBinding::new(
+            BindingTarget::Stage(binding.pk),
+            BindingSubject::Policy(policy.pk),
+            0,
+        ))
+        .await
+        .unwrap();
+
+    // Each attempt: identify, then one wrong password. Returns what the identification
+    // step answered.
+    let attempt = |uid: &'static str| {
+        let mut c = k.client();
+        async move {
+            c.get(LOGIN).await;
+            let out = c.post(LOGIN, ident(uid)).await;
+            let component = out.challenge.component().to_owned();
+            if component == "ak-stage-password" {
+                c.post(LOGIN, password("wrong-password-1")).await;
+            }
+            component
+        }
+    };
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..3 {
+        known.push(attempt("akadmin").await);
+        unknown.push(attempt("no-such-user-xyz").await);
+    }
+    assert_eq!(known, unknown);
+}

@@ -1776,3 +1776,55 @@ fn validator_rejects_broken_challenges() {
         .is_empty()
     );
 }
+
+/// Silent stages run on GET, and the Lax session cookie accompanies cross-site
+/// top-level navigations: a link on another site to the unenrollment flow's executor URL
+/// must not delete the visitor's account. Browsers mark such requests
+/// `Sec-Fetch-Site: cross-site`; they are refused (403 JSON) and change nothing, while
+/// same-origin requests work.
+#[tokio::test]
+async fn cross_site_navigation_to_the_executor_is_refused() {
+    let s = start().await;
+    s.create_user("victim", "Victim-Pw-12345").await;
+    let b = s.login("victim", "Victim-Pw-12345").await;
+    let path = executor(defaults::UNENROLLMENT);
+    for method in [Method::GET, Method::POST] {
+        let mut req = Req::new(method, &path).header("sec-fetch-site", "cross-site");
+        if req.method == Method::POST {
+            req = req.json(&json!({}));
+        }
+        let r = b.send(req).await;
+        assert_eq!(r.status, 403, "cross-site request refused");
+    }
+    let still_there = s
+        .stores
+        .users
+        .find_user(UserField::Username, "victim", false)
+        .await
+        .unwrap();
+    assert!(
+        still_there.is_some(),
+        "the account survived the cross-site request"
+    );
+    assert!(
+        s.session(&b.session()).await.unwrap().user.is_some(),
+        "still logged in"
+    );
+
+    // The same request from the flow's own page (same origin) works.
+    let r = b
+        .send(Req::new(Method::GET, &path).header("sec-fetch-site", "same-origin"))
+        .await;
+    assert_eq!(r.component(), "xak-flow-redirect");
+    let gone = s
+        .stores
+        .users
+        .find_user(UserField::Username, "victim", false)
+        .await
+        .unwrap();
+    assert!(
+        gone.is_none(),
+        "same-origin unenrollment deletes the account"
+    );
+    s.finish();
+}

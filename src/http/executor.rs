@@ -54,10 +54,30 @@ pub(crate) async fn get(
     req: Request<Body>,
 ) -> Response {
     let (parts, _) = req.into_parts();
+    if let Err(e) = refuse_cross_site(&parts.headers) {
+        return e.into_response();
+    }
     let freq = flow_request(&parts);
     match app.engine.plan(&freq, &slug).await {
         Ok(out) => respond(&app, out, StatusCode::OK),
         Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Refuses requests a browser marks as cross-site (`Sec-Fetch-Site: cross-site`).
+///
+/// Stages run on GET too (silent stages such as user logout or user delete do their
+/// work when they become current), and the `SameSite=Lax` session cookie accompanies
+/// top-level cross-site navigations. Without this check a link on another site to
+/// `/api/v3/flows/executor/default-unenrollment-flow/` would delete the visitor's
+/// account. The flow API is only ever fetched by same-origin scripts or by non-browser
+/// clients (which do not send the header); cross-site visitors land on `/if/flow/…`.
+pub(crate) fn refuse_cross_site(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some(site) if site.eq_ignore_ascii_case("cross-site") => Err(ApiError::Forbidden(
+            "Cross-site requests to the flow API are refused; open the flow's page instead.".into(),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -114,6 +134,7 @@ pub(crate) async fn post(
 
 async fn post_inner(app: &AppState, slug: &str, req: Request<Body>) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
+    refuse_cross_site(&parts.headers)?;
     let freq = flow_request(&parts);
     let uri = parts.uri.clone();
     let ctype = content_type(&parts.headers);

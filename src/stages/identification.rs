@@ -99,12 +99,14 @@ impl StageKind for IdentificationStage {
         }
 
         // Inline password: verify for known and unknown users alike (same work either way).
+        // An inactive account answers like a wrong password, as in the password stage.
         let password_ok = match (&self.password_stage, &password) {
             (Some(_), Some(pw)) => {
                 ctx.env
                     .users
                     .verify_password(found.as_ref().map(|u| u.pk), &Password::new(pw.as_str()))
                     .await?
+                    && found.as_ref().is_some_and(|u| u.is_active)
             }
             (Some(_), None) => false,
             (None, _) => true,
@@ -154,10 +156,9 @@ impl StageKind for IdentificationStage {
                         .insert(keys::PENDING_USER_IDENTIFIER, uid.clone().into());
                 }
                 if self.pretend_user_exists && self.password_stage.is_none() {
-                    ctx.env
-                        .reputation
-                        .adjust(ctx.request.client_ip.as_deref(), Some(&uid), -1)
-                        .await?;
+                    // No reputation change here: a known user loses none at this step
+                    // either (the later credential check counts the failure once for
+                    // both), so reputation-guarded stages cannot tell them apart.
                     Ok(StageOutcome::Done)
                 } else {
                     // One failure, one reputation point (`login_failed` lowers it).
