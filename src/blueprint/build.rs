@@ -98,15 +98,7 @@ impl Importer<'_> {
         mut merged: Map<String, Json>,
         data: &Map<String, Json>,
     ) -> EntryResult<Outcome> {
-        let created_or_updated = |changed: bool| {
-            if instance.is_none() {
-                EntryAction::Created
-            } else if changed {
-                EntryAction::Updated
-            } else {
-                EntryAction::Unchanged
-            }
-        };
+        let created_or_updated = |changed: bool| entry_action(instance.is_some(), changed);
         match model {
             Model::Flow => {
                 let old = match instance {
@@ -372,13 +364,7 @@ impl Importer<'_> {
         if changed {
             self.apply_op(f, Op::PutStage(stage)).await?;
         }
-        let action = if old.is_none() {
-            EntryAction::Created
-        } else if changed {
-            EntryAction::Updated
-        } else {
-            EntryAction::Unchanged
-        };
+        let action = entry_action(old.is_some(), changed);
         Ok(Outcome::Done(action, Some(Instance::Stage(pk))))
     }
 
@@ -468,13 +454,7 @@ impl Importer<'_> {
         if changed {
             self.apply_op(f, Op::PutPolicyBinding(binding)).await?;
         }
-        let action = if old.is_none() {
-            EntryAction::Created
-        } else if changed {
-            EntryAction::Updated
-        } else {
-            EntryAction::Unchanged
-        };
+        let action = entry_action(old.is_some(), changed);
         Ok(Outcome::Done(action, Some(Instance::PolicyBinding(pk))))
     }
 
@@ -554,13 +534,7 @@ impl Importer<'_> {
                 "entries[{index}]: `users` only adds members in authflow; members not listed are kept"
             ));
         }
-        let action = if old.is_none() {
-            EntryAction::Created
-        } else if changed || added {
-            EntryAction::Updated
-        } else {
-            EntryAction::Unchanged
-        };
+        let action = entry_action(old.is_some(), changed || added);
         Ok(Outcome::Done(action, Some(Instance::Group(pk))))
     }
 
@@ -689,5 +663,14 @@ impl Importer<'_> {
             EntryAction::Unchanged
         };
         Ok(Outcome::Done(action, Some(Instance::User(pk))))
+    }
+}
+
+/// What applying an entry did, from whether the object existed and whether it changed.
+fn entry_action(existed: bool, changed: bool) -> EntryAction {
+    match (existed, changed) {
+        (false, _) => EntryAction::Created,
+        (true, true) => EntryAction::Updated,
+        (true, false) => EntryAction::Unchanged,
     }
 }
