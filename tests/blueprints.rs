@@ -1930,3 +1930,42 @@ async fn refuses_what_would_weaken_a_flow_or_never_end() {
         .unwrap();
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 }
+
+/// References in `validation_policies` and `configuration_stages` must name existing
+/// objects: an unknown pk fails the entry (naming the field) and writes nothing.
+#[tokio::test]
+async fn unknown_referenced_pks_fail_the_entry() {
+    for (model, field, what) in [
+        (
+            "authentik_stages_prompt.promptstage",
+            "validation_policies",
+            "policy",
+        ),
+        (
+            "authentik_stages_authenticator_validate.authenticatorvalidatestage",
+            "configuration_stages",
+            "stage",
+        ),
+    ] {
+        let env = Env::new();
+        let yaml = format!(
+            "version: 1\nentries:\n  - model: {model}\n    identifiers: {{name: refs}}\n    attrs: {{{field}: [\"0b9a4f2e-0000-4000-8000-000000000001\"]}}\n"
+        );
+        let err = env
+            .importer()
+            .apply_str("refs.yaml", &yaml)
+            .await
+            .unwrap_err();
+        match &err {
+            BlueprintError::Entry { message, .. } => assert!(
+                message.contains(&format!("`{field}`: no {what} has the pk")),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            env.stores.flows.catalogue().stages.is_empty(),
+            "nothing written"
+        );
+    }
+}

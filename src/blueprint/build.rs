@@ -299,22 +299,9 @@ impl Importer<'_> {
                             "fields".into(),
                             serde_json::to_value(prompts).map_err(|e| e.to_string())?,
                         );
-                        let policies = merged
-                            .get("validation_policies")
-                            .cloned()
-                            .unwrap_or(Json::Null);
-                        let ids = models::ref_list("validation_policies", &policies)?;
-                        for id in &ids {
-                            if !f.work.policies.contains_key(&PolicyId::from_uuid(*id)) {
-                                return Err(format!(
-                                    "`validation_policies`: no policy has the pk `{id}`"
-                                ));
-                            }
-                        }
-                        merged.insert(
-                            "validation_policies".into(),
-                            json!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>()),
-                        );
+                        resolve_refs(&mut merged, "validation_policies", "policy", |id| {
+                            f.work.policies.contains_key(&PolicyId::from_uuid(id))
+                        })?;
                     }
                     StageModel::UserWrite => {
                         let v = merged
@@ -336,22 +323,9 @@ impl Importer<'_> {
                         }
                     }
                     StageModel::AuthenticatorValidate => {
-                        let v = merged
-                            .get("configuration_stages")
-                            .cloned()
-                            .unwrap_or(Json::Null);
-                        let ids = models::ref_list("configuration_stages", &v)?;
-                        for id in &ids {
-                            if !f.work.stages.contains_key(&StageId::from_uuid(*id)) {
-                                return Err(format!(
-                                    "`configuration_stages`: no stage has the pk `{id}`"
-                                ));
-                            }
-                        }
-                        merged.insert(
-                            "configuration_stages".into(),
-                            json!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>()),
-                        );
+                        resolve_refs(&mut merged, "configuration_stages", "stage", |id| {
+                            f.work.stages.contains_key(&StageId::from_uuid(id))
+                        })?;
                     }
                     _ => {}
                 }
@@ -673,4 +647,24 @@ fn entry_action(existed: bool, changed: bool) -> EntryAction {
         (true, true) => EntryAction::Updated,
         (true, false) => EntryAction::Unchanged,
     }
+}
+
+/// Resolves the list of references under `key`, checks each names an existing object
+/// (`what` in the error) and writes it back as pk strings.
+fn resolve_refs(
+    merged: &mut Map<String, Json>,
+    key: &str,
+    what: &str,
+    exists: impl Fn(Uuid) -> bool,
+) -> Result<(), String> {
+    let value = merged.get(key).cloned().unwrap_or(Json::Null);
+    let ids = models::ref_list(key, &value)?;
+    if let Some(id) = ids.iter().find(|id| !exists(**id)) {
+        return Err(format!("`{key}`: no {what} has the pk `{id}`"));
+    }
+    merged.insert(
+        key.into(),
+        json!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>()),
+    );
+    Ok(())
 }
