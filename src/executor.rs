@@ -77,7 +77,18 @@ pub(crate) async fn run(
         effects: Effects::default(),
         handoff: None,
     };
-    let result = exec.drive(&mut fs, input).await;
+    let mut result = exec.drive(&mut fs, input).await;
+    if exec.effects.login.is_some()
+        && query_param(&req.query, "next").is_some_and(|n| !is_safe_relative_url(&n))
+    {
+        // Deny before logging in: a login that cannot end where it was asked to end
+        // must not leave the session logged in (the flow is denied as authentik does).
+        exec.effects.login = None;
+        exec.effects.login_duration = None;
+        fs.plan = None;
+        fs.query.clear();
+        result = Ok(exec.denied(&mut fs, "Invalid next URL".into()));
+    }
     *state.flow_mut(&slug) = fs;
     if let Some((target, plan)) = exec.handoff.take() {
         let target_state = state.flow_mut(&target);

@@ -473,6 +473,9 @@ async fn absolute_or_protocol_relative_next_is_refused() {
             "next={next}"
         );
         assert_eq!(out.challenge.error_message(), Some("Invalid next URL"));
+        // Denied before logging in (issue 8 §6): the session stays anonymous.
+        assert!(!out.logged_in, "next={next}: logged in despite the denial");
+        assert_eq!(out.user, None, "next={next}");
     }
 }
 
