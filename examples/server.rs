@@ -11,6 +11,10 @@
 //! `AUTHFLOW_SECRET_KEY` (CSRF key; random if unset — set the same value on every
 //! instance that shares sessions), `AUTHFLOW_REDIS_URL` (share sessions and flows through
 //! Redis; needs the `redis` feature), `RUST_LOG` (default `info`).
+//! `AUTHFLOW_EXTERNAL_URL` (`--external-url`; the public base URL such as
+//! `https://auth.example.com`: absolute links start with it, never with the request's
+//! `Host`; an `https://` URL marks cookies `Secure`), `AUTHFLOW_SECURE_COOKIES=1`
+//! (`--secure-cookies`; `Secure` cookies behind a TLS-terminating proxy).
 //! `--listen ADDR` overrides `AUTHFLOW_LISTEN`, `--redis URL` overrides `AUTHFLOW_REDIS_URL`.
 //! `--blueprints DIR` applies every authentik blueprint (`*.yaml`) in DIR at start, after
 //! the default flows, in authentik's order (`metaapplyblueprint` dependencies first; files
@@ -184,6 +188,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = HttpConfig::default();
     if let Ok(key) = std::env::var("AUTHFLOW_SECRET_KEY") {
         config.secret_key = key.into_bytes();
+    }
+    if let Some(url) = arg("--external-url")
+        .or_else(|| std::env::var("AUTHFLOW_EXTERNAL_URL").ok())
+        .filter(|u| !u.is_empty())
+    {
+        config = config.with_external_url(&url)?;
+    }
+    if flag("--secure-cookies")
+        || std::env::var("AUTHFLOW_SECURE_COOKIES")
+            .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"))
+    {
+        config.secure_cookies = true;
     }
     if let Ok(token) = std::env::var("AUTHFLOW_BOOTSTRAP_TOKEN") {
         config.tokens.insert(&token, admin.pk);

@@ -917,13 +917,17 @@ async fn execute_with_a_token_gives_a_link_and_a_session() {
     assert_eq!(r.status, 404);
 
     let b = s.browser();
-    let r = b.send(Req::new(Method::GET, &path).bearer(&token)).await;
+    // The link never comes from the `Host` header (issue 8 §6): relative without a
+    // configured external URL.
+    let r = b
+        .send(
+            Req::new(Method::GET, &path)
+                .bearer(&token)
+                .header("host", "evil.example"),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let host = s.base.trim_start_matches("http://");
-    assert_eq!(
-        r.json,
-        json!({"link": format!("http://{host}/if/flow/{slug}/")})
-    );
+    assert_eq!(r.json, json!({"link": format!("/if/flow/{slug}/")}));
     let line = r.set_cookie(SESSION_COOKIE).expect("a session cookie");
     assert_cookie_attrs(&line, true);
     let id = b.session();
@@ -1827,4 +1831,106 @@ async fn cross_site_navigation_to_the_executor_is_refused() {
         "same-origin unenrollment deletes the account"
     );
     s.finish();
+}
+
+// Issue 8 §6: links from the configured external URL; `https://` turns on `Secure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_link_follows_the_external_url_and_https_makes_cookies_secure() {
+    let config = HttpConfig::default()
+        .with_external_url("https://auth.example.com/")
+        .expect("a valid external URL");
+    let s = start_with(config).await;
+    let token = s.tokens.create(s.admin.pk);
+    let slug = defaults::PASSWORD_CHANGE;
+    let b = s.browser();
+    let r = b
+        .send(
+            Req::new(Method::GET, &format!("{FLOWS}{slug}/execute/"))
+                .bearer(&token)
+                .header("host", "evil.example"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json,
+        json!({"link": format!("https://auth.example.com/if/flow/{slug}/")})
+    );
+    let line = r.set_cookie(SESSION_COOKIE).expect("a session cookie");
+    assert!(line.contains("; Secure"), "{line}");
+    for bad in [
+        "auth.example.com",
+        "ftp://x",
+        "https://x/path",
+        "https://u:p@x",
+        "https://",
+    ] {
+        assert!(
+            HttpConfig::default().with_external_url(bad).is_err(),
+            "{bad} accepted"
+        );
+    }
+    s.finish();
+}
+
+// Issue 8 §6: per-session answers are never cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executor_inspector_and_api_answers_are_not_cached() {
+    let s = start().await;
+    let b = s.browser();
+    for path in [
+        executor(defaults::AUTHENTICATION),
+        inspector(defaults::AUTHENTICATION),
+        FLOWS.to_owned(),
+        "/api/v3/no-such-route/".to_owned(),
+    ] {
+        let r = b.get(&path).await;
+        assert_eq!(
+            r.headers.get("cache-control").and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "{path}: {}",
+            r.status
+        );
+    }
+    s.finish();
+}
+
+// Issue 8 §6: a body far over the limit is answered 413, and the client (still
+// sending) reads it instead of seeing the connection reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_gets_its_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start().await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let body = vec![b'a'; 8 * 1024 * 1024];
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        executor(defaults::AUTHENTICATION),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream
+        .write_all(&body)
+        .await
+        .expect("the whole body is accepted");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf)).await
+        {
+            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                    break;
+                }
+            }
+            Ok(Err(e)) => panic!("read failed after {} bytes: {e}", answer.len()),
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("payload_too_large"), "{text}");
 }

@@ -346,12 +346,8 @@ pub(crate) async fn execute(
         context.set_pending_user(&PendingUser::of(&user));
         match app.engine.start(&freq, &slug, context, Some(&user)).await? {
             Ok(id) => {
-                let host = parts
-                    .headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or("localhost");
-                let link = format!("http://{host}/if/flow/{slug}/");
+                // From the configured external URL, never from the `Host` header.
+                let link = app.config.link(&format!("/if/flow/{slug}/"));
                 let mut response = axum::Json(json!({ "link": link })).into_response();
                 if freq.session_id.as_ref() != Some(&id) {
                     for v in session::set_cookies(&app.config, &id, false) {

@@ -129,7 +129,13 @@ pub(crate) async fn json_errors(
     next: axum::middleware::Next,
 ) -> Response {
     let method = req.method().clone();
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
+    // Challenges, API answers and errors are per session: never cached by a browser or
+    // a shared proxy.
+    response
+        .headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("no-store"));
     let status = response.status();
     let is_json = response
         .headers()

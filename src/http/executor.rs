@@ -99,11 +99,42 @@ pub(crate) async fn check_csrf(
     Ok(())
 }
 
-/// Reads a request body up to the configured limit.
+/// How much of an oversized body is read and discarded so that the client, still
+/// sending, receives the 413 instead of a reset connection.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Reads a request body up to the configured limit. A larger body is answered 413
+/// after reading (and discarding) up to [`DRAIN_LIMIT`] more bytes: closing the
+/// connection under a client that is still sending makes it see a reset, not the 413.
 pub(crate) async fn read_body(app: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, app.config.body_limit)
-        .await
-        .map_err(|_| ApiError::TooLarge(app.config.body_limit))
+    use http_body_util::BodyExt;
+    let limit = app.config.body_limit;
+    let mut body = body;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(ApiError::BadRequest(
+                "The request body could not be read.".into(),
+            ));
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            buf.extend_from_slice(&data);
+        } else {
+            buf = Vec::new();
+            if seen > limit.saturating_add(DRAIN_LIMIT) {
+                break;
+            }
+        }
+    }
+    if seen > limit {
+        return Err(ApiError::TooLarge(limit));
+    }
+    Ok(buf.into())
 }
 
 /// The content type without parameters, lower-cased.

@@ -33,6 +33,7 @@
 //! ```
 
 mod api;
+mod config;
 mod error;
 mod executor;
 #[cfg(feature = "blueprints")]
@@ -45,52 +46,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 
+pub use config::{ConfigError, HttpConfig};
 pub use error::ApiError;
 pub use session::{CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE};
 pub use tokens::ApiTokens;
 
 use crate::Engine;
-
-/// Settings of the HTTP adapter.
-#[derive(Clone)]
-pub struct HttpConfig {
-    /// Mark cookies `Secure` (set this when served over TLS).
-    pub secure_cookies: bool,
-    /// Largest accepted request body in bytes (default 64 KiB); larger → 413.
-    pub body_limit: usize,
-    /// Answer a POST that advances the flow with authentik's `302` to the same URL
-    /// instead of the next challenge (for clients that need it).
-    pub redirect_on_advance: bool,
-    /// Key for CSRF tokens; every instance sharing sessions must use the same one.
-    pub secret_key: Vec<u8>,
-    /// API tokens accepted as `Authorization: Bearer …`.
-    pub tokens: Arc<ApiTokens>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        let mut key = Vec::with_capacity(32);
-        key.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-        key.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-        Self {
-            secure_cookies: false,
-            body_limit: 64 * 1024,
-            redirect_on_advance: false,
-            secret_key: key,
-            tokens: Arc::new(ApiTokens::new()),
-        }
-    }
-}
-
-impl std::fmt::Debug for HttpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpConfig")
-            .field("secure_cookies", &self.secure_cookies)
-            .field("body_limit", &self.body_limit)
-            .field("redirect_on_advance", &self.redirect_on_advance)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Shared state of the handlers.
 #[derive(Clone)]
