@@ -38,15 +38,15 @@
 //! | `context`, `request.context`, `flow_plan.context` | one dict: the plan context, with `context["flow_plan"]` the `flow_plan` object (as in authentik's `request.context`; here also for flow-level policies, which authentik runs without it). `pending_user` is a user object (with `.backend` when the context has `user_backend`) |
 //! | `http_request` | `.client_ip` and `.META` (`REMOTE_ADDR`) |
 //! | `ak_message(msg)` | adds a message to the result |
-//! | `ak_user_by(**filters)` | a user by `username=`, `email=`, `pk=` or `attributes__upn=` (also `…__iexact`), other filters narrow it; `None` when none matches. Looked up through the [`UserDirectory`] |
+//! | `ak_user_by(**filters)` | a user by `username=`, `email=`, `pk=` or `attributes__upn=` (also `…__iexact`), other filters narrow it; `None` when none matches. Looked up through the [`UserDirectory`](crate::store::UserDirectory) |
 //! | `ak_is_group_member(user, **filters)` | whether the user is in a matching group or one of its children (`name=`, `pk=`, `name__iexact=`, …) |
 //! | `ak_is_sso_flow` | the context's `is_sso` (default `False`) |
 //! | `ak_client_ip` | the client IP as an `ipaddress` object (`255.255.255.255` when unknown), as in authentik: `ak_client_ip in ip_network("10.0.0.0/8")`; `str(ak_client_ip)` is the text |
-//! | `ak_logger` | `.debug/.info/.warning/.error(event, **fields)`: logged through `tracing` (target `authflow::python`); fields whose names look secret ([`is_secret_key`]) are redacted |
+//! | `ak_logger` | `.debug/.info/.warning/.error(event, **fields)`: logged through `tracing` (target `authflow::python`); fields whose names look secret ([`is_secret_key`](crate::plan::is_secret_key)) are redacted |
 //! | `ip_address`, `ip_network`, `regex_match`, `regex_replace`, `list_flatten` | authentik's helpers |
 //!
 //! After the expression returns (or raises), the context dict is copied back into the
-//! [`PlanContext`]: keys it added, changed or deleted are
+//! [`PlanContext`](crate::plan::PlanContext): keys it added, changed or deleted are
 //! added, changed or deleted, so later stages see them. Values are converted to JSON
 //! (a user object becomes the `pending_user` record `{pk, username, email, name}`, a
 //! group its pk, a set a list, an IP address its text); a value that cannot be converted
@@ -95,29 +95,29 @@
 //! `python3-dev`; `ci/install-python.sh` installs it). Point PyO3 at it:
 //! `PYO3_PYTHON=/usr/bin/python3 cargo test --features python`.
 
-use std::collections::{HashMap, VecDeque};
-use std::ffi::CString;
+use std::collections::HashMap;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyModule, PyType};
-use serde_json::Value;
+use pyo3::types::PyModule;
 use sha2::Digest;
 
-use crate::model::{GroupId, Policy, UserField, UserId};
-use crate::plan::{PlanContext, is_secret_key};
+use crate::model::Policy;
 use crate::policy::{ExpressionEvaluator, PolicyError, PolicyOutcome, PolicyRequest};
-use crate::store::UserDirectory;
+
+mod bridge;
+mod job;
+mod tracer;
+
+use bridge::{Abandon, Mailbox, ToHost, lock, serve};
+use job::{Job, apply_context, describe, prelude};
 
 /// The evaluator's default deadline per evaluation (authentik's binding default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -126,14 +126,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const TIMED_OUT: &str = "Policy timed out.";
 
 /// How many compiled expressions are kept before the cache is emptied.
-const CACHE_LIMIT: usize = 1024;
+pub(crate) const CACHE_LIMIT: usize = 1024;
 
 /// Longest log field value passed on to `tracing`, in characters.
-const LOG_FIELD_LIMIT: usize = 1024;
+pub(crate) const LOG_FIELD_LIMIT: usize = 1024;
 
-const PRELUDE: &str = include_str!("prelude.py");
+pub(crate) const PRELUDE: &str = include_str!("prelude.py");
 
-static PRELUDE_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+pub(crate) static PRELUDE_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
 /// Runs expression policies in the embedded CPython (see the [module docs](self)).
 ///
@@ -282,432 +282,5 @@ impl ExpressionEvaluator for PythonEvaluator {
             Some(error) => Err(PolicyError(error)),
             None => Ok(PolicyOutcome::new(finished.passing, finished.messages)),
         }
-    }
-}
-
-/// What an evaluation produced.
-struct Finished {
-    passing: bool,
-    /// The exception text, if the expression raised.
-    error: Option<String>,
-    messages: Vec<String>,
-    /// `(key, JSON or None, why not)` for each context entry, in order.
-    context: Vec<(String, Option<String>, Option<String>)>,
-}
-
-/// One evaluation, moved to the worker thread.
-struct Job {
-    key: String,
-    source: String,
-    policy: String,
-    inputs: String,
-    deadline: Instant,
-    cancel: Arc<AtomicBool>,
-    mailbox: Arc<Mailbox>,
-    cache: Arc<Mutex<HashMap<String, Py<PyAny>>>>,
-}
-
-impl Job {
-    /// Runs on the worker thread: attaches to Python, compiles (or takes the cached
-    /// handler), evaluates under the deadline's trace function.
-    fn run(self) -> Result<Finished, PolicyError> {
-        Python::attach(|py| {
-            let error = |e: PyErr| PolicyError(describe(py, &e));
-            let prelude = prelude(py).map_err(error)?;
-            let timeout_type = prelude
-                .getattr("ExpressionTimeout")
-                .and_then(|t| t.cast_into::<PyType>().map_err(PyErr::from))
-                .map_err(error)?;
-            let code = self.code(py, &prelude).map_err(error)?;
-            let tracer = Tracer {
-                deadline: self.deadline,
-                cancel: self.cancel.clone(),
-                timeout_type: timeout_type.clone().unbind(),
-            };
-            let bridge = Bridge {
-                mailbox: self.mailbox.clone(),
-                deadline: self.deadline,
-                cancel: self.cancel.clone(),
-                timeout_type: timeout_type.clone().unbind(),
-                policy: self.policy.clone(),
-            };
-            let out = prelude.call_method1("evaluate", (code, bridge, tracer, &self.inputs));
-            let out = match out {
-                Ok(out) => out,
-                Err(e) if e.is_instance(py, timeout_type.as_any()) => {
-                    return Err(PolicyError(TIMED_OUT.into()));
-                }
-                Err(e) => return Err(error(e)),
-            };
-            let (passing, error_text, messages, context) = out
-                .extract::<(
-                    bool,
-                    Option<String>,
-                    Vec<String>,
-                    Vec<(String, Option<String>, Option<String>)>,
-                )>()
-                .map_err(error)?;
-            Ok(Finished {
-                passing,
-                error: error_text,
-                messages,
-                context,
-            })
-        })
-    }
-
-    /// The compiled handler: from the cache, or compiled and cached.
-    fn code<'py>(
-        &self,
-        py: Python<'py>,
-        prelude: &Bound<'py, PyModule>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(code) = lock(&self.cache).get(&self.key) {
-            return Ok(code.clone_ref(py).into_bound(py));
-        }
-        let code = prelude.call_method1("compile_handler", (&self.source, &self.policy))?;
-        let mut cache = lock(&self.cache);
-        if cache.len() >= CACHE_LIMIT {
-            cache.clear();
-        }
-        cache.insert(self.key.clone(), code.clone().unbind());
-        Ok(code)
-    }
-}
-
-/// The prelude module (`prelude.py`), loaded once per interpreter.
-fn prelude(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    PRELUDE_MODULE
-        .get_or_try_init(py, || {
-            let code = CString::new(PRELUDE)
-                .map_err(|e| PyRuntimeError::new_err(format!("invalid prelude: {e}")))?;
-            PyModule::from_code(
-                py,
-                &code,
-                c"authflow/python/prelude.py",
-                c"_authflow_expression",
-            )
-            .map(Bound::unbind)
-        })
-        .map(|m| m.bind(py).clone())
-}
-
-/// An exception's text as authentik reports it: `str(exc)`, or its type name if empty.
-fn describe(py: Python<'_>, err: &PyErr) -> String {
-    let value = err.value(py);
-    let text = value
-        .str()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if text.is_empty() {
-        value
-            .get_type()
-            .name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "exception".into())
-    } else {
-        text
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Copies the exported context dict back into the plan context.
-fn apply_context(
-    context: &mut PlanContext,
-    exported: Vec<(String, Option<String>, Option<String>)>,
-    policy: &str,
-) {
-    let mut next = PlanContext::new();
-    for (key, json, reason) in exported {
-        let parsed = json.map(|j| serde_json::from_str::<Value>(&j));
-        match parsed {
-            Some(Ok(value)) => {
-                next.insert(key, value);
-            }
-            other => {
-                let why = match other {
-                    Some(Err(e)) => e.to_string(),
-                    _ => reason.unwrap_or_default(),
-                };
-                tracing::warn!(
-                    target: "authflow::python",
-                    policy,
-                    key = %key,
-                    reason = %why,
-                    "expression left a plan-context value that is not JSON; it is not saved"
-                );
-                if let Some(old) = context.get(&key) {
-                    next.insert(key, old.clone());
-                }
-            }
-        }
-    }
-    *context = next;
-}
-
-// ---------------------------------------------------------------------------------------
-// Worker ↔ future messaging
-
-/// A store lookup the expression asks the async side for.
-enum Lookup {
-    User(String),
-    FindUser {
-        field: String,
-        value: String,
-        case_insensitive: bool,
-    },
-    Group(String),
-    GroupsOf(String),
-}
-
-/// The answer to a lookup: JSON (or `None`: not found), or the store's error text.
-type Answer = Result<Option<String>, String>;
-
-enum ToHost {
-    Lookup(Lookup, mpsc::Sender<Answer>),
-    Done(Result<Finished, PolicyError>),
-}
-
-/// A single-consumer queue whose receiving end is a future.
-#[derive(Default)]
-struct Mailbox {
-    inner: Mutex<Inbox>,
-}
-
-#[derive(Default)]
-struct Inbox {
-    queue: VecDeque<ToHost>,
-    waker: Option<Waker>,
-    closed: bool,
-}
-
-impl Mailbox {
-    /// Queues a message; `false` when the receiver is gone.
-    fn send(&self, message: ToHost) -> bool {
-        let waker = {
-            let mut inbox = lock(&self.inner);
-            if inbox.closed {
-                return false;
-            }
-            inbox.queue.push_back(message);
-            inbox.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-        true
-    }
-
-    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<ToHost> {
-        let mut inbox = lock(&self.inner);
-        match inbox.queue.pop_front() {
-            Some(message) => Poll::Ready(message),
-            None => {
-                inbox.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
-    }
-
-    /// Refuses further messages and drops queued ones (their reply senders with them,
-    /// which unblocks a worker waiting for an answer).
-    fn close(&self) {
-        let dropped = {
-            let mut inbox = lock(&self.inner);
-            inbox.closed = true;
-            std::mem::take(&mut inbox.queue)
-        };
-        drop(dropped);
-    }
-}
-
-/// Dropped with the evaluation future: stops the expression and closes the mailbox.
-struct Abandon {
-    mailbox: Arc<Mailbox>,
-    cancel: Arc<AtomicBool>,
-}
-
-impl Drop for Abandon {
-    fn drop(&mut self) {
-        self.cancel.store(true, Ordering::SeqCst);
-        self.mailbox.close();
-    }
-}
-
-/// Runs a lookup against the directory (on the caller's executor).
-async fn serve(users: &dyn UserDirectory, lookup: Lookup) -> Answer {
-    let result = match lookup {
-        Lookup::User(pk) => match UserId::from_str(&pk) {
-            Ok(pk) => users.user(pk).await.map(|u| u.map(|u| json(&u))),
-            Err(_) => Ok(None),
-        },
-        Lookup::FindUser {
-            field,
-            value,
-            case_insensitive,
-        } => {
-            let field = match field.as_str() {
-                "username" => Some(UserField::Username),
-                "email" => Some(UserField::Email),
-                "upn" => Some(UserField::Upn),
-                _ => None,
-            };
-            match field {
-                Some(field) => users
-                    .find_user(field, &value, case_insensitive)
-                    .await
-                    .map(|u| u.map(|u| json(&u))),
-                None => Ok(None),
-            }
-        }
-        Lookup::Group(pk) => match GroupId::from_str(&pk) {
-            Ok(pk) => users.group(pk).await.map(|g| g.map(|g| json(&g))),
-            Err(_) => Ok(None),
-        },
-        Lookup::GroupsOf(pk) => match UserId::from_str(&pk) {
-            Ok(pk) => users.groups_of(pk).await.map(|g| Some(json(&g))),
-            Err(_) => Ok(Some("[]".into())),
-        },
-    };
-    result.map_err(|e| e.to_string())
-}
-
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
-}
-
-// ---------------------------------------------------------------------------------------
-// Python-side objects
-
-/// The expression's way to the host: store lookups and logging.
-#[pyclass(frozen)]
-struct Bridge {
-    mailbox: Arc<Mailbox>,
-    deadline: Instant,
-    cancel: Arc<AtomicBool>,
-    timeout_type: Py<PyType>,
-    policy: String,
-}
-
-impl Bridge {
-    fn timed_out(&self, py: Python<'_>) -> PyErr {
-        PyErr::from_type(self.timeout_type.bind(py).clone(), TIMED_OUT)
-    }
-
-    /// Sends a lookup to the async side and waits (without the GIL) for the answer.
-    fn ask(&self, py: Python<'_>, lookup: Lookup) -> PyResult<Option<String>> {
-        if self.cancel.load(Ordering::SeqCst) {
-            return Err(self.timed_out(py));
-        }
-        let (tx, rx) = mpsc::channel();
-        if !self.mailbox.send(ToHost::Lookup(lookup, tx)) {
-            return Err(self.timed_out(py));
-        }
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
-        match py.detach(move || rx.recv_timeout(remaining)) {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(store_error)) => Err(PyRuntimeError::new_err(store_error)),
-            Err(_) => Err(self.timed_out(py)),
-        }
-    }
-}
-
-#[pymethods]
-impl Bridge {
-    /// A user record (JSON) by pk.
-    fn user(&self, py: Python<'_>, pk: String) -> PyResult<Option<String>> {
-        self.ask(py, Lookup::User(pk))
-    }
-
-    /// A user record (JSON) by `username`, `email` or `upn`.
-    fn find_user(
-        &self,
-        py: Python<'_>,
-        field: String,
-        value: String,
-        case_insensitive: bool,
-    ) -> PyResult<Option<String>> {
-        self.ask(
-            py,
-            Lookup::FindUser {
-                field,
-                value,
-                case_insensitive,
-            },
-        )
-    }
-
-    /// A group record (JSON) by pk.
-    fn group(&self, py: Python<'_>, pk: String) -> PyResult<Option<String>> {
-        self.ask(py, Lookup::Group(pk))
-    }
-
-    /// The user's groups with their ancestors (JSON list).
-    fn groups_of(&self, py: Python<'_>, pk: String) -> PyResult<String> {
-        Ok(self
-            .ask(py, Lookup::GroupsOf(pk))?
-            .unwrap_or_else(|| "[]".into()))
-    }
-
-    /// `ak_logger`: logs through `tracing`, redacting secret-looking fields.
-    fn log(&self, level: &str, event: &str, fields: Vec<(String, String)>) {
-        let fields = fields
-            .into_iter()
-            .map(|(k, v)| {
-                let v = if is_secret_key(&k) {
-                    "'********'".to_owned()
-                } else {
-                    v.chars().take(LOG_FIELD_LIMIT).collect()
-                };
-                format!("{k}={v}")
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
-        let event: String = event.chars().take(LOG_FIELD_LIMIT).collect();
-        let policy = self.policy.as_str();
-        match level {
-            "debug" => {
-                tracing::debug!(target: "authflow::python", policy, fields = %fields, "{event}")
-            }
-            "info" => {
-                tracing::info!(target: "authflow::python", policy, fields = %fields, "{event}")
-            }
-            "warning" => {
-                tracing::warn!(target: "authflow::python", policy, fields = %fields, "{event}")
-            }
-            _ => tracing::error!(target: "authflow::python", policy, fields = %fields, "{event}"),
-        }
-    }
-}
-
-/// The trace function (`sys.settrace`) that stops an expression at its deadline.
-#[pyclass(frozen)]
-struct Tracer {
-    deadline: Instant,
-    cancel: Arc<AtomicBool>,
-    timeout_type: Py<PyType>,
-}
-
-#[pymethods]
-impl Tracer {
-    /// Called by CPython for every call (global trace) and line (local trace); returns
-    /// itself to keep tracing, raises `ExpressionTimeout` past the deadline.
-    fn __call__<'py>(
-        slf: &Bound<'py, Self>,
-        _frame: &Bound<'py, PyAny>,
-        _event: &Bound<'py, PyAny>,
-        _arg: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, Self>> {
-        let me = slf.get();
-        if me.cancel.load(Ordering::Relaxed) || Instant::now() >= me.deadline {
-            return Err(PyErr::from_type(
-                me.timeout_type.bind(slf.py()).clone(),
-                TIMED_OUT,
-            ));
-        }
-        Ok(slf.clone())
     }
 }
