@@ -1,155 +1,30 @@
-//! Applying a blueprint: the [`Importer`], its options and targets.
+//! Applying a blueprint: the [`Importer`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use serde_norway::Value as Yaml;
 
+use super::attrs::{EntryResult, bool_attr};
 use super::library::{Library, read_capped};
 use super::models::{self, Model};
+use super::options::ImportOptions;
 use super::python::truthy;
 use super::report::{DirectoryReport, EntryAction, EntryReport, ImportReport, SkippedEntry};
 use super::tags::{Context, EntryRef, EnvSource, Resolver};
-use super::work::{Op, Work, snapshot};
+use super::target::{FlowTarget, UserTarget};
+use super::work::{Op, Work};
 use super::{Blueprint, BlueprintError, parse};
-use crate::memory::{Catalogue, MemoryFlowStore, MemoryUserDirectory};
 use crate::model::{
     BindingId, FlowId, GroupId, PolicyBindingId, PolicyId, PromptId, StageConfig, StageId, UserId,
 };
-use crate::store::{FlowStore, NewUser, StoreError, UserDirectory};
+use crate::store::{NewUser, StoreError};
 
-/// How an import behaves.
-#[derive(Debug, Clone, Default)]
-pub struct ImportOptions {
-    /// Let entries of models authflow does not have through instead of failing: a
-    /// stage of an unsupported kind is kept as a stage that denies access when a flow
-    /// reaches it (so its bindings still exist: fails closed); any other unsupported
-    /// entry is left out. Every such entry is listed in [`ImportReport::skipped`].
-    pub skip_unsupported: bool,
-    /// Context merged over each blueprint's own `context` (authentik's instance
-    /// context), read by `!Context`.
-    pub context: Map<String, Json>,
-    /// What `!Env` reads: `None` for the process environment, or a fixed map (to
-    /// keep blueprints away from the server's secrets).
-    pub env: Option<BTreeMap<String, String>>,
-    /// Where `metaapplyblueprint` entries look for blueprints. Defaults to the
-    /// directory of the file ([`Importer::apply_file`]) or the directory being applied.
-    pub library: Option<Arc<Library>>,
-    /// [`Importer::apply_dir`]: also apply files labelled
-    /// `blueprints.goauthentik.io/instantiate: "false"` (authentik does not).
-    pub apply_not_instantiated: bool,
-}
-
-impl ImportOptions {
-    /// Default options.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets [`skip_unsupported`](Self::skip_unsupported).
-    pub fn skip_unsupported(mut self, yes: bool) -> Self {
-        self.skip_unsupported = yes;
-        self
-    }
-
-    /// Sets one context value.
-    pub fn context_value(mut self, key: impl Into<String>, value: Json) -> Self {
-        self.context.insert(key.into(), value);
-        self
-    }
-
-    /// Makes `!Env` read from this map instead of the process environment.
-    pub fn env(mut self, env: BTreeMap<String, String>) -> Self {
-        self.env = Some(env);
-        self
-    }
-
-    /// Sets the [`library`](Self::library).
-    pub fn library(mut self, library: Library) -> Self {
-        self.library = Some(Arc::new(library));
-        self
-    }
-}
-
-/// The flow store an import writes to.
-#[derive(Clone, Copy)]
-pub enum FlowTarget<'a> {
-    /// An in-memory store: the import sees every object in it.
-    Memory(&'a MemoryFlowStore),
-    /// Any other store: the import sees what the [`FlowStore`] trait shows — flows
-    /// and what their definitions reach (bound stages, their bindings, enabled policy
-    /// bindings and their policies). Objects it cannot see (a stage no flow uses, a
-    /// disabled policy binding) are written again on every apply — with the same pk,
-    /// derived from the entry's identifiers, so they are replaced, not duplicated —
-    /// and an unseen object with the same unique name as a new one makes the write
-    /// fail after validation ([`BlueprintError::Commit`]).
-    Store(&'a dyn FlowStore),
-}
-
-impl<'a> From<&'a MemoryFlowStore> for FlowTarget<'a> {
-    fn from(s: &'a MemoryFlowStore) -> Self {
-        FlowTarget::Memory(s)
-    }
-}
-
-impl<'a> From<&'a dyn FlowStore> for FlowTarget<'a> {
-    fn from(s: &'a dyn FlowStore) -> Self {
-        FlowTarget::Store(s)
-    }
-}
-
-impl<'a> FlowTarget<'a> {
-    fn store(&self) -> &'a dyn FlowStore {
-        match *self {
-            FlowTarget::Memory(m) => m,
-            FlowTarget::Store(s) => s,
-        }
-    }
-
-    async fn catalogue(&self) -> Result<Catalogue, StoreError> {
-        match self {
-            FlowTarget::Memory(m) => Ok(m.catalogue()),
-            FlowTarget::Store(s) => snapshot(*s).await,
-        }
-    }
-}
-
-/// The user directory an import writes to.
-#[derive(Clone, Copy)]
-pub enum UserTarget<'a> {
-    /// The in-memory directory: users may also bring a Django `pbkdf2_sha256$…` hash
-    /// (`password_hash`).
-    Memory(&'a MemoryUserDirectory),
-    /// Any other directory: passwords only in clear (`password`), hashed by it.
-    Directory(&'a dyn UserDirectory),
-}
-
-impl<'a> From<&'a MemoryUserDirectory> for UserTarget<'a> {
-    fn from(s: &'a MemoryUserDirectory) -> Self {
-        UserTarget::Memory(s)
-    }
-}
-
-impl<'a> From<&'a dyn UserDirectory> for UserTarget<'a> {
-    fn from(s: &'a dyn UserDirectory) -> Self {
-        UserTarget::Directory(s)
-    }
-}
-
-impl<'a> UserTarget<'a> {
-    pub(super) fn dir(&self) -> &'a dyn UserDirectory {
-        match *self {
-            UserTarget::Memory(m) => m,
-            UserTarget::Directory(d) => d,
-        }
-    }
-}
-
-/// Applies authentik blueprints to a [`FlowStore`] and a [`UserDirectory`].
+/// Applies authentik blueprints to a [`FlowStore`](crate::store::FlowStore) and a [`UserDirectory`](crate::store::UserDirectory).
 ///
 /// Each file is all-or-nothing: its entries are applied in order to a working copy of
 /// the stores (validated as the memory store validates), and only when every entry
@@ -275,27 +150,9 @@ pub(super) enum Outcome {
     Cascade(String),
 }
 
-pub(super) type EntryResult<T> = Result<T, String>;
-
 /// A file's report and the changes it wrote.
 type FileFuture<'s> =
     Pin<Box<dyn Future<Output = Result<(ImportReport, Vec<Op>), BlueprintError>> + Send + 's>>;
-
-pub(super) fn bool_attr(m: &Map<String, Json>, key: &str) -> EntryResult<Option<bool>> {
-    match m.get(key) {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(format!("`{key}`: expected a boolean, got `{other}`")),
-    }
-}
-
-pub(super) fn string_attr(m: &Map<String, Json>, key: &str) -> EntryResult<Option<String>> {
-    match m.get(key) {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(format!("`{key}`: expected a string, got `{other}`")),
-    }
-}
 
 impl<'a> Importer<'a> {
     /// An importer writing to these stores.

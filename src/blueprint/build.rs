@@ -4,12 +4,12 @@
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
-use super::apply::{
-    EntryResult, FileRun, Importer, Instance, Outcome, UserTarget, bool_attr, string_attr,
-};
+use super::apply::{FileRun, Importer, Instance, Outcome};
+use super::attrs::{EntryResult, bool_attr, string_attr};
 use super::models::{self, Model, StageModel};
 use super::objects::derived_ptr;
 use super::report::EntryAction;
+use super::target::UserTarget;
 use super::work::Op;
 use crate::model::{
     BindingId, BindingSubject, FlowId, FlowStageBinding, GroupId, PolicyBinding, PolicyBindingId,

@@ -66,23 +66,29 @@
 //! ```
 
 mod apply;
+mod attrs;
 mod build;
 mod error;
 mod export;
 mod library;
 mod models;
 mod objects;
+mod options;
 mod parse;
 mod python;
+mod refs;
 mod report;
 mod tags;
+mod target;
 mod work;
 
-pub use apply::{FlowTarget, ImportOptions, Importer, UserTarget};
+pub use apply::Importer;
 pub use error::BlueprintError;
 pub use export::export;
 pub use library::Library;
+pub use options::ImportOptions;
 pub use parse::{
     Blueprint, BlueprintMetadata, LABEL_INSTANTIATE, MAX_BLUEPRINT_BYTES, MAX_ENTRIES, parse,
 };
 pub use report::{DirectoryReport, EntryAction, EntryReport, ImportReport, SkippedEntry};
+pub use target::{FlowTarget, UserTarget};

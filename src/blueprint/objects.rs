@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
-use super::apply::{EntryResult, FileRun, Importer, Instance, Outcome, State};
+use super::apply::{FileRun, Importer, Instance, Outcome, State};
+use super::attrs::EntryResult;
 use super::models::{self, Model};
 use super::python::merge_maps;
 use super::report::EntryAction;
