@@ -84,6 +84,7 @@ pub mod request;
 pub mod secret;
 pub mod stages;
 pub mod store;
+pub mod throttle;
 
 pub use challenge::{Challenge, ChallengeBody};
 pub use engine::{DEFAULT_CONFLICT_RETRIES, Engine, EngineBuilder, Outcome};
