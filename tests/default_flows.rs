@@ -1003,3 +1003,119 @@ async fn pretended_users_lose_no_more_reputation_than_known_ones() {
     }
     assert_eq!(known, unknown);
 }
+
+// ---------------------------------------------------------------------------------------
+// Login throttling (issue 8 part 2)
+
+fn throttled(v: &Value) -> bool {
+    v.to_string().contains("Too many failed attempts")
+}
+
+/// One login attempt in a fresh session from `ip`; returns the last answer.
+async fn attempt_from(engine: &Arc<authflow::Engine>, ip: &str, uid: &str, pw: &str) -> Value {
+    let mut c = common::kit::Client::new(engine.clone()).with_ip(ip);
+    c.get(LOGIN).await;
+    c.post(LOGIN, ident(uid)).await;
+    wire(&c.post(LOGIN, password(pw)).await)
+}
+
+/// A distributed attack (one guess per IP) trips the per-identifier counter: then every
+/// unfamiliar IP is refused for that identifier, while an IP the owner logged in from
+/// before still logs in. Unknown identifiers behave the same.
+#[tokio::test]
+async fn distributed_guessing_refuses_unfamiliar_ips_but_not_the_owners() {
+    use authflow::throttle::ThrottleConfig;
+    let k = kit().await;
+    let cfg = ThrottleConfig {
+        max_failures_per_ip: 3,
+        max_failures_per_identifier: 5,
+        ..ThrottleConfig::default()
+    };
+    let engine = Arc::new(k.stores.engine().throttle(cfg).build());
+    // The owner logged in from home once.
+    let home = attempt_from(&engine, "198.51.100.7", "akadmin", ADMIN_PASSWORD).await;
+    assert_eq!(home["component"], "xak-flow-redirect", "{home}");
+    for uid in ["akadmin", "no-such-user"] {
+        for i in 0..5 {
+            let v = attempt_from(&engine, &format!("203.0.113.{i}"), uid, "wrong").await;
+            assert!(!throttled(&v), "{uid} {i}: {v}");
+        }
+        // A new IP: refused, even with the right password.
+        let v = attempt_from(&engine, "203.0.113.99", uid, ADMIN_PASSWORD).await;
+        assert!(throttled(&v), "{uid}: {v}");
+    }
+    // The owner's familiar IP still works.
+    let v = attempt_from(&engine, "198.51.100.7", "akadmin", ADMIN_PASSWORD).await;
+    assert_eq!(v["component"], "xak-flow-redirect", "{v}");
+}
+
+/// The identification stage's inline password is throttled as the password stage is:
+/// past the threshold the right password is refused from that IP (not evaluated), the
+/// answer is the same for unknown identifiers, and another IP is not affected.
+#[tokio::test]
+async fn inline_password_is_throttled() {
+    use authflow::model::{IdentificationStage, PasswordStage, UserLoginStage};
+    let k = kit().await;
+    let flows = k.stores.flows.as_ref();
+    let slug = "inline-throttle";
+    let flow = Flow::new(slug, "Inline", FlowDesignation::Authentication);
+    flows.put_flow(flow.clone()).await.unwrap();
+    let pw = Stage::new("inline-throttle-password", PasswordStage::default());
+    let ident = Stage::new(
+        "inline-throttle-ident",
+        IdentificationStage {
+            user_fields: vec![UserField::Username],
+            password_stage: Some(pw.pk),
+            ..IdentificationStage::default()
+        },
+    );
+    flows.put_stage(pw).await.unwrap();
+    let login = Stage::new("inline-throttle-login", UserLoginStage::default());
+    for (i, s) in [ident, login].into_iter().enumerate() {
+        let b = FlowStageBinding::new(flow.pk, s.pk, i32::try_from(i).unwrap() * 10);
+        flows.put_stage(s).await.unwrap();
+        flows.put_binding(b).await.unwrap();
+    }
+    let post = |uid: &str, pw: &str| json!({"component": "ak-stage-identification", "uid_field": uid, "password": pw});
+    let mut answers = Vec::new();
+    for uid in ["akadmin", "no-such-user"] {
+        let mut c = k.client().with_ip("192.0.2.1");
+        c.get(slug).await;
+        let mut seen = Vec::new();
+        for i in 0..12 {
+            seen.push(wire(&c.post(slug, post(uid, &format!("wrong-{i}"))).await)["response_errors"].clone());
+        }
+        assert!(!throttled(&seen[9]), "{:?}", seen[9]);
+        assert!(throttled(&seen[10]), "{:?}", seen[10]);
+        let right = wire(&c.post(slug, post(uid, ADMIN_PASSWORD)).await);
+        assert!(throttled(&right), "{right}");
+        answers.push(seen);
+    }
+    assert_eq!(answers[0], answers[1], "no account-existence signal");
+    let mut other = k.client().with_ip("192.0.2.2");
+    other.get(slug).await;
+    let out = other.post(slug, post("akadmin", ADMIN_PASSWORD)).await;
+    assert!(out.logged_in, "{}", wire(&out));
+}
+
+/// authentik lowers the reputation of every identifier an identification stage accepts
+/// without checking a credential when it is unknown; authflow lowers it equally for
+/// known ones, so the score tells nothing about existence (issue 10).
+#[tokio::test]
+async fn identification_lowers_reputation_equally_for_known_and_unknown() {
+    use authflow::store::ReputationStore;
+    let k = kit().await;
+    for uid in ["akadmin", "no-such-user"] {
+        let mut c = k.client().with_ip("192.0.2.50");
+        c.get(LOGIN).await;
+        c.post(LOGIN, ident(uid)).await;
+        let score = k.stores.reputation.score(None, Some(uid)).await.unwrap();
+        assert_eq!(score, -1, "{uid}");
+    }
+    // A successful login gives the point back.
+    let mut c = k.client().with_ip("192.0.2.51");
+    identify(&mut c, "akadmin").await;
+    assert!(c.post(LOGIN, password(ADMIN_PASSWORD)).await.logged_in);
+    let score = k.stores.reputation.score(None, Some("akadmin")).await.unwrap();
+    assert_eq!(score, -1, "one point lost per identification, one back per login");
+}

@@ -10,6 +10,8 @@
 
 #[path = "common/session_conformance.rs"]
 mod session_conformance;
+#[path = "common/throttle_conformance.rs"]
+mod throttle_conformance;
 
 use std::sync::{Arc, Mutex};
 
@@ -643,4 +645,28 @@ async fn engine_reloads_a_changed_definition_and_keeps_one_cache_entry() {
     assert_eq!(bound.policies.len(), 1);
     assert_eq!(engine.cache_count(slug), 1);
     assert_eq!(engine.cached_flows(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// ThrottleStore conformance
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_throttle_conformance() {
+    throttle_conformance::run(Arc::new(authflow::memory::MemoryThrottle::new()), "").await;
+}
+
+/// Expired counters are swept as new ones arrive: memory follows the open windows, not
+/// every identifier ever tried.
+#[tokio::test]
+async fn memory_throttle_sweeps_expired_counters() {
+    use authflow::store::ThrottleStore;
+    let store = authflow::memory::MemoryThrottle::new();
+    for i in 0..5000 {
+        store.hit(&format!("k{i}"), 1000, 60).await.unwrap();
+    }
+    assert_eq!(store.len(), 5000);
+    for i in 0..5000 {
+        store.hit(&format!("later{i}"), 2000, 60).await.unwrap();
+    }
+    assert!(store.len() < 8000, "{}", store.len());
 }
