@@ -86,7 +86,12 @@ impl StageKind for IdentificationStage {
             return Ok(StageOutcome::Invalid(challenge));
         };
 
-        let mut found = None;
+        // Every configured field is looked up (same work whatever matches). An
+        // identifier that names two different accounts (say one's email and another's
+        // username) matches no one: it is treated as unknown rather than picking one by
+        // field order, so no account can take over another's identifier.
+        let mut found: Option<crate::store::User> = None;
+        let mut ambiguous = false;
         for field in &self.user_fields {
             if let Some(user) = ctx
                 .env
@@ -94,9 +99,15 @@ impl StageKind for IdentificationStage {
                 .find_user(*field, &uid, self.case_insensitive_matching)
                 .await?
             {
-                found = Some(user);
-                break;
+                match &found {
+                    Some(f) if f.pk != user.pk => ambiguous = true,
+                    Some(_) => {}
+                    None => found = Some(user),
+                }
             }
+        }
+        if ambiguous {
+            found = None;
         }
 
         // The identifier as typed: the throttle and the password stage count under it,
