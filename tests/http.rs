@@ -1958,3 +1958,49 @@ async fn unknown_client_ip_is_throttled_as_one_bucket() {
     let v = attempt(ADMIN_PASSWORD).await;
     assert!(refused(&v), "{v}");
 }
+
+/// Enrollment with an email that is already someone's identifier (here akadmin's
+/// username in another case, and a case variant of an existing email) answers a field
+/// error on the prompt — never a 5xx, never a new account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_with_a_taken_email_is_a_field_error() {
+    let s = start().await;
+    s.stores
+        .users
+        .create_user(
+            authflow::store::NewUser::new("carol")
+                .email("carol@corp.example")
+                .password("Carol-Pw-12345"),
+        )
+        .await
+        .unwrap();
+    let before = s.stores.users.len();
+    let slug = defaults::ENROLLMENT;
+    for (i, email) in ["CAROL@corp.example", "Carol@Corp.Example"].into_iter().enumerate() {
+        let b = s.browser();
+        b.exec(slug).await.challenge("ak-stage-prompt");
+        b.answer(
+            slug,
+            json!({"component": "ak-stage-prompt", "username": format!("mallory{i}"),
+                   "password": "Mallory-Pw-1", "password_repeat": "Mallory-Pw-1"}),
+        )
+        .await
+        .challenge("ak-stage-prompt");
+        let r = b
+            .answer(
+                slug,
+                json!({"component": "ak-stage-prompt", "name": "M", "email": email}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.challenge("ak-stage-prompt");
+        assert_eq!(
+            r.errors().get("email"),
+            Some(&vec!["Email address is already in use.".to_owned()]),
+            "{}",
+            r.text
+        );
+    }
+    assert_eq!(s.stores.users.len(), before, "no account created");
+    s.finish();
+}
