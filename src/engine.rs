@@ -94,7 +94,7 @@ impl EngineBuilder {
     }
 
     /// Sets the store of the login-throttle counters (default: in memory; use a shared
-    /// one, e.g. [`RedisThrottleStore`](crate::redis), when several instances serve the
+    /// one, e.g. `authflow::redis::RedisThrottleStore` (feature `redis`), when several instances serve the
     /// same users, or an attacker can spread guesses over instances).
     pub fn throttle_store(mut self, store: Arc<dyn ThrottleStore>) -> Self {
         self.env.throttle = store;

@@ -3,7 +3,7 @@
 //! are refused **without evaluating the password**.
 //!
 //! The counters live in a [`ThrottleStore`](crate::store::ThrottleStore) (in memory by
-//! default, [`RedisThrottleStore`](crate::redis) when several instances share Redis), so
+//! default, `authflow::redis::RedisThrottleStore` (feature `redis`) when several instances share Redis), so
 //! a fresh session or another server instance does not reset them. Time comes from the
 //! engine's [`Clock`](crate::clock::Clock).
 //!

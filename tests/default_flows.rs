@@ -1083,7 +1083,10 @@ async fn inline_password_is_throttled() {
         c.get(slug).await;
         let mut seen = Vec::new();
         for i in 0..12 {
-            seen.push(wire(&c.post(slug, post(uid, &format!("wrong-{i}"))).await)["response_errors"].clone());
+            seen.push(
+                wire(&c.post(slug, post(uid, &format!("wrong-{i}"))).await)["response_errors"]
+                    .clone(),
+            );
         }
         assert!(!throttled(&seen[9]), "{:?}", seen[9]);
         assert!(throttled(&seen[10]), "{:?}", seen[10]);
@@ -1116,8 +1119,16 @@ async fn identification_lowers_reputation_equally_for_known_and_unknown() {
     let mut c = k.client().with_ip("192.0.2.51");
     identify(&mut c, "akadmin").await;
     assert!(c.post(LOGIN, password(ADMIN_PASSWORD)).await.logged_in);
-    let score = k.stores.reputation.score(None, Some("akadmin")).await.unwrap();
-    assert_eq!(score, -1, "one point lost per identification, one back per login");
+    let score = k
+        .stores
+        .reputation
+        .score(None, Some("akadmin"))
+        .await
+        .unwrap();
+    assert_eq!(
+        score, -1,
+        "one point lost per identification, one back per login"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1173,7 +1184,10 @@ async fn enrollment_refuses_an_email_that_is_someone_elses_identifier() {
     );
     // A case-variant duplicate of her email: refused too.
     let v = enroll(&k, "mallory2", "Mallory-Pw-1", &carol.email.to_uppercase()).await;
-    assert_eq!(v["response_errors"]["email"][0]["string"], "Email address is already in use.", "{v}");
+    assert_eq!(
+        v["response_errors"]["email"][0]["string"], "Email address is already in use.",
+        "{v}"
+    );
     let c = k.login("carol@corp.example", "Carol-Pw-12345").await;
     let me = k.engine.session_user(&c.session_id()).await.unwrap();
     assert_eq!(me.map(|u| u.pk), Some(carol.pk));
@@ -1188,10 +1202,22 @@ async fn enrollment_refuses_look_alike_and_invisible_usernames() {
     for (name, message) in [
         ("ＡＫＡＤＭＩＮ", "Username is already taken."),
         ("AkAdmin", "Username is already taken."),
-        ("ak\u{200B}admin", "Username contains invisible or control characters."),
-        ("admin\u{202E}nimda", "Username contains invisible or control characters."),
-        ("ak\u{0007}admin", "Username contains invisible or control characters."),
-        (long.as_str(), "Ensure this field has no more than 150 characters."),
+        (
+            "ak\u{200B}admin",
+            "Username contains invisible or control characters.",
+        ),
+        (
+            "admin\u{202E}nimda",
+            "Username contains invisible or control characters.",
+        ),
+        (
+            "ak\u{0007}admin",
+            "Username contains invisible or control characters.",
+        ),
+        (
+            long.as_str(),
+            "Ensure this field has no more than 150 characters.",
+        ),
     ] {
         let v = enroll(&k, name, "Enroll-Local-Pw-1", "x@example.invalid").await;
         assert_eq!(v["component"], "ak-stage-prompt", "{name:?}: {v}");

@@ -1837,7 +1837,9 @@ async fn cross_site_navigation_to_the_executor_is_refused() {
 /// was denied. Returns the password stage's answer (its errors, or the denial message).
 async fn guess(b: &Browser, uid: &str, pw: &str) -> Value {
     let r = b.exec(LOGIN).await;
-    if r.json["component"] == "ak-stage-identification" || r.json["component"] == "ak-stage-access-denied" {
+    if r.json["component"] == "ak-stage-identification"
+        || r.json["component"] == "ak-stage-access-denied"
+    {
         if r.json["component"] == "ak-stage-access-denied" {
             // The last plan was denied: a fresh GET plans anew.
             b.exec(LOGIN).await.challenge("ak-stage-identification");
@@ -1882,7 +1884,10 @@ async fn password_guessing_is_throttled_per_ip_and_identifier() {
         unknown.push(guess(&b, "no-such-user", &format!("fresh-{i}")).await);
     }
     assert_eq!(known, unknown, "no account-existence signal");
-    let first_refused = known.iter().position(refused).expect("throttled at some point");
+    let first_refused = known
+        .iter()
+        .position(refused)
+        .expect("throttled at some point");
     assert_eq!(first_refused, 10, "{:?}", known.get(..12));
     assert!(known[first_refused..].iter().all(refused), "{known:?}");
 
@@ -1920,7 +1925,10 @@ async fn password_throttle_decays_after_the_window() {
     );
     clock.advance(WINDOW - 60);
     let answer = guess(&b, "akadmin", ADMIN_PASSWORD).await;
-    assert!(answer.to_string().contains("Try again in 1 minute."), "{answer}");
+    assert!(
+        answer.to_string().contains("Try again in 1 minute."),
+        "{answer}"
+    );
     clock.advance(60);
     let answer = guess(&b, "akadmin", ADMIN_PASSWORD).await;
     assert_eq!(answer["component"], "xak-flow-redirect", "{answer}");
@@ -1944,7 +1952,10 @@ async fn unknown_client_ip_is_throttled_as_one_bucket() {
             let req = authflow::FlowRequest::default();
             let out = engine.plan(&req, LOGIN).await.unwrap();
             let req = authflow::FlowRequest::new(Some(out.session_id), "");
-            engine.step(&req, LOGIN, &identification("akadmin")).await.unwrap();
+            engine
+                .step(&req, LOGIN, &identification("akadmin"))
+                .await
+                .unwrap();
             let out = engine.step(&req, LOGIN, &password(pw)).await.unwrap();
             out.challenge.to_json()
         }
@@ -1976,7 +1987,10 @@ async fn enrollment_with_a_taken_email_is_a_field_error() {
         .unwrap();
     let before = s.stores.users.len();
     let slug = defaults::ENROLLMENT;
-    for (i, email) in ["CAROL@corp.example", "Carol@Corp.Example"].into_iter().enumerate() {
+    for (i, email) in ["CAROL@corp.example", "Carol@Corp.Example"]
+        .into_iter()
+        .enumerate()
+    {
         let b = s.browser();
         b.exec(slug).await.challenge("ak-stage-prompt");
         b.answer(

@@ -697,13 +697,19 @@ async fn emails_are_unique_case_insensitively_and_across_usernames() {
         .create_user(NewUser::new("bob").email("alice@corp.example"))
         .await
         .unwrap_err();
-    assert_eq!(field_error(e, "email"), ["Email address is already in use."]);
+    assert_eq!(
+        field_error(e, "email"),
+        ["Email address is already in use."]
+    );
     // An email equal to someone's username (the takeover).
     let e = users
         .create_user(NewUser::new("mallory").email("CAROL@corp.example"))
         .await
         .unwrap_err();
-    assert_eq!(field_error(e, "email"), ["Email address is already in use."]);
+    assert_eq!(
+        field_error(e, "email"),
+        ["Email address is already in use."]
+    );
     // A username equal to someone's email.
     let e = users
         .create_user(NewUser::new("alice@corp.example"))
@@ -717,7 +723,10 @@ async fn emails_are_unique_case_insensitively_and_across_usernames() {
         .unwrap();
     bob.email = "ALICE@corp.example".into();
     let e = users.update_user(&bob).await.unwrap_err();
-    assert_eq!(field_error(e, "email"), ["Email address is already in use."]);
+    assert_eq!(
+        field_error(e, "email"),
+        ["Email address is already in use."]
+    );
     bob.email = "BOB@corp.example".into();
     users.update_user(&bob).await.unwrap();
     // Lookups are unambiguous.
@@ -734,14 +743,25 @@ async fn usernames_are_compared_after_nfkc_and_case_folding() {
     let admin = users.create_user(NewUser::new("akadmin")).await.unwrap();
     for variant in ["ＡＫＡＤＭＩＮ", "AKADMIN", " akadmin "] {
         let e = users.create_user(NewUser::new(variant)).await.unwrap_err();
-        assert_eq!(field_error(e, "username"), ["Username is already taken."], "{variant}");
+        assert_eq!(
+            field_error(e, "username"),
+            ["Username is already taken."],
+            "{variant}"
+        );
         let found = users
             .find_user(UserField::Username, variant, true)
             .await
             .unwrap();
         assert_eq!(found.map(|u| u.pk), Some(admin.pk), "{variant}");
     }
-    for bad in ["ak\u{200B}admin", "ak\u{202E}x", "ak\u{2066}x", "a\u{0000}b", "a\tb", "\u{FEFF}akadmin"] {
+    for bad in [
+        "ak\u{200B}admin",
+        "ak\u{202E}x",
+        "ak\u{2066}x",
+        "a\u{0000}b",
+        "a\tb",
+        "\u{FEFF}akadmin",
+    ] {
         let e = users.create_user(NewUser::new(bad)).await.unwrap_err();
         assert_eq!(
             field_error(e, "username"),
@@ -757,7 +777,10 @@ async fn usernames_are_compared_after_nfkc_and_case_folding() {
         field_error(e, "username"),
         ["Ensure this field has no more than 150 characters."]
     );
-    users.create_user(NewUser::new("a".repeat(150))).await.unwrap();
+    users
+        .create_user(NewUser::new("a".repeat(150)))
+        .await
+        .unwrap();
 }
 
 /// Uniqueness is checked and written under one lock: of many concurrent enrollments
@@ -771,7 +794,11 @@ async fn concurrent_creations_cannot_share_an_email() {
     for i in 0..16 {
         let users = users.clone();
         handles.push(tokio::spawn(async move {
-            let email = if i % 2 == 0 { "race@corp.example" } else { "RACE@corp.example" };
+            let email = if i % 2 == 0 {
+                "race@corp.example"
+            } else {
+                "RACE@corp.example"
+            };
             users
                 .create_user(NewUser::new(format!("racer{i}")).email(email))
                 .await

@@ -617,7 +617,12 @@ async fn login_throttle_is_shared_by_instances() {
         let ident = json!({"component": "ak-stage-identification", "uid_field": "akadmin"});
         engine.step(&req, slug, &ident).await.unwrap();
         let pw = json!({"component": "ak-stage-password", "password": pw});
-        engine.step(&req, slug, &pw).await.unwrap().challenge.to_json()
+        engine
+            .step(&req, slug, &pw)
+            .await
+            .unwrap()
+            .challenge
+            .to_json()
     }
     for i in 0..10 {
         let v = attempt(&engines[i % 2].0, slug, "wrong").await;

@@ -112,7 +112,8 @@ impl StageKind for IdentificationStage {
 
         // The identifier as typed: the throttle and the password stage count under it,
         // so known and unknown identifiers are treated alike.
-        ctx.context.insert(throttle::IDENTIFIER_KEY, uid.clone().into());
+        ctx.context
+            .insert(throttle::IDENTIFIER_KEY, uid.clone().into());
         let ip = ctx.request.client_ip.clone();
 
         // Inline password: verify for known and unknown users alike (same work either way),

@@ -165,9 +165,6 @@ impl PromptStage {
             Ok(None)
         };
         match t {
-            PromptType::Email if !is_valid_email(&value) => {
-                return invalid(fields, "Enter a valid email address.");
-            }
             PromptType::Number => {
                 return match value.parse::<f64>() {
                     Ok(n) if n.is_finite() => Ok(Some(
@@ -218,6 +215,9 @@ impl PromptStage {
                 }
             }
             PromptType::Email => {
+                if !is_valid_email(&value) {
+                    return invalid(fields, "Enter a valid email address.");
+                }
                 if identifier_taken(ctx, &value).await? {
                     return invalid(fields, "Email address is already in use.");
                 }

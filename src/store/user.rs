@@ -206,14 +206,25 @@ mod tests {
     fn canonical_forms() {
         assert_eq!(canonical_identifier("ＡＫＡＤＭＩＮ"), "akadmin");
         assert_eq!(canonical_identifier(" AkAdmin "), "akadmin");
-        assert_eq!(canonical_identifier("Carol@Corp.Example"), "carol@corp.example");
+        assert_eq!(
+            canonical_identifier("Carol@Corp.Example"),
+            "carol@corp.example"
+        );
     }
 
     #[test]
     fn usernames() {
         assert!(validate_username("akadmin").is_ok());
         assert!(validate_username("jürgen.müller").is_ok());
-        for bad in ["", "  ", "ak\u{200B}admin", "ak\u{202E}nimda", "a\u{0007}b", "a\nb", "ak\u{2066}x"] {
+        for bad in [
+            "",
+            "  ",
+            "ak\u{200B}admin",
+            "ak\u{202E}nimda",
+            "a\u{0007}b",
+            "a\nb",
+            "ak\u{2066}x",
+        ] {
             assert!(validate_username(bad).is_err(), "{bad:?}");
         }
         assert!(validate_username(&"a".repeat(150)).is_ok());
