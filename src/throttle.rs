@@ -22,7 +22,7 @@
 //! - Refused checks are not counted (the lock does not grow while it is hit), but they
 //!   answer exactly like a wrong password plus a "try again later" hint, for known and
 //!   unknown identifiers alike: the counters are keyed by the identifier as typed
-//!   (normalised with [`canonical_identifier`](crate::store::canonical_identifier)), so
+//!   (normalised with [`canonical_identifier`]), so
 //!   whether an account exists changes nothing.
 //! - A request without a client IP counts under one `unknown` bucket (fail closed);
 //!   IPv6 addresses count per /64 (one host usually owns a whole /64).

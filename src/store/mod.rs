@@ -121,7 +121,10 @@ pub trait SessionStore: Send + Sync {
 pub trait UserDirectory: Send + Sync {
     /// A user by id.
     async fn user(&self, pk: crate::model::UserId) -> Result<Option<User>, StoreError>;
-    /// A user whose `field` equals `value` (ASCII case-insensitively if asked).
+    /// The one user whose `field` equals `value`: compared as
+    /// [`canonical_identifier`] (NFKC + case folding) when `case_insensitive`, else
+    /// NFKC-normalised only. `None` when no user or more than one matches — an ambiguous
+    /// value must never pick one of them.
     async fn find_user(
         &self,
         field: UserField,
@@ -141,9 +144,15 @@ pub trait UserDirectory: Send + Sync {
         user: crate::model::UserId,
         password: &Password,
     ) -> Result<(), StoreError>;
-    /// Creates a user. A taken username is a [`StoreError::Validation`] on `username`.
+    /// Creates a user. Directories enforce, atomically with the write (a unique index, or
+    /// the check under the write lock), that usernames and emails compared as
+    /// [`canonical_identifier`] are unique *across both fields* (no user's username or
+    /// email equals another user's username or email) and that the username passes
+    /// [`validate_username`]. A violation is a [`StoreError::Validation`] on `username`
+    /// or `email`.
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
-    /// Updates a user's fields (not the password).
+    /// Updates a user's fields (not the password), with the identifier rules of
+    /// [`UserDirectory::create_user`].
     async fn update_user(&self, user: &User) -> Result<(), StoreError>;
     /// Deletes a user. Returns whether it existed.
     async fn delete_user(&self, pk: crate::model::UserId) -> Result<bool, StoreError>;
