@@ -9,8 +9,9 @@
 //! Environment: `AUTHFLOW_LISTEN` (default `127.0.0.1:9000`), `AUTHFLOW_BOOTSTRAP_PASSWORD`
 //! (default: random, printed once), `AUTHFLOW_BOOTSTRAP_TOKEN` (an API token for akadmin),
 //! `AUTHFLOW_SECRET_KEY` (CSRF key; random if unset — set the same value on every
-//! instance that shares sessions), `AUTHFLOW_REDIS_URL` (share sessions and flows through
-//! Redis; needs the `redis` feature), `RUST_LOG` (default `info`).
+//! instance that shares sessions), `AUTHFLOW_REDIS_URL` (share sessions, flows and the
+//! login-throttle counters through Redis; needs the `redis` feature), `RUST_LOG` (default
+//! `info`).
 //! `AUTHFLOW_EXTERNAL_URL` (`--external-url`; the public base URL such as
 //! `https://auth.example.com`: absolute links start with it, never with the request's
 //! `Host`; an `https://` URL marks cookies `Secure`), `AUTHFLOW_SECURE_COOKIES=1`
@@ -32,27 +33,31 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use authflow::http::{HttpConfig, router};
-use authflow::store::{FlowStore, SessionStore};
+use authflow::store::{FlowStore, SessionStore, ThrottleStore};
 use authflow::{defaults, memory};
 
-/// Sessions and flows in Redis, shared by every instance.
+/// Flows, sessions and login-throttle counters.
+type Shared = (
+    Arc<dyn FlowStore>,
+    Arc<dyn SessionStore>,
+    Arc<dyn ThrottleStore>,
+);
+
+/// Sessions, flows and login-throttle counters in Redis, shared by every instance.
 #[cfg(feature = "redis")]
-async fn shared_stores(
-    url: &str,
-) -> Result<(Arc<dyn FlowStore>, Arc<dyn SessionStore>), Box<dyn std::error::Error>> {
+async fn shared_stores(url: &str) -> Result<Shared, Box<dyn std::error::Error>> {
     let sessions =
         authflow::redis::RedisSessionStore::connect(url, authflow::redis::RedisConfig::default())
             .await
             .map_err(|e| format!("cannot use Redis at {url}: {e}"))?;
     let flows = authflow::redis::RedisFlowStore::new(&sessions);
-    tracing::info!(%url, "sessions and flows in Redis");
-    Ok((Arc::new(flows), Arc::new(sessions)))
+    let throttle = authflow::redis::RedisThrottleStore::new(&sessions);
+    tracing::info!(%url, "sessions, flows and login-throttle counters in Redis");
+    Ok((Arc::new(flows), Arc::new(sessions), Arc::new(throttle)))
 }
 
 #[cfg(not(feature = "redis"))]
-async fn shared_stores(
-    _url: &str,
-) -> Result<(Arc<dyn FlowStore>, Arc<dyn SessionStore>), Box<dyn std::error::Error>> {
+async fn shared_stores(_url: &str) -> Result<Shared, Box<dyn std::error::Error>> {
     Err("this server was built without the `redis` feature: cargo run --example server --features http,redis".into())
 }
 
@@ -151,13 +156,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .or_else(|| std::env::var("AUTHFLOW_REDIS_URL").ok())
         .filter(|u| !u.is_empty());
     let flows_in_memory = redis_url.is_none();
-    let (flows, sessions): (Arc<dyn FlowStore>, Arc<dyn SessionStore>) = match redis_url {
-        None => (stores.flows.clone(), stores.sessions.clone()),
+    let (flows, sessions, throttle): Shared = match redis_url {
+        None => (
+            stores.flows.clone(),
+            stores.sessions.clone(),
+            Arc::new(memory::MemoryThrottle::new()),
+        ),
         Some(url) => shared_stores(&url).await?,
     };
+    // Login throttling is on with its defaults (authflow::throttle::ThrottleConfig).
     let engine = Arc::new(
         authflow::Engine::builder(flows.clone(), sessions, stores.users.clone())
             .reputation(stores.reputation.clone())
+            .throttle_store(throttle)
             .build(),
     );
     // Idempotent: the default flows have fixed ids, so instances sharing Redis agree.

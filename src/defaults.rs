@@ -131,7 +131,9 @@ pub async fn invalidation(store: &dyn FlowStore) -> Result<Flow, StoreError> {
 }
 
 /// `default-enrollment-flow` (require_unauthenticated): prompt (username, password,
-/// password_repeat) → prompt (name, email) → user write (always_create) → user login.
+/// password_repeat; at least 8 characters) → prompt (name, email) → user write
+/// (always_create) → user login. Usernames and emails must not be taken (compared
+/// NFKC-normalised and case-folded, across both fields).
 pub async fn enrollment(store: &dyn FlowStore) -> Result<Flow, StoreError> {
     let flow = fixed_flow(
         Flow::new(
@@ -142,6 +144,15 @@ pub async fn enrollment(store: &dyn FlowStore) -> Result<Flow, StoreError> {
         .with_authentication(AuthenticationRequirement::RequireUnauthenticated),
     );
     store.put_flow(flow.clone()).await?;
+    let mut policy = Policy::new(
+        "default-enrollment-password-policy",
+        PolicyKind::Password(PasswordPolicy {
+            length_min: 8,
+            error_message: "Password needs to be 8 characters or longer.".into(),
+            ..PasswordPolicy::default()
+        }),
+    );
+    policy.pk = fixed_id("policy", &policy.name).into();
     let first = PromptStage {
         fields: vec![
             Prompt::new("username", "Username", PromptType::Username, 0),
@@ -153,8 +164,9 @@ pub async fn enrollment(store: &dyn FlowStore) -> Result<Flow, StoreError> {
                 1,
             ),
         ],
-        validation_policies: vec![],
+        validation_policies: vec![policy.pk],
     };
+    store.put_policy(policy).await?;
     let second = PromptStage {
         fields: vec![
             Prompt::new("name", "Name", PromptType::Text, 0),

@@ -19,8 +19,10 @@ use crate::planner::{self, PlanError, PlanInput};
 use crate::policy::ExpressionEvaluator;
 use crate::request::FlowRequest;
 use crate::store::{
-    FlowDefinition, FlowStore, ReputationStore, SessionStore, StoreError, User, UserDirectory,
+    FlowDefinition, FlowStore, ReputationStore, SessionStore, StoreError, ThrottleStore, User,
+    UserDirectory,
 };
+use crate::throttle::ThrottleConfig;
 
 /// How often a step is retried on fresh state after a concurrent write (compare-and-swap conflict).
 pub const DEFAULT_CONFLICT_RETRIES: u32 = 5;
@@ -91,6 +93,23 @@ impl EngineBuilder {
         self
     }
 
+    /// Sets the store of the login-throttle counters (default: in memory; use a shared
+    /// one, e.g. `authflow::redis::RedisThrottleStore` (feature `redis`), when several instances serve the
+    /// same users, or an attacker can spread guesses over instances).
+    pub fn throttle_store(mut self, store: Arc<dyn ThrottleStore>) -> Self {
+        self.env.throttle = store;
+        self
+    }
+
+    /// Sets the login-throttle thresholds and window (default:
+    /// [`ThrottleConfig::default`]: 10 failures per IP and identifier, 100 per identifier
+    /// from unfamiliar IPs, in 15 minutes; [`ThrottleConfig::disabled`] turns it off).
+    /// See [`crate::throttle`].
+    pub fn throttle(mut self, config: ThrottleConfig) -> Self {
+        self.env.throttle_config = config;
+        self
+    }
+
     /// Sets the event sink (default: none).
     pub fn events(mut self, sink: Arc<dyn EventSink>) -> Self {
         self.env.events = sink;
@@ -144,6 +163,8 @@ impl Engine {
                 sessions,
                 users,
                 reputation: Arc::new(crate::memory::MemoryReputation::new()),
+                throttle: Arc::new(crate::memory::MemoryThrottle::new()),
+                throttle_config: ThrottleConfig::default(),
                 events: Arc::new(NoopEventSink),
                 clock: Arc::new(SystemClock),
                 expressions: None,

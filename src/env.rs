@@ -5,7 +5,8 @@ use std::sync::Arc;
 use crate::clock::{Clock, Timer};
 use crate::events::EventSink;
 use crate::policy::ExpressionEvaluator;
-use crate::store::{FlowStore, ReputationStore, SessionStore, UserDirectory};
+use crate::store::{FlowStore, ReputationStore, SessionStore, ThrottleStore, UserDirectory};
+use crate::throttle::ThrottleConfig;
 
 /// The engine's services. Built by [`EngineBuilder`](crate::EngineBuilder).
 #[derive(Clone)]
@@ -18,6 +19,10 @@ pub struct Env {
     pub users: Arc<dyn UserDirectory>,
     /// Reputation scores.
     pub reputation: Arc<dyn ReputationStore>,
+    /// Login-throttle counters ([`crate::throttle`]).
+    pub throttle: Arc<dyn ThrottleStore>,
+    /// Login-throttle thresholds and window.
+    pub throttle_config: ThrottleConfig,
     /// Audit events.
     pub events: Arc<dyn EventSink>,
     /// Time.
@@ -31,6 +36,7 @@ pub struct Env {
 impl std::fmt::Debug for Env {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Env")
+            .field("throttle_config", &self.throttle_config)
             .field("expressions", &self.expressions.is_some())
             .field("timer", &self.timer.is_some())
             .finish_non_exhaustive()

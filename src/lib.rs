@@ -55,6 +55,13 @@
 //! - The identification stage of the default login flow shows what the user typed,
 //!   never the matched account, and the password stage answers an inactive account
 //!   like a wrong password: nothing reveals whether an account exists.
+//! - Password guessing is [throttled](throttle) across sessions and instances: per
+//!   (client IP, identifier) and per identifier, refused without evaluating the
+//!   password once past a threshold (on by default; see
+//!   [`ThrottleConfig`](throttle::ThrottleConfig)).
+//! - Usernames and emails share one namespace: unique after NFKC + case folding across
+//!   both fields, so no account can take over another's login identifier; an
+//!   identifier that still names two accounts (a host directory) matches no one.
 
 #![forbid(unsafe_code)]
 
@@ -84,6 +91,7 @@ pub mod request;
 pub mod secret;
 pub mod stages;
 pub mod store;
+pub mod throttle;
 
 pub use challenge::{Challenge, ChallengeBody};
 pub use engine::{DEFAULT_CONFLICT_RETRIES, Engine, EngineBuilder, Outcome};

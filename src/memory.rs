@@ -18,8 +18,9 @@ use crate::model::{
 use crate::plan::{SessionId, SessionState};
 use crate::secret::Password;
 use crate::store::{
-    FlowDefinition, FlowStore, Group, NewUser, ReputationStore, SessionStore, StoreError, User,
-    UserDirectory, Versioned,
+    FlowDefinition, FlowStore, Group, NewUser, ReputationStore, SessionStore, StoreError,
+    ThrottleCounter, ThrottleStore, User, UserDirectory, Versioned, canonical_identifier,
+    validate_username,
 };
 
 fn poisoned() -> StoreError {
@@ -588,17 +589,11 @@ impl MemoryUserDirectory {
     }
 
     /// Imports a user with an existing hash (e.g. Django `pbkdf2_sha256$…` from authentik).
+    ///
+    /// The same identifier rules as [`UserDirectory::create_user`] apply.
     pub fn import_user(&self, user: User, hash: Option<String>) -> Result<(), StoreError> {
         let mut users = self.users.write().map_err(|_| poisoned())?;
-        if users
-            .values()
-            .any(|r| r.user.username == user.username && r.user.pk != user.pk)
-        {
-            return Err(StoreError::Validation(ValidationErrors::field(
-                "username",
-                "A user with that username already exists.",
-            )));
-        }
+        check_identifiers(&users, &user)?;
         users.insert(user.pk, UserRecord { user, hash });
         Ok(())
     }
@@ -612,6 +607,39 @@ impl MemoryUserDirectory {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The directory's identifier rules, checked under the write lock together with the
+/// write (so two concurrent enrollments cannot both take one identifier): a valid
+/// username ([`validate_username`]); usernames and emails unique after
+/// [`canonical_identifier`] (NFKC + case folding) *across both fields* — no user's
+/// username or email may equal another user's username or email, so an identifier
+/// never names two accounts (an email shaped like someone's username cannot take
+/// their logins over).
+fn check_identifiers(users: &HashMap<UserId, UserRecord>, user: &User) -> Result<(), StoreError> {
+    validate_username(&user.username)
+        .map_err(|m| StoreError::Validation(ValidationErrors::field("username", m)))?;
+    let username = canonical_identifier(&user.username);
+    let email = Some(canonical_identifier(&user.email)).filter(|e| !e.is_empty());
+    let (mut username_taken, mut email_taken) = (false, false);
+    for other in users.values().map(|r| &r.user).filter(|u| u.pk != user.pk) {
+        let theirs = [
+            Some(canonical_identifier(&other.username)),
+            Some(canonical_identifier(&other.email)).filter(|e| !e.is_empty()),
+        ];
+        username_taken |= theirs.iter().flatten().any(|t| *t == username);
+        email_taken |= email
+            .as_ref()
+            .is_some_and(|e| theirs.iter().flatten().any(|t| t == e));
+    }
+    let mut errors = ValidationErrors::new();
+    if username_taken {
+        errors.add("username", "Username is already taken.");
+    }
+    if email_taken {
+        errors.add("email", "Email address is already in use.");
+    }
+    errors.into_result().map_err(StoreError::Validation)
 }
 
 fn field_value(user: &User, field: UserField) -> Option<&str> {
@@ -641,18 +669,29 @@ impl UserDirectory for MemoryUserDirectory {
         value: &str,
         case_insensitive: bool,
     ) -> Result<Option<User>, StoreError> {
+        use unicode_normalization::UnicodeNormalization;
+        let want = if case_insensitive {
+            canonical_identifier(value)
+        } else {
+            value.trim().nfkc().collect()
+        };
+        if want.is_empty() {
+            return Ok(None);
+        }
         let users = self.users.read().map_err(|_| poisoned())?;
-        let found = users
+        let mut found = users
             .values()
             .map(|r| &r.user)
-            .find(|u| match field_value(u, field) {
-                Some(v) if case_insensitive => {
-                    v.eq_ignore_ascii_case(value) || v.to_lowercase() == value.to_lowercase()
-                }
-                Some(v) => v == value,
+            .filter(|u| match field_value(u, field) {
+                Some(v) if case_insensitive => canonical_identifier(v) == want,
+                Some(v) => v.trim().nfkc().eq(want.chars()),
                 None => false,
             });
-        Ok(found.cloned())
+        // Never pick one of several by map order: an ambiguous value matches no one.
+        match (found.next(), found.next()) {
+            (Some(u), None) => Ok(Some(u.clone())),
+            _ => Ok(None),
+        }
     }
 
     async fn verify_password(
@@ -699,12 +738,8 @@ impl UserDirectory for MemoryUserDirectory {
     }
 
     async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
-        if new.username.trim().is_empty() {
-            return Err(StoreError::Validation(ValidationErrors::field(
-                "username",
-                "This field may not be blank.",
-            )));
-        }
+        validate_username(&new.username)
+            .map_err(|m| StoreError::Validation(ValidationErrors::field("username", m)))?;
         let hash = match &new.password {
             Some(p) => Some(
                 self.hasher
@@ -725,16 +760,13 @@ impl UserDirectory for MemoryUserDirectory {
             groups: new.groups,
         };
         let mut users = self.users.write().map_err(|_| poisoned())?;
-        if users.contains_key(&user.pk)
-            || users
-                .values()
-                .any(|r| r.user.username.eq_ignore_ascii_case(&user.username))
-        {
+        if users.contains_key(&user.pk) {
             return Err(StoreError::Validation(ValidationErrors::field(
                 "username",
                 "Username is already taken.",
             )));
         }
+        check_identifiers(&users, &user)?;
         users.insert(
             user.pk,
             UserRecord {
@@ -747,15 +779,7 @@ impl UserDirectory for MemoryUserDirectory {
 
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
         let mut users = self.users.write().map_err(|_| poisoned())?;
-        if users
-            .values()
-            .any(|r| r.user.pk != user.pk && r.user.username.eq_ignore_ascii_case(&user.username))
-        {
-            return Err(StoreError::Validation(ValidationErrors::field(
-                "username",
-                "Username is already taken.",
-            )));
-        }
+        check_identifiers(&users, user)?;
         let r = users
             .get_mut(&user.pk)
             .ok_or_else(|| StoreError::NotFound(format!("user `{}`", user.pk)))?;
@@ -874,6 +898,80 @@ impl ReputationStore for MemoryReputation {
             let e = s.entry(k).or_insert(0);
             *e = (*e + delta).clamp(REPUTATION_LOWER_LIMIT, REPUTATION_UPPER_LIMIT);
         }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Login throttle
+
+/// Login-throttle counters in memory (one process). Expired counters are swept whenever
+/// the map has doubled since the last sweep, so memory stays proportional to the keys
+/// with an open window.
+#[derive(Debug, Default)]
+pub struct MemoryThrottle {
+    inner: Mutex<ThrottleData>,
+}
+
+#[derive(Debug, Default)]
+struct ThrottleData {
+    /// key → (count, since, expires_at)
+    counters: HashMap<String, (u32, u64, u64)>,
+    swept_len: usize,
+}
+
+impl MemoryThrottle {
+    /// No counters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of stored (possibly expired) counters.
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|d| d.counters.len()).unwrap_or(0)
+    }
+
+    /// True when no counter is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for MemoryThrottle {
+    async fn get(&self, key: &str, now: u64, window: u64) -> Result<ThrottleCounter, StoreError> {
+        let d = self.inner.lock().map_err(|_| poisoned())?;
+        Ok(match d.counters.get(key) {
+            Some(&(count, since, _)) if now < since.saturating_add(window) => {
+                ThrottleCounter { count, since }
+            }
+            _ => ThrottleCounter::default(),
+        })
+    }
+
+    async fn hit(&self, key: &str, now: u64, window: u64) -> Result<ThrottleCounter, StoreError> {
+        let mut d = self.inner.lock().map_err(|_| poisoned())?;
+        if d.counters.len() >= d.swept_len.saturating_mul(2).max(1024) {
+            d.counters.retain(|_, &mut (_, _, expires)| expires > now);
+            d.swept_len = d.counters.len();
+        }
+        let e = d.counters.entry(key.to_owned()).or_insert((0, now, 0));
+        if now >= e.1.saturating_add(window) || e.0 == 0 {
+            *e = (0, now, now.saturating_add(window));
+        }
+        e.0 = e.0.saturating_add(1);
+        Ok(ThrottleCounter {
+            count: e.0,
+            since: e.1,
+        })
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .map_err(|_| poisoned())?
+            .counters
+            .remove(key);
         Ok(())
     }
 }

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::plan::{SessionId, SessionState};
-use crate::store::{SessionStore, StoreError, Versioned};
+use crate::store::{SessionStore, StoreError, ThrottleCounter, ThrottleStore, Versioned};
 
 /// Settings of [`RedisSessionStore`].
 #[derive(Debug, Clone)]
@@ -451,5 +451,121 @@ impl crate::store::FlowStore for RedisFlowStore {
         pk: crate::model::PolicyBindingId,
     ) -> Result<bool, StoreError> {
         self.apply(Op::DeletePolicyBinding(pk)).await
+    }
+}
+
+/// One throttle hit. KEYS[1] = key; ARGV = now, window. Returns {count, since}.
+const HIT: &str = r#"
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local cur = redis.call('HMGET', KEYS[1], 'count', 'since')
+local count = tonumber(cur[1]) or 0
+local since = tonumber(cur[2]) or now
+if count == 0 or now >= since + window then
+  count = 0
+  since = now
+end
+count = count + 1
+redis.call('HSET', KEYS[1], 'count', count, 'since', since)
+redis.call('EXPIRE', KEYS[1], math.max(1, since + window - now) + 60)
+return {count, since}
+"#;
+
+/// Login-throttle counters ([`crate::throttle`]) in Redis, shared by every instance:
+/// one hash `{count, since}` under `{prefix}throttle:{key}`, incremented atomically by a
+/// Lua script. Windows are decided with the engine's clock (passed in); the key's TTL
+/// only reclaims space a minute after its window.
+#[derive(Clone)]
+pub struct RedisThrottleStore {
+    conn: ConnectionManager,
+    config: RedisConfig,
+    hit: std::sync::Arc<redis::Script>,
+}
+
+impl std::fmt::Debug for RedisThrottleStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisThrottleStore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisThrottleStore {
+    /// Uses the connection and key prefix of a session store.
+    pub fn new(sessions: &RedisSessionStore) -> Self {
+        Self {
+            conn: sessions.conn.clone(),
+            config: sessions.config.clone(),
+            hit: std::sync::Arc::new(redis::Script::new(HIT)),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}throttle:{key}", self.config.key_prefix)
+    }
+
+    async fn bounded<T>(
+        &self,
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.config.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(unavailable(e)),
+            Err(_) => Err(unavailable("timed out")),
+        }
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for RedisThrottleStore {
+    async fn get(&self, key: &str, now: u64, window: u64) -> Result<ThrottleCounter, StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.key(key);
+        let (count, since): (Option<u32>, Option<u64>) = self
+            .bounded(async move {
+                redis::cmd("HMGET")
+                    .arg(key)
+                    .arg("count")
+                    .arg("since")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(match (count, since) {
+            (Some(count), Some(since)) if now < since.saturating_add(window) => {
+                ThrottleCounter { count, since }
+            }
+            _ => ThrottleCounter::default(),
+        })
+    }
+
+    async fn hit(&self, key: &str, now: u64, window: u64) -> Result<ThrottleCounter, StoreError> {
+        let mut conn = self.conn.clone();
+        let script = self.hit.clone();
+        let key = self.key(key);
+        let (count, since): (u32, u64) = self
+            .bounded(async move {
+                script
+                    .key(key)
+                    .arg(now)
+                    .arg(window)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(ThrottleCounter { count, since })
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.key(key);
+        self.bounded(async move {
+            redis::cmd("DEL")
+                .arg(key)
+                .query_async::<i64>(&mut conn)
+                .await
+        })
+        .await
+        .map(|_| ())
     }
 }

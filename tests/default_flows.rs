@@ -1006,3 +1006,373 @@ async fn pretended_users_lose_no_more_reputation_than_known_ones() {
     }
     assert_eq!(known, unknown);
 }
+
+// ---------------------------------------------------------------------------------------
+// Login throttling (issue 8 part 2)
+
+fn throttled(v: &Value) -> bool {
+    v.to_string().contains("Too many failed attempts")
+}
+
+/// One login attempt in a fresh session from `ip`; returns the last answer.
+async fn attempt_from(engine: &Arc<authflow::Engine>, ip: &str, uid: &str, pw: &str) -> Value {
+    let mut c = common::kit::Client::new(engine.clone()).with_ip(ip);
+    c.get(LOGIN).await;
+    c.post(LOGIN, ident(uid)).await;
+    wire(&c.post(LOGIN, password(pw)).await)
+}
+
+/// A distributed attack (one guess per IP) trips the per-identifier counter: then every
+/// unfamiliar IP is refused for that identifier, while an IP the owner logged in from
+/// before still logs in. Unknown identifiers behave the same.
+#[tokio::test]
+async fn distributed_guessing_refuses_unfamiliar_ips_but_not_the_owners() {
+    use authflow::throttle::ThrottleConfig;
+    let k = kit().await;
+    let cfg = ThrottleConfig {
+        max_failures_per_ip: 3,
+        max_failures_per_identifier: 5,
+        ..ThrottleConfig::default()
+    };
+    let engine = Arc::new(k.stores.engine().throttle(cfg).build());
+    // The owner logged in from home once.
+    let home = attempt_from(&engine, "198.51.100.7", "akadmin", ADMIN_PASSWORD).await;
+    assert_eq!(home["component"], "xak-flow-redirect", "{home}");
+    for uid in ["akadmin", "no-such-user"] {
+        for i in 0..5 {
+            let v = attempt_from(&engine, &format!("203.0.113.{i}"), uid, "wrong").await;
+            assert!(!throttled(&v), "{uid} {i}: {v}");
+        }
+        // A new IP: refused, even with the right password.
+        let v = attempt_from(&engine, "203.0.113.99", uid, ADMIN_PASSWORD).await;
+        assert!(throttled(&v), "{uid}: {v}");
+    }
+    // The owner's familiar IP still works.
+    let v = attempt_from(&engine, "198.51.100.7", "akadmin", ADMIN_PASSWORD).await;
+    assert_eq!(v["component"], "xak-flow-redirect", "{v}");
+}
+
+/// The identification stage's inline password is throttled as the password stage is:
+/// past the threshold the right password is refused from that IP (not evaluated), the
+/// answer is the same for unknown identifiers, and another IP is not affected.
+#[tokio::test]
+async fn inline_password_is_throttled() {
+    use authflow::model::{IdentificationStage, PasswordStage, UserLoginStage};
+    let k = kit().await;
+    let flows = k.stores.flows.as_ref();
+    let slug = "inline-throttle";
+    let flow = Flow::new(slug, "Inline", FlowDesignation::Authentication);
+    flows.put_flow(flow.clone()).await.unwrap();
+    let pw = Stage::new("inline-throttle-password", PasswordStage::default());
+    let ident = Stage::new(
+        "inline-throttle-ident",
+        IdentificationStage {
+            user_fields: vec![UserField::Username],
+            password_stage: Some(pw.pk),
+            ..IdentificationStage::default()
+        },
+    );
+    flows.put_stage(pw).await.unwrap();
+    let login = Stage::new("inline-throttle-login", UserLoginStage::default());
+    for (i, s) in [ident, login].into_iter().enumerate() {
+        let b = FlowStageBinding::new(flow.pk, s.pk, i32::try_from(i).unwrap() * 10);
+        flows.put_stage(s).await.unwrap();
+        flows.put_binding(b).await.unwrap();
+    }
+    let post = |uid: &str, pw: &str| json!({"component": "ak-stage-identification", "uid_field": uid, "password": pw});
+    let mut answers = Vec::new();
+    for uid in ["akadmin", "no-such-user"] {
+        let mut c = k.client().with_ip("192.0.2.1");
+        c.get(slug).await;
+        let mut seen = Vec::new();
+        for i in 0..12 {
+            seen.push(
+                wire(&c.post(slug, post(uid, &format!("wrong-{i}"))).await)["response_errors"]
+                    .clone(),
+            );
+        }
+        assert!(!throttled(&seen[9]), "{:?}", seen[9]);
+        assert!(throttled(&seen[10]), "{:?}", seen[10]);
+        let right = wire(&c.post(slug, post(uid, ADMIN_PASSWORD)).await);
+        assert!(throttled(&right), "{right}");
+        answers.push(seen);
+    }
+    assert_eq!(answers[0], answers[1], "no account-existence signal");
+    let mut other = k.client().with_ip("192.0.2.2");
+    other.get(slug).await;
+    let out = other.post(slug, post("akadmin", ADMIN_PASSWORD)).await;
+    assert!(out.logged_in, "{}", wire(&out));
+}
+
+/// authentik lowers the reputation of every identifier an identification stage accepts
+/// without checking a credential when it is unknown; authflow lowers it equally for
+/// known ones, so the score tells nothing about existence (issue 10).
+#[tokio::test]
+async fn identification_lowers_reputation_equally_for_known_and_unknown() {
+    use authflow::store::ReputationStore;
+    let k = kit().await;
+    for uid in ["akadmin", "no-such-user"] {
+        let mut c = k.client().with_ip("192.0.2.50");
+        c.get(LOGIN).await;
+        c.post(LOGIN, ident(uid)).await;
+        let score = k.stores.reputation.score(None, Some(uid)).await.unwrap();
+        assert_eq!(score, -1, "{uid}");
+    }
+    // A successful login gives the point back.
+    let mut c = k.client().with_ip("192.0.2.51");
+    identify(&mut c, "akadmin").await;
+    assert!(c.post(LOGIN, password(ADMIN_PASSWORD)).await.logged_in);
+    let score = k
+        .stores
+        .reputation
+        .score(None, Some("akadmin"))
+        .await
+        .unwrap();
+    assert_eq!(
+        score, -1,
+        "one point lost per identification, one back per login"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Unique identifiers (issue 8 part 5)
+
+/// Runs the default enrollment flow's two prompts; returns the second prompt's answer
+/// (or the first one's, when it refused).
+async fn enroll(k: &Kit, username: &str, pw: &str, email: &str) -> Value {
+    let slug = defaults::ENROLLMENT;
+    let mut c = k.client();
+    c.get(slug).await;
+    let out = c
+        .post(
+            slug,
+            json!({"component": "ak-stage-prompt", "username": username,
+                   "password": pw, "password_repeat": pw}),
+        )
+        .await;
+    let v = wire(&out);
+    if v.get("response_errors").is_some() {
+        return v;
+    }
+    let out = c
+        .post(
+            slug,
+            json!({"component": "ak-stage-prompt", "name": "N", "email": email}),
+        )
+        .await;
+    wire(&out)
+}
+
+/// The takeover: the victim's username is email-shaped; an attacker enrolls with that
+/// as their email (in another case). Enrollment refuses it with a field error, and the
+/// victim's identifier still logs the victim in.
+#[tokio::test]
+async fn enrollment_refuses_an_email_that_is_someone_elses_identifier() {
+    let k = kit().await;
+    let carol = k
+        .stores
+        .users
+        .create_user(
+            authflow::store::NewUser::new("carol@corp.example")
+                .email("Carol.Smith@corp.example")
+                .password("Carol-Pw-12345"),
+        )
+        .await
+        .unwrap();
+    let v = enroll(&k, "mallory", "Mallory-Pw-1", "CAROL@corp.example").await;
+    assert_eq!(v["component"], "ak-stage-prompt", "{v}");
+    assert_eq!(
+        v["response_errors"],
+        json!({"email": [{"string": "Email address is already in use.", "code": "invalid"}]})
+    );
+    // A case-variant duplicate of her email: refused too.
+    let v = enroll(&k, "mallory2", "Mallory-Pw-1", &carol.email.to_uppercase()).await;
+    assert_eq!(
+        v["response_errors"]["email"][0]["string"], "Email address is already in use.",
+        "{v}"
+    );
+    let c = k.login("carol@corp.example", "Carol-Pw-12345").await;
+    let me = k.engine.session_user(&c.session_id()).await.unwrap();
+    assert_eq!(me.map(|u| u.pk), Some(carol.pk));
+}
+
+/// Usernames are compared after NFKC + case folding (fullwidth `ＡＫＡＤＭＩＮ` is
+/// `akadmin`), and invisible, control and bidi characters or over-long names are refused.
+#[tokio::test]
+async fn enrollment_refuses_look_alike_and_invisible_usernames() {
+    let k = kit().await;
+    let long = "a".repeat(151);
+    for (name, message) in [
+        ("ＡＫＡＤＭＩＮ", "Username is already taken."),
+        ("AkAdmin", "Username is already taken."),
+        (
+            "ak\u{200B}admin",
+            "Username contains invisible or control characters.",
+        ),
+        (
+            "admin\u{202E}nimda",
+            "Username contains invisible or control characters.",
+        ),
+        (
+            "ak\u{0007}admin",
+            "Username contains invisible or control characters.",
+        ),
+        (
+            long.as_str(),
+            "Ensure this field has no more than 150 characters.",
+        ),
+    ] {
+        let v = enroll(&k, name, "Enroll-Local-Pw-1", "x@example.invalid").await;
+        assert_eq!(v["component"], "ak-stage-prompt", "{name:?}: {v}");
+        let errors = error_messages(&v);
+        assert!(
+            errors.values().flatten().any(|m| m == message),
+            "{name:?}: {v}"
+        );
+    }
+    // Fullwidth input still finds akadmin at login.
+    let c = k.login("ＡＫＡＤＭＩＮ", ADMIN_PASSWORD).await;
+    let me = k.engine.session_user(&c.session_id()).await.unwrap();
+    assert_eq!(me.map(|u| u.pk), Some(k.admin.pk));
+}
+
+/// The default enrollment flow applies a password policy (at least 8 characters).
+#[tokio::test]
+async fn enrollment_requires_eight_character_passwords() {
+    let k = kit().await;
+    let v = enroll(&k, "shorty", "Short-1", "shorty@example.invalid").await;
+    assert_eq!(v["component"], "ak-stage-prompt", "{v}");
+    assert_eq!(
+        v["response_errors"],
+        json!({"non_field_errors": [{"string": "Password needs to be 8 characters or longer.", "code": "invalid"}]})
+    );
+    let v = enroll(&k, "longer", "Longer-Pw-1", "longer@example.invalid").await;
+    assert_eq!(v["component"], "xak-flow-redirect", "{v}");
+}
+
+/// An identifier that names two accounts (one's email, another's username) matches no
+/// one, whatever order the fields are tried in — for a host directory that does not
+/// enforce authflow's uniqueness rule.
+#[tokio::test]
+async fn ambiguous_identifier_matches_no_one() {
+    use authflow::memory::MemoryUserDirectory;
+    use authflow::store::NewUser;
+    // Two directories glued together: emails are looked up in one, usernames in the
+    // other, so duplicates across fields exist as they can in a host's database.
+    let by_email = Arc::new(MemoryUserDirectory::new());
+    let by_username = Arc::new(MemoryUserDirectory::new());
+    let mallory = by_email
+        .create_user(
+            NewUser::new("mallory")
+                .email("carol@corp.example")
+                .password("Mallory-Pw-1"),
+        )
+        .await
+        .unwrap();
+    by_username
+        .create_user(NewUser::new("carol@corp.example").password("Carol-Pw-12345"))
+        .await
+        .unwrap();
+    let glued = Arc::new(split::Split {
+        by_email,
+        by_username,
+    });
+    let stores = authflow::memory::Stores::new();
+    let engine = Arc::new(
+        authflow::Engine::builder(stores.flows.clone(), stores.sessions.clone(), glued).build(),
+    );
+    defaults::install(stores.flows.as_ref()).await.unwrap();
+    for pw in ["Mallory-Pw-1", "Carol-Pw-12345"] {
+        let mut c = common::kit::Client::new(engine.clone());
+        c.get(LOGIN).await;
+        let out = c.post(LOGIN, ident("carol@corp.example")).await;
+        assert_eq!(out.challenge.component(), "ak-stage-password");
+        let out = c.post(LOGIN, password(pw)).await;
+        assert!(!out.logged_in, "{pw}: {}", wire(&out));
+    }
+    // Mallory's own username still works for Mallory.
+    let mut c = common::kit::Client::new(engine.clone());
+    c.get(LOGIN).await;
+    c.post(LOGIN, ident("mallory")).await;
+    let out = c.post(LOGIN, password("Mallory-Pw-1")).await;
+    assert_eq!(out.user, Some(mallory.pk));
+}
+
+mod split {
+    use std::sync::Arc;
+
+    use authflow::StoreError;
+    use authflow::memory::MemoryUserDirectory;
+    use authflow::model::{GroupId, UserField, UserId};
+    use authflow::secret::Password;
+    use authflow::store::{Group, NewUser, User, UserDirectory};
+
+    /// Emails from one directory, everything else from the other (then the first).
+    pub struct Split {
+        pub by_email: Arc<MemoryUserDirectory>,
+        pub by_username: Arc<MemoryUserDirectory>,
+    }
+
+    #[async_trait::async_trait]
+    impl UserDirectory for Split {
+        async fn user(&self, pk: UserId) -> Result<Option<User>, StoreError> {
+            match self.by_username.user(pk).await? {
+                Some(u) => Ok(Some(u)),
+                None => self.by_email.user(pk).await,
+            }
+        }
+        async fn find_user(
+            &self,
+            field: UserField,
+            value: &str,
+            ci: bool,
+        ) -> Result<Option<User>, StoreError> {
+            match field {
+                UserField::Email => self.by_email.find_user(field, value, ci).await,
+                _ => match self.by_username.find_user(field, value, ci).await? {
+                    Some(u) => Ok(Some(u)),
+                    None => self.by_email.find_user(field, value, ci).await,
+                },
+            }
+        }
+        async fn verify_password(
+            &self,
+            user: Option<UserId>,
+            password: &Password,
+        ) -> Result<bool, StoreError> {
+            let in_email = match user {
+                Some(pk) => self.by_email.user(pk).await?.is_some(),
+                None => false,
+            };
+            if in_email {
+                self.by_email.verify_password(user, password).await
+            } else {
+                self.by_username.verify_password(user, password).await
+            }
+        }
+        async fn set_password(&self, user: UserId, password: &Password) -> Result<(), StoreError> {
+            self.by_username.set_password(user, password).await
+        }
+        async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+            self.by_username.create_user(user).await
+        }
+        async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+            self.by_username.update_user(user).await
+        }
+        async fn delete_user(&self, pk: UserId) -> Result<bool, StoreError> {
+            self.by_username.delete_user(pk).await
+        }
+        async fn group(&self, pk: GroupId) -> Result<Option<Group>, StoreError> {
+            self.by_username.group(pk).await
+        }
+        async fn find_group(&self, name: &str) -> Result<Option<Group>, StoreError> {
+            self.by_username.find_group(name).await
+        }
+        async fn put_group(&self, group: Group) -> Result<(), StoreError> {
+            self.by_username.put_group(group).await
+        }
+        async fn groups_of(&self, user: UserId) -> Result<Vec<Group>, StoreError> {
+            self.by_username.groups_of(user).await
+        }
+    }
+}

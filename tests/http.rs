@@ -18,6 +18,7 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use authflow::defaults;
 use authflow::http::{CSRF_COOKIE, HttpConfig, SESSION_COOKIE};
@@ -1933,4 +1934,193 @@ async fn an_oversized_body_gets_its_413() {
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert!(text.contains("payload_too_large"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Login throttling (issue 8 part 2)
+
+/// One wrong-password attempt for `uid` from `b`, starting a new plan when the last one
+/// was denied. Returns the password stage's answer (its errors, or the denial message).
+async fn guess(b: &Browser, uid: &str, pw: &str) -> Value {
+    let r = b.exec(LOGIN).await;
+    if r.json["component"] == "ak-stage-identification"
+        || r.json["component"] == "ak-stage-access-denied"
+    {
+        if r.json["component"] == "ak-stage-access-denied" {
+            // The last plan was denied: a fresh GET plans anew.
+            b.exec(LOGIN).await.challenge("ak-stage-identification");
+        }
+        b.answer(LOGIN, identification(uid))
+            .await
+            .challenge("ak-stage-password");
+    }
+    let r = b.answer(LOGIN, password(pw)).await;
+    json!({
+        "component": r.json["component"],
+        "errors": r.json["response_errors"],
+        "message": r.json["error_message"],
+    })
+}
+
+fn refused(answer: &Value) -> bool {
+    answer.to_string().contains("Too many failed attempts")
+}
+
+/// 60 wrong passwords from one IP (over many plans and fresh sessions): past the
+/// threshold the checks are refused without evaluating the password — the right
+/// password is refused too from that IP — while another IP logs in normally. An
+/// unknown identifier gets exactly the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_is_throttled_per_ip_and_identifier() {
+    let s = start().await;
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    // One session each, re-planning after every denial (the per-plan limit of 5).
+    let bk = s.browser_from("127.0.0.2");
+    let bu = s.browser_from("127.0.0.2");
+    for i in 0..60 {
+        known.push(guess(&bk, "akadmin", &format!("wrong-{i}")).await);
+        unknown.push(guess(&bu, "no-such-user", &format!("wrong-{i}")).await);
+    }
+    // Then fresh sessions (no cookies) each time: still refused.
+    for i in 0..10 {
+        let b = s.browser_from("127.0.0.2");
+        known.push(guess(&b, "akadmin", &format!("fresh-{i}")).await);
+        let b = s.browser_from("127.0.0.2");
+        unknown.push(guess(&b, "no-such-user", &format!("fresh-{i}")).await);
+    }
+    assert_eq!(known, unknown, "no account-existence signal");
+    let first_refused = known
+        .iter()
+        .position(refused)
+        .expect("throttled at some point");
+    assert_eq!(first_refused, 10, "{:?}", known.get(..12));
+    assert!(known[first_refused..].iter().all(refused), "{known:?}");
+
+    // The right password from the throttled IP: refused, not logged in.
+    let b = s.browser_from("127.0.0.2");
+    let answer = guess(&b, "akadmin", ADMIN_PASSWORD).await;
+    assert!(refused(&answer), "{answer}");
+    assert!(b.cookie(CSRF_COOKIE).is_none(), "not logged in");
+
+    // From another IP the owner logs in.
+    s.browser_from("127.0.0.3")
+        .login("akadmin", ADMIN_PASSWORD)
+        .await;
+    s.finish();
+}
+
+/// The throttle's counters decay: after the window (engine clock) the right password
+/// works again from the same IP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_throttle_decays_after_the_window() {
+    use authflow::clock::ManualClock;
+    const WINDOW: u64 = 15 * 60; // ThrottleConfig::default().window
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let c = clock.clone();
+    let s = support::start_custom(HttpConfig::default(), move |b| b.clock(c)).await;
+    let b = s.browser_from("127.0.0.4");
+    for i in 0..10 {
+        assert!(!refused(&guess(&b, "akadmin", &format!("wrong-{i}")).await));
+    }
+    let answer = guess(&b, "akadmin", ADMIN_PASSWORD).await;
+    assert!(refused(&answer), "{answer}");
+    assert!(
+        answer.to_string().contains("Try again in 15 minutes"),
+        "{answer}"
+    );
+    clock.advance(WINDOW - 60);
+    let answer = guess(&b, "akadmin", ADMIN_PASSWORD).await;
+    assert!(
+        answer.to_string().contains("Try again in 1 minute."),
+        "{answer}"
+    );
+    clock.advance(60);
+    let answer = guess(&b, "akadmin", ADMIN_PASSWORD).await;
+    assert_eq!(answer["component"], "xak-flow-redirect", "{answer}");
+    s.finish();
+}
+
+/// A request whose client IP the host does not know counts under one shared bucket
+/// (fail closed) rather than escaping the throttle.
+#[tokio::test]
+async fn unknown_client_ip_is_throttled_as_one_bucket() {
+    let stores = authflow::memory::Stores::new();
+    let engine = stores.engine().build();
+    defaults::install(stores.flows.as_ref()).await.unwrap();
+    defaults::bootstrap_admin(stores.users.as_ref(), ADMIN_PASSWORD.into())
+        .await
+        .unwrap();
+    let attempt = |pw: &'static str| {
+        let engine = &engine;
+        async move {
+            // A new session each time, and no client IP.
+            let req = authflow::FlowRequest::default();
+            let out = engine.plan(&req, LOGIN).await.unwrap();
+            let req = authflow::FlowRequest::new(Some(out.session_id), "");
+            engine
+                .step(&req, LOGIN, &identification("akadmin"))
+                .await
+                .unwrap();
+            let out = engine.step(&req, LOGIN, &password(pw)).await.unwrap();
+            out.challenge.to_json()
+        }
+    };
+    for i in 0..10 {
+        let v = attempt(if i % 2 == 0 { "wrong-a" } else { "wrong-b" }).await;
+        assert!(!refused(&v), "attempt {i}: {v}");
+    }
+    let v = attempt("wrong-c").await;
+    assert!(refused(&v), "{v}");
+    let v = attempt(ADMIN_PASSWORD).await;
+    assert!(refused(&v), "{v}");
+}
+
+/// Enrollment with an email that is already someone's identifier (here akadmin's
+/// username in another case, and a case variant of an existing email) answers a field
+/// error on the prompt — never a 5xx, never a new account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_with_a_taken_email_is_a_field_error() {
+    let s = start().await;
+    s.stores
+        .users
+        .create_user(
+            authflow::store::NewUser::new("carol")
+                .email("carol@corp.example")
+                .password("Carol-Pw-12345"),
+        )
+        .await
+        .unwrap();
+    let before = s.stores.users.len();
+    let slug = defaults::ENROLLMENT;
+    for (i, email) in ["CAROL@corp.example", "Carol@Corp.Example"]
+        .into_iter()
+        .enumerate()
+    {
+        let b = s.browser();
+        b.exec(slug).await.challenge("ak-stage-prompt");
+        b.answer(
+            slug,
+            json!({"component": "ak-stage-prompt", "username": format!("mallory{i}"),
+                   "password": "Mallory-Pw-1", "password_repeat": "Mallory-Pw-1"}),
+        )
+        .await
+        .challenge("ak-stage-prompt");
+        let r = b
+            .answer(
+                slug,
+                json!({"component": "ak-stage-prompt", "name": "M", "email": email}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.challenge("ak-stage-prompt");
+        assert_eq!(
+            r.errors().get("email"),
+            Some(&vec!["Email address is already in use.".to_owned()]),
+            "{}",
+            r.text
+        );
+    }
+    assert_eq!(s.stores.users.len(), before, "no account created");
+    s.finish();
 }

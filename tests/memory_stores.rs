@@ -10,6 +10,8 @@
 
 #[path = "common/session_conformance.rs"]
 mod session_conformance;
+#[path = "common/throttle_conformance.rs"]
+mod throttle_conformance;
 
 use std::sync::{Arc, Mutex};
 
@@ -643,4 +645,171 @@ async fn engine_reloads_a_changed_definition_and_keeps_one_cache_entry() {
     assert_eq!(bound.policies.len(), 1);
     assert_eq!(engine.cache_count(slug), 1);
     assert_eq!(engine.cached_flows(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// ThrottleStore conformance
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_throttle_conformance() {
+    throttle_conformance::run(Arc::new(authflow::memory::MemoryThrottle::new()), "").await;
+}
+
+/// Expired counters are swept as new ones arrive: memory follows the open windows, not
+/// every identifier ever tried.
+#[tokio::test]
+async fn memory_throttle_sweeps_expired_counters() {
+    use authflow::store::ThrottleStore;
+    let store = authflow::memory::MemoryThrottle::new();
+    for i in 0..5000 {
+        store.hit(&format!("k{i}"), 1000, 60).await.unwrap();
+    }
+    assert_eq!(store.len(), 5000);
+    for i in 0..5000 {
+        store.hit(&format!("later{i}"), 2000, 60).await.unwrap();
+    }
+    assert!(store.len() < 8000, "{}", store.len());
+}
+
+// ---------------------------------------------------------------------------------------
+// Unique identifiers (issue 8 part 5)
+
+fn field_error(e: StoreError, field: &str) -> Vec<String> {
+    match e {
+        StoreError::Validation(v) => v.get(field).to_vec(),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn emails_are_unique_case_insensitively_and_across_usernames() {
+    let users = MemoryUserDirectory::new();
+    users
+        .create_user(NewUser::new("alice").email("Alice@Corp.Example"))
+        .await
+        .unwrap();
+    users
+        .create_user(NewUser::new("carol@corp.example"))
+        .await
+        .unwrap();
+    // A case variant of a taken email.
+    let e = users
+        .create_user(NewUser::new("bob").email("alice@corp.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        field_error(e, "email"),
+        ["Email address is already in use."]
+    );
+    // An email equal to someone's username (the takeover).
+    let e = users
+        .create_user(NewUser::new("mallory").email("CAROL@corp.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        field_error(e, "email"),
+        ["Email address is already in use."]
+    );
+    // A username equal to someone's email.
+    let e = users
+        .create_user(NewUser::new("alice@corp.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(field_error(e, "username"), ["Username is already taken."]);
+    // Renaming into a taken email is refused too; one's own email is fine.
+    let mut bob = users
+        .create_user(NewUser::new("bob").email("bob@corp.example"))
+        .await
+        .unwrap();
+    bob.email = "ALICE@corp.example".into();
+    let e = users.update_user(&bob).await.unwrap_err();
+    assert_eq!(
+        field_error(e, "email"),
+        ["Email address is already in use."]
+    );
+    bob.email = "BOB@corp.example".into();
+    users.update_user(&bob).await.unwrap();
+    // Lookups are unambiguous.
+    let found = users
+        .find_user(UserField::Email, "alice@CORP.example", true)
+        .await
+        .unwrap();
+    assert_eq!(found.map(|u| u.username), Some("alice".to_owned()));
+}
+
+#[tokio::test]
+async fn usernames_are_compared_after_nfkc_and_case_folding() {
+    let users = MemoryUserDirectory::new();
+    let admin = users.create_user(NewUser::new("akadmin")).await.unwrap();
+    for variant in ["ＡＫＡＤＭＩＮ", "AKADMIN", " akadmin "] {
+        let e = users.create_user(NewUser::new(variant)).await.unwrap_err();
+        assert_eq!(
+            field_error(e, "username"),
+            ["Username is already taken."],
+            "{variant}"
+        );
+        let found = users
+            .find_user(UserField::Username, variant, true)
+            .await
+            .unwrap();
+        assert_eq!(found.map(|u| u.pk), Some(admin.pk), "{variant}");
+    }
+    for bad in [
+        "ak\u{200B}admin",
+        "ak\u{202E}x",
+        "ak\u{2066}x",
+        "a\u{0000}b",
+        "a\tb",
+        "\u{FEFF}akadmin",
+    ] {
+        let e = users.create_user(NewUser::new(bad)).await.unwrap_err();
+        assert_eq!(
+            field_error(e, "username"),
+            ["Username contains invisible or control characters."],
+            "{bad:?}"
+        );
+    }
+    let e = users
+        .create_user(NewUser::new("a".repeat(151)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        field_error(e, "username"),
+        ["Ensure this field has no more than 150 characters."]
+    );
+    users
+        .create_user(NewUser::new("a".repeat(150)))
+        .await
+        .unwrap();
+}
+
+/// Uniqueness is checked and written under one lock: of many concurrent enrollments
+/// with one email (in different cases), exactly one succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creations_cannot_share_an_email() {
+    let users = Arc::new(MemoryUserDirectory::with_hasher(Arc::new(
+        authflow::hashing::Argon2idHasher,
+    )));
+    let mut handles = Vec::new();
+    for i in 0..16 {
+        let users = users.clone();
+        handles.push(tokio::spawn(async move {
+            let email = if i % 2 == 0 {
+                "race@corp.example"
+            } else {
+                "RACE@corp.example"
+            };
+            users
+                .create_user(NewUser::new(format!("racer{i}")).email(email))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for h in handles {
+        if h.await.unwrap().is_ok() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(users.len(), 1);
 }

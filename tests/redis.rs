@@ -10,6 +10,8 @@
 
 #[path = "common/session_conformance.rs"]
 mod session_conformance;
+#[path = "common/throttle_conformance.rs"]
+mod throttle_conformance;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -571,5 +573,63 @@ mod two_instances {
             c["component"], "xak-flow-redirect",
             "the same session continued: {c}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttle_store_conformance() {
+    let redis = Redis::start();
+    let sessions = RedisSessionStore::connect(&redis.url(), config())
+        .await
+        .unwrap();
+    let store = authflow::redis::RedisThrottleStore::new(&sessions);
+    throttle_conformance::run(Arc::new(store), "").await;
+}
+
+/// Two instances sharing Redis share the login throttle: failures on one count on the
+/// other, so spreading guesses over instances gains nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_throttle_is_shared_by_instances() {
+    let redis = Redis::start();
+    let cfg = config();
+    let mut engines = Vec::new();
+    for _ in 0..2 {
+        let sessions = RedisSessionStore::connect(&redis.url(), cfg.clone())
+            .await
+            .unwrap();
+        let throttle = Arc::new(authflow::redis::RedisThrottleStore::new(&sessions));
+        let flows = Arc::new(RedisFlowStore::new(&sessions));
+        defaults::install(flows.as_ref()).await.unwrap();
+        let stores = memory::Stores::new();
+        defaults::bootstrap_admin(stores.users.as_ref(), "pw-redis".into())
+            .await
+            .unwrap();
+        let engine = Engine::builder(flows, Arc::new(sessions), stores.users.clone())
+            .throttle_store(throttle)
+            .build();
+        engines.push((engine, stores));
+    }
+    let slug = defaults::AUTHENTICATION;
+    async fn attempt(engine: &Engine, slug: &str, pw: &str) -> serde_json::Value {
+        let req = FlowRequest::default().with_client_ip("192.0.2.9");
+        let out = engine.plan(&req, slug).await.unwrap();
+        let req = FlowRequest::new(Some(out.session_id), "").with_client_ip("192.0.2.9");
+        let ident = json!({"component": "ak-stage-identification", "uid_field": "akadmin"});
+        engine.step(&req, slug, &ident).await.unwrap();
+        let pw = json!({"component": "ak-stage-password", "password": pw});
+        engine
+            .step(&req, slug, &pw)
+            .await
+            .unwrap()
+            .challenge
+            .to_json()
+    }
+    for i in 0..10 {
+        let v = attempt(&engines[i % 2].0, slug, "wrong").await;
+        assert!(!v.to_string().contains("Too many"), "{i}: {v}");
+    }
+    for (engine, _) in &engines {
+        let v = attempt(engine, slug, "pw-redis").await;
+        assert!(v.to_string().contains("Too many failed attempts"), "{v}");
     }
 }

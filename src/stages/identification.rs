@@ -13,6 +13,7 @@ use crate::events::{Event, EventAction};
 use crate::model::{FlowDesignation, IdentificationStage};
 use crate::plan::{PendingUser, keys};
 use crate::secret::Password;
+use crate::throttle;
 
 const FAILED: &str = "Failed to authenticate.";
 
@@ -85,7 +86,12 @@ impl StageKind for IdentificationStage {
             return Ok(StageOutcome::Invalid(challenge));
         };
 
-        let mut found = None;
+        // Every configured field is looked up (same work whatever matches). An
+        // identifier that names two different accounts (say one's email and another's
+        // username) matches no one: it is treated as unknown rather than picking one by
+        // field order, so no account can take over another's identifier.
+        let mut found: Option<crate::store::User> = None;
+        let mut ambiguous = false;
         for field in &self.user_fields {
             if let Some(user) = ctx
                 .env
@@ -93,20 +99,47 @@ impl StageKind for IdentificationStage {
                 .find_user(*field, &uid, self.case_insensitive_matching)
                 .await?
             {
-                found = Some(user);
-                break;
+                match &found {
+                    Some(f) if f.pk != user.pk => ambiguous = true,
+                    Some(_) => {}
+                    None => found = Some(user),
+                }
             }
         }
+        if ambiguous {
+            found = None;
+        }
 
-        // Inline password: verify for known and unknown users alike (same work either way).
-        // An inactive account answers like a wrong password, as in the password stage.
+        // The identifier as typed: the throttle and the password stage count under it,
+        // so known and unknown identifiers are treated alike.
+        ctx.context
+            .insert(throttle::IDENTIFIER_KEY, uid.clone().into());
+        let ip = ctx.request.client_ip.clone();
+
+        // Inline password: verify for known and unknown users alike (same work either way),
+        // unless the throttle refuses this identifier from this IP (then nothing is
+        // evaluated). An inactive account answers like a wrong password, as in the
+        // password stage.
+        let mut message = FAILED.to_owned();
         let password_ok = match (&self.password_stage, &password) {
             (Some(_), Some(pw)) => {
-                ctx.env
-                    .users
-                    .verify_password(found.as_ref().map(|u| u.pk), &Password::new(pw.as_str()))
-                    .await?
-                    && found.as_ref().is_some_and(|u| u.is_active)
+                if let Some(wait) = throttle::refused(ctx.env, ip.as_deref(), &uid).await? {
+                    message = throttle::refused_message(wait);
+                    false
+                } else {
+                    let ok = ctx
+                        .env
+                        .users
+                        .verify_password(found.as_ref().map(|u| u.pk), &Password::new(pw.as_str()))
+                        .await?
+                        && found.as_ref().is_some_and(|u| u.is_active);
+                    if ok {
+                        throttle::record_success(ctx.env, ip.as_deref(), &uid).await?;
+                    } else {
+                        throttle::record_failure(ctx.env, ip.as_deref(), &uid).await?;
+                    }
+                    ok
+                }
             }
             (Some(_), None) => false,
             (None, _) => true,
@@ -116,7 +149,7 @@ impl StageKind for IdentificationStage {
             let mut c = self.build(ctx);
             c = c.with_error(
                 crate::model::NON_FIELD_ERRORS,
-                crate::challenge::ErrorDetail::invalid(FAILED),
+                crate::challenge::ErrorDetail::invalid(message.as_str()),
             );
             StageOutcome::Invalid(c)
         };
@@ -134,6 +167,11 @@ impl StageKind for IdentificationStage {
                         "authentik.core.auth.InbuiltBackend".into(),
                     );
                     ctx.context.insert(keys::AUTH_METHOD, "password".into());
+                } else {
+                    // authentik lowers the score of every unknown identifier here; a
+                    // known one loses the same point, so scores tell nothing about
+                    // existence (the login gives it back).
+                    lower_reputation(ctx, &user.username).await?;
                 }
                 Ok(StageOutcome::Done)
             }
@@ -156,9 +194,10 @@ impl StageKind for IdentificationStage {
                         .insert(keys::PENDING_USER_IDENTIFIER, uid.clone().into());
                 }
                 if self.pretend_user_exists && self.password_stage.is_none() {
-                    // No reputation change here: a known user loses none at this step
-                    // either (the later credential check counts the failure once for
-                    // both), so reputation-guarded stages cannot tell them apart.
+                    // As authentik: an unknown identifier costs one point — exactly what
+                    // a known one costs at this step, so reputation-guarded stages
+                    // cannot tell them apart.
+                    lower_reputation(ctx, &uid).await?;
                     Ok(StageOutcome::Done)
                 } else {
                     // One failure, one reputation point (`login_failed` lowers it).
@@ -168,6 +207,15 @@ impl StageKind for IdentificationStage {
             }
         }
     }
+}
+
+/// Identification without a credential check: reputation −1 for the IP and username.
+async fn lower_reputation(ctx: &StageContext<'_>, username: &str) -> Result<(), StageError> {
+    ctx.env
+        .reputation
+        .adjust(ctx.request.client_ip.as_deref(), Some(username), -1)
+        .await?;
+    Ok(())
 }
 
 /// Records a failed credential check: reputation −1 and a `login_failed` event.

@@ -9,6 +9,7 @@ use crate::challenge::{Challenge, ChallengeBody, ErrorDetail, PasswordChallenge}
 use crate::model::PasswordStage;
 use crate::plan::{PendingUser, keys};
 use crate::secret::Password;
+use crate::throttle;
 
 /// Plan-context key counting failed attempts in this plan.
 pub const FAILURES_KEY: &str = "goauthentik.io/stages/password/failures";
@@ -59,6 +60,18 @@ impl StageKind for PasswordStage {
             return Ok(StageOutcome::Invalid(c));
         };
         let password = Password::new(password);
+        let ip = ctx.request.client_ip.clone();
+        let identifier = ctx
+            .context
+            .get_str(throttle::IDENTIFIER_KEY)
+            .map(str::to_owned)
+            .unwrap_or_else(|| pending.username.clone());
+        // Throttled: refused without looking at the password, the same for every
+        // identifier (known or not).
+        if let Some(wait) = throttle::refused(ctx.env, ip.as_deref(), &identifier).await? {
+            login_failed(ctx, &pending.username).await?;
+            return Ok(self.failure(ctx, throttle::refused_message(wait)));
+        }
         // Pretended users (pk None) get the same hashing work and the same answer.
         let mut ok = ctx.env.users.verify_password(pending.pk, &password).await?;
         let mut record = None;
@@ -68,6 +81,7 @@ impl StageKind for PasswordStage {
             ok = record.as_ref().is_some_and(|u| u.is_active);
         }
         if let (true, Some(user)) = (ok, record) {
+            throttle::record_success(ctx.env, ip.as_deref(), &identifier).await?;
             ctx.context.remove(FAILURES_KEY);
             ctx.context.set_pending_user(&PendingUser::of(&user));
             ctx.context.insert(
@@ -77,7 +91,15 @@ impl StageKind for PasswordStage {
             ctx.context.insert(keys::AUTH_METHOD, "password".into());
             return Ok(StageOutcome::Done);
         }
+        throttle::record_failure(ctx.env, ip.as_deref(), &identifier).await?;
         login_failed(ctx, &pending.username).await?;
+        Ok(self.failure(ctx, INVALID.into()))
+    }
+}
+
+impl PasswordStage {
+    /// A failed attempt: counted in the plan; denied once the plan's limit is reached.
+    fn failure(&self, ctx: &mut StageContext<'_>, message: String) -> StageOutcome {
         let failures = ctx
             .context
             .get(FAILURES_KEY)
@@ -88,11 +110,11 @@ impl StageKind for PasswordStage {
         if self.failed_attempts_before_cancel > 0
             && failures >= u64::from(self.failed_attempts_before_cancel)
         {
-            return Ok(StageOutcome::Deny(INVALID.into()));
+            return StageOutcome::Deny(message);
         }
-        Ok(StageOutcome::Invalid(
+        StageOutcome::Invalid(
             self.build()
-                .with_error("password", ErrorDetail::invalid(INVALID)),
-        ))
+                .with_error("password", ErrorDetail::invalid(message)),
+        )
     }
 }

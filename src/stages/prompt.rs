@@ -14,7 +14,7 @@ use crate::model::{
     PromptType, UserField,
 };
 use crate::policy::PolicyRequest;
-use crate::store::ResolvedBinding;
+use crate::store::{ResolvedBinding, validate_username};
 
 /// Longest value of a text field; files (data URIs) may be up to 1 MiB.
 const MAX_TEXT: usize = 4096;
@@ -165,9 +165,6 @@ impl PromptStage {
             Ok(None)
         };
         match t {
-            PromptType::Email if !is_valid_email(&value) => {
-                return invalid(fields, "Enter a valid email address.");
-            }
             PromptType::Number => {
                 return match value.parse::<f64>() {
                     Ok(n) if n.is_finite() => Ok(Some(
@@ -210,26 +207,44 @@ impl PromptStage {
                 }
             }
             PromptType::Username => {
-                if let Some(existing) = ctx
-                    .env
-                    .users
-                    .find_user(UserField::Username, &value, true)
-                    .await?
-                {
-                    // Changing one's own settings keeps one's own username.
-                    let own = ctx
-                        .pending_user()
-                        .and_then(|p| p.pk)
-                        .or(ctx.request_user.map(|u| u.pk));
-                    if own != Some(existing.pk) {
-                        return invalid(fields, "Username is already taken.");
-                    }
+                if let Err(message) = validate_username(&value) {
+                    return invalid(fields, message);
+                }
+                if identifier_taken(ctx, &value).await? {
+                    return invalid(fields, "Username is already taken.");
+                }
+            }
+            PromptType::Email => {
+                if !is_valid_email(&value) {
+                    return invalid(fields, "Enter a valid email address.");
+                }
+                if identifier_taken(ctx, &value).await? {
+                    return invalid(fields, "Email address is already in use.");
                 }
             }
             _ => {}
         }
         Ok(Some(Value::String(value)))
     }
+}
+
+/// Whether another user already has `value` as username or email (compared as
+/// [`canonical_identifier`](crate::store::canonical_identifier) does): usernames and
+/// emails share one namespace, so no identifier can name two accounts. Changing one's
+/// own settings keeps one's own identifiers.
+async fn identifier_taken(ctx: &StageContext<'_>, value: &str) -> Result<bool, StageError> {
+    let own = ctx
+        .pending_user()
+        .and_then(|p| p.pk)
+        .or(ctx.request_user.map(|u| u.pk));
+    for field in [UserField::Username, UserField::Email] {
+        if let Some(existing) = ctx.env.users.find_user(field, value, true).await? {
+            if own != Some(existing.pk) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 #[async_trait]

@@ -1,5 +1,6 @@
 //! Storage traits the host implements (or takes from [`crate::memory`]):
-//! [`FlowStore`], [`SessionStore`], [`UserDirectory`] and [`ReputationStore`].
+//! [`FlowStore`], [`SessionStore`], [`UserDirectory`], [`ReputationStore`] and
+//! [`ThrottleStore`].
 //!
 //! All are async and object-safe so hosts can hold `Arc<dyn …>`.
 
@@ -120,7 +121,10 @@ pub trait SessionStore: Send + Sync {
 pub trait UserDirectory: Send + Sync {
     /// A user by id.
     async fn user(&self, pk: crate::model::UserId) -> Result<Option<User>, StoreError>;
-    /// A user whose `field` equals `value` (ASCII case-insensitively if asked).
+    /// The one user whose `field` equals `value`: compared as
+    /// [`canonical_identifier`] (NFKC + case folding) when `case_insensitive`, else
+    /// NFKC-normalised only. `None` when no user or more than one matches — an ambiguous
+    /// value must never pick one of them.
     async fn find_user(
         &self,
         field: UserField,
@@ -140,9 +144,15 @@ pub trait UserDirectory: Send + Sync {
         user: crate::model::UserId,
         password: &Password,
     ) -> Result<(), StoreError>;
-    /// Creates a user. A taken username is a [`StoreError::Validation`] on `username`.
+    /// Creates a user. Directories enforce, atomically with the write (a unique index, or
+    /// the check under the write lock), that usernames and emails compared as
+    /// [`canonical_identifier`] are unique *across both fields* (no user's username or
+    /// email equals another user's username or email) and that the username passes
+    /// [`validate_username`]. A violation is a [`StoreError::Validation`] on `username`
+    /// or `email`.
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
-    /// Updates a user's fields (not the password).
+    /// Updates a user's fields (not the password), with the identifier rules of
+    /// [`UserDirectory::create_user`].
     async fn update_user(&self, user: &User) -> Result<(), StoreError>;
     /// Deletes a user. Returns whether it existed.
     async fn delete_user(&self, pk: crate::model::UserId) -> Result<bool, StoreError>;
@@ -169,4 +179,32 @@ pub trait ReputationStore: Send + Sync {
         username: Option<&str>,
         delta: i64,
     ) -> Result<(), StoreError>;
+}
+
+/// A counter in a [`ThrottleStore`]: how many hits since its window opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThrottleCounter {
+    /// Hits in the open window (0 when none is open).
+    pub count: u32,
+    /// When the open window started (its first hit), seconds since the epoch.
+    pub since: u64,
+}
+
+/// Windowed counters for login throttling ([`crate::throttle`]), shared by every server
+/// instance (memory for one process, Redis for many; a SQL store implements it as one
+/// row per key `(key, count, since)` updated in one statement).
+///
+/// A counter's window opens at its first hit and lasts `window` seconds; once it has
+/// passed, the counter reads as empty and the next hit opens a new window. `now` comes
+/// from the engine's clock, so stores never read the wall clock for these decisions
+/// (they may expire keys on their own later than `since + window` to reclaim space).
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// The counter under `key` at `now` (empty if none or its window has passed).
+    async fn get(&self, key: &str, now: u64, window: u64) -> Result<ThrottleCounter, StoreError>;
+    /// Adds one hit, atomically (concurrent hits are never lost), opening a new window at
+    /// `now` if none is open. Returns the counter after the hit.
+    async fn hit(&self, key: &str, now: u64, window: u64) -> Result<ThrottleCounter, StoreError>;
+    /// Removes the counter.
+    async fn clear(&self, key: &str) -> Result<(), StoreError>;
 }

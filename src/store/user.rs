@@ -143,3 +143,91 @@ impl Group {
         self
     }
 }
+
+/// The form in which identifiers (usernames, emails) are compared: NFKC-normalised,
+/// then lower-cased with Unicode's default case mapping, without surrounding
+/// whitespace. Fullwidth `ＡＫＡＤＭＩＮ` and `AkAdmin` are both `akadmin`.
+pub fn canonical_identifier(value: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    // NFKC after lower-casing too: lower-casing can produce non-normalised sequences.
+    let nfkc: String = value.trim().nfkc().collect();
+    nfkc.to_lowercase().nfkc().collect()
+}
+
+/// Longest accepted username, in characters (authentik's 150).
+pub const USERNAME_MAX_LEN: usize = 150;
+
+/// Checks a username for creation or renaming: not blank, at most
+/// [`USERNAME_MAX_LEN`] characters, and no control, zero-width, bidirectional-override
+/// or other invisible formatting characters (they make look-alike names). Returns the
+/// message for the `username` field.
+pub fn validate_username(username: &str) -> Result<(), &'static str> {
+    if username.trim().is_empty() {
+        return Err("This field may not be blank.");
+    }
+    if username.chars().count() > USERNAME_MAX_LEN {
+        return Err("Ensure this field has no more than 150 characters.");
+    }
+    if username.chars().any(invisible) {
+        return Err("Username contains invisible or control characters.");
+    }
+    Ok(())
+}
+
+/// Control characters, zero-width characters, bidi controls and other format (Cf)
+/// characters that render as nothing.
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}'                 // soft hyphen
+            | '\u{034F}'               // combining grapheme joiner
+            | '\u{061C}'               // Arabic letter mark
+            | '\u{115F}' | '\u{1160}'  // Hangul fillers
+            | '\u{17B4}' | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'  // Mongolian variation selectors, vowel separator
+            | '\u{200B}'..='\u{200F}'  // zero-width space/joiners, LRM, RLM
+            | '\u{202A}'..='\u{202E}'  // bidi embeddings and overrides
+            | '\u{2060}'..='\u{206F}'  // word joiner, invisible operators, bidi isolates
+            | '\u{3164}'               // Hangul filler
+            | '\u{FE00}'..='\u{FE0F}'  // variation selectors
+            | '\u{FEFF}'               // zero-width no-break space (BOM)
+            | '\u{FFA0}'               // halfwidth Hangul filler
+            | '\u{FFF9}'..='\u{FFFB}'  // interlinear annotation
+            | '\u{E0000}'..='\u{E007F}' // tags
+            | '\u{E0100}'..='\u{E01EF}' // variation selectors supplement
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_forms() {
+        assert_eq!(canonical_identifier("ＡＫＡＤＭＩＮ"), "akadmin");
+        assert_eq!(canonical_identifier(" AkAdmin "), "akadmin");
+        assert_eq!(
+            canonical_identifier("Carol@Corp.Example"),
+            "carol@corp.example"
+        );
+    }
+
+    #[test]
+    fn usernames() {
+        assert!(validate_username("akadmin").is_ok());
+        assert!(validate_username("jürgen.müller").is_ok());
+        for bad in [
+            "",
+            "  ",
+            "ak\u{200B}admin",
+            "ak\u{202E}nimda",
+            "a\u{0007}b",
+            "a\nb",
+            "ak\u{2066}x",
+        ] {
+            assert!(validate_username(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_username(&"a".repeat(150)).is_ok());
+        assert!(validate_username(&"a".repeat(151)).is_err());
+    }
+}

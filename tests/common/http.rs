@@ -182,8 +182,16 @@ pub async fn start() -> Server {
 
 /// A server with `config`.
 pub async fn start_with(config: HttpConfig) -> Server {
+    start_custom(config, |b| b).await
+}
+
+/// A server with `config` and an engine adjusted by `customize` (clock, throttle, …).
+pub async fn start_custom(
+    config: HttpConfig,
+    customize: impl FnOnce(authflow::EngineBuilder) -> authflow::EngineBuilder,
+) -> Server {
     let stores = memory::Stores::new();
-    let engine = Arc::new(stores.engine().build());
+    let engine = Arc::new(customize(stores.engine()).build());
     defaults::install(stores.flows.as_ref())
         .await
         .expect("install default flows");
@@ -219,10 +227,21 @@ pub async fn start_with(config: HttpConfig) -> Server {
 impl Server {
     /// A browser without cookies.
     pub fn browser(&self) -> Browser {
+        self.browser_at(None)
+    }
+
+    /// A browser without cookies connecting from another loopback address (e.g.
+    /// `127.0.0.2`): the server sees it as another client IP.
+    pub fn browser_from(&self, ip: &str) -> Browser {
+        self.browser_at(Some(ip.parse().expect("an IP address")))
+    }
+
+    fn browser_at(&self, ip: Option<std::net::IpAddr>) -> Browser {
         let jar = Arc::new(Jar::default());
         let client = reqwest::Client::builder()
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
+            .local_address(ip)
             .build()
             .unwrap();
         Browser {
