@@ -17,6 +17,10 @@ impl StageKind for UserDeleteStage {
         }
     }
 
+    fn confirmation(&self, _ctx: &StageContext<'_>) -> Option<String> {
+        Some("Delete your account?".into())
+    }
+
     async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {
         // Only a logged-in user may delete an account, and only their own.
         let Some(request_user) = ctx.request_user else {

@@ -18,6 +18,13 @@ impl StageKind for UserLoginStage {
         }
     }
 
+    fn confirmation(&self, ctx: &StageContext<'_>) -> Option<String> {
+        Some(match ctx.pending_user() {
+            Some(p) if !p.username.is_empty() => format!("Log in as {}?", p.username),
+            _ => "Log in?".into(),
+        })
+    }
+
     async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {
         let Some(user) = ctx.pending_user_record().await? else {
             return Ok(StageOutcome::Deny("No Pending user to login.".into()));

@@ -16,6 +16,10 @@ impl StageKind for UserLogoutStage {
         }
     }
 
+    fn confirmation(&self, _ctx: &StageContext<'_>) -> Option<String> {
+        Some("Log out?".into())
+    }
+
     async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {
         if let Some(user) = ctx.request_user {
             let mut event = Event::new(EventAction::Logout);

@@ -86,6 +86,10 @@ impl StageKind for UserWriteStage {
         }
     }
 
+    fn confirmation(&self, _ctx: &StageContext<'_>) -> Option<String> {
+        Some("Save your account details?".into())
+    }
+
     async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {
         let Some(data) = ctx.context.prompt_data().cloned() else {
             return Ok(StageOutcome::Deny("No Pending data.".into()));
