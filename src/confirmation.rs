@@ -30,7 +30,7 @@ pub(crate) enum Gate<'i> {
     /// This request is the confirmation: the input is used up; run the stage as on entry.
     JustConfirmed,
     /// Show this confirmation challenge; the stage does not run.
-    Ask(Challenge),
+    Ask(Box<Challenge>),
 }
 
 /// Decides whether the side-effect stage of `binding` may run with `input`.
@@ -86,10 +86,10 @@ pub(crate) fn gate<'i>(
         token,
         ..Default::default()
     }));
-    Gate::Ask(match error {
+    Gate::Ask(Box::new(match error {
         Some(message) => challenge.with_error(NON_FIELD_ERRORS, ErrorDetail::invalid(message)),
         None => challenge,
-    })
+    }))
 }
 
 /// Forgets the confirmation once the confirmed stage is done.

@@ -19,6 +19,7 @@ use crate::challenge::{
     AccessDeniedChallenge, Challenge, ChallengeBody, ErrorDetail, FlowErrorChallenge, FlowInfo,
     RedirectChallenge,
 };
+use crate::confirmation::{self, Gate};
 use crate::engine::Engine;
 use crate::events::{Event, EventAction};
 use crate::model::{DeniedAction, FlowDesignation, InvalidResponseAction, NON_FIELD_ERRORS};
@@ -26,7 +27,6 @@ use crate::plan::{Decision, FlowPlan, FlowState, Marker, PlanContext, SessionSta
 use crate::planner::{self, PlanError, PlanInput};
 use crate::policy::{self, PolicyRequest};
 use crate::request::{FlowRequest, is_safe_relative_url, query_param};
-use crate::confirmation::{self, Gate};
 use crate::stages::{Effects, StageContext, StageError, StageKind, StageOutcome};
 use crate::store::{BoundStage, FlowDefinition, User};
 
@@ -163,7 +163,7 @@ impl<'a> Exec<'a> {
                             (dispatch(kind, &mut ctx, input).await, posted)
                         }
                         Gate::JustConfirmed => (kind.challenge(&mut ctx).await, true),
-                        Gate::Ask(c) => (Ok(StageOutcome::Challenge(c)), false),
+                        Gate::Ask(c) => (Ok(StageOutcome::Challenge(*c)), false),
                     }
                 }
             };

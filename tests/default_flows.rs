@@ -783,7 +783,10 @@ async fn plans_made_while_logged_in_do_not_survive_logout() {
     // Log out (a GET asks first; the confirmation's POST logs out).
     let out = engine.plan(&req, defaults::INVALIDATION).await.unwrap();
     assert!(!out.logged_out, "a GET never logs out");
-    let token = out.challenge.to_json()["token"].as_str().unwrap().to_owned();
+    let token = out.challenge.to_json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     req.session_id = Some(out.session_id);
     let out = engine
         .step(

@@ -267,7 +267,10 @@ async fn logout_via_the_invalidation_flow() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(r.set_cookie(SESSION_COOKIE).is_none(), "a GET does not log out");
+    assert!(
+        r.set_cookie(SESSION_COOKIE).is_none(),
+        "a GET does not log out"
+    );
     let r = b
         .answer(
             defaults::INVALIDATION,

@@ -102,7 +102,10 @@ async fn unenrollment_asks_before_deleting() {
     // The right token: deleted and logged out.
     let r = b.answer(slug, consent(&token)).await;
     assert_eq!(r.challenge("xak-flow-redirect")["to"], "/");
-    assert!(!exists(&s, "victim").await, "confirmed: the account is gone");
+    assert!(
+        !exists(&s, "victim").await,
+        "confirmed: the account is gone"
+    );
     assert!(r.set_cookie(SESSION_COOKIE).is_some(), "new session cookie");
     assert_ne!(b.session(), logged_in);
     assert!(s.session(&logged_in).await.is_none());
@@ -124,7 +127,10 @@ async fn invalidation_asks_before_logging_out() {
     let token = c["token"].as_str().unwrap().to_owned();
     assert!(r.set_cookie(SESSION_COOKIE).is_none());
     assert_eq!(b.session(), logged_in);
-    assert!(s.session(&logged_in).await.unwrap().user.is_some(), "a GET keeps the login");
+    assert!(
+        s.session(&logged_in).await.unwrap().user.is_some(),
+        "a GET keeps the login"
+    );
 
     let r = b
         .send(
@@ -171,7 +177,10 @@ async fn the_cancel_chain_does_not_log_out() {
         .await;
     r.challenge("ak-stage-consent");
     assert_eq!(b.session(), logged_in);
-    assert!(s.session(&logged_in).await.unwrap().user.is_some(), "still logged in");
+    assert!(
+        s.session(&logged_in).await.unwrap().user.is_some(),
+        "still logged in"
+    );
     s.finish();
 }
 
@@ -229,12 +238,23 @@ async fn the_page_waits_for_a_click_after_a_cross_site_navigation() {
         .send(Req::new(Method::GET, path).header("sec-fetch-site", "cross-site"))
         .await;
     assert_eq!(cross.status, 200);
-    assert!(same.text.contains(r#"data-autostart="true""#), "{}", same.text);
-    assert!(cross.text.contains(r#"data-autostart="false""#), "{}", cross.text);
+    assert!(
+        same.text.contains(r#"data-autostart="true""#),
+        "{}",
+        same.text
+    );
+    assert!(
+        cross.text.contains(r#"data-autostart="false""#),
+        "{}",
+        cross.text
+    );
 
     let mut nonces = Vec::new();
     for r in [&same, &cross] {
-        let csp = r.headers["content-security-policy"].to_str().unwrap().to_owned();
+        let csp = r.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(!csp.contains("unsafe-inline"), "{csp}");
         let nonce = csp
             .split("'nonce-")

@@ -1,4 +1,7 @@
 //! User delete (silent): deletes the pending (or logged-in) user and logs out.
+//!
+//! Asks "Delete your account?" first unless an earlier stage accepted this request's
+//! POST ([`StageKind::confirmation`]).
 
 use async_trait::async_trait;
 

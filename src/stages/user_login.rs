@@ -1,5 +1,9 @@
 //! User login (silent): binds the pending user to the session. The engine rotates
 //! the session id (session fixation defence).
+//!
+//! Runs directly after the POST that identified the user (password, prompt, …);
+//! reached any other way (a GET) it asks "Log in as {user}?" first
+//! ([`StageKind::confirmation`]).
 
 use async_trait::async_trait;
 

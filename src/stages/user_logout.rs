@@ -1,4 +1,7 @@
 //! User logout (silent): ends the session's login (the engine rotates the id).
+//!
+//! Asks "Log out?" first unless an earlier stage accepted this request's POST
+//! ([`StageKind::confirmation`]).
 
 use async_trait::async_trait;
 

@@ -1,4 +1,7 @@
 //! User write (silent): creates or updates a user from `prompt_data`.
+//!
+//! Runs directly after the prompt POST that gathered the data; reached any other way
+//! (a GET) it asks "Save your account details?" first ([`StageKind::confirmation`]).
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};

@@ -219,8 +219,14 @@ pub mod kit {
             let v = wire(&out);
             assert_eq!(v["component"], "ak-stage-consent", "{v}");
             assert_eq!(v["header_text"], question, "{v}");
-            assert!(!out.logged_in && !out.logged_out && !out.session_rotated, "{v}");
-            let token = v["token"].as_str().expect("a confirmation token").to_owned();
+            assert!(
+                !out.logged_in && !out.logged_out && !out.session_rotated,
+                "{v}"
+            );
+            let token = v["token"]
+                .as_str()
+                .expect("a confirmation token")
+                .to_owned();
             self.post(
                 slug,
                 serde_json::json!({"component": "ak-stage-consent", "token": token}),
