@@ -23,7 +23,7 @@ use authflow::model::UserField;
 use authflow::store::UserDirectory;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{ADMIN_PASSWORD, Csrf, Req, Server, executor, start};
+use support::{ADMIN_PASSWORD, Csrf, Req, Server, executor, inspector, start};
 
 async fn exists(s: &Server, username: &str) -> bool {
     s.stores
@@ -130,6 +130,15 @@ async fn invalidation_asks_before_logging_out() {
     assert!(
         s.session(&logged_in).await.unwrap().user.is_some(),
         "a GET keeps the login"
+    );
+    // The pending token is a secret: the inspector shows it redacted.
+    let i = b.get(&inspector(slug)).await;
+    assert_eq!(i.status, 200, "{}", i.text);
+    assert!(!i.text.contains(&token), "{}", i.text);
+    assert_eq!(
+        i.json["current_plan"]["plan_context"]["confirmation_token"], "********",
+        "{}",
+        i.text
     );
 
     let r = b
