@@ -1,6 +1,8 @@
 // Drives a running authflow server with authentik's own TypeScript API client
 // (@goauthentik/api): logs in as akadmin through default-authentication-flow, enrolls
-// a new user through default-enrollment-flow, then logs in as that user.
+// a new user through default-enrollment-flow, logs in as that user, then deletes that
+// account through default-unenrollment-flow (a GET asks "Delete your account?" as an
+// ak-stage-consent challenge; only the POST of its token deletes).
 //
 // Starts nothing itself. Environment:
 //   AUTHFLOW_URL                  server base URL, e.g. http://127.0.0.1:19080
@@ -15,6 +17,7 @@ import {
   FlowsApi,
   PromptTypeEnum,
   ResponseError,
+  instanceOfConsentChallenge,
   instanceOfContextualFlowInfo,
   instanceOfErrorDetail,
   instanceOfIdentificationChallenge,
@@ -85,6 +88,7 @@ const known = (enumObject, value) =>
 function conformance(challenge) {
   const problems = [];
   const required = {
+    "ak-stage-consent": instanceOfConsentChallenge,
     "ak-stage-identification": instanceOfIdentificationChallenge,
     "ak-stage-password": instanceOfPasswordChallenge,
     "ak-stage-prompt": instanceOfPromptChallenge,
@@ -263,6 +267,74 @@ async function enroll(flows, jar, username, password) {
   );
 }
 
+async function unenroll(flows, jar, username, password) {
+  const slug = "default-unenrollment-flow";
+  const query = "";
+  const ask = expectComponent(
+    `unenroll: GET ${slug}`,
+    await flows.flowsExecutorGet({ flowSlug: slug, query }),
+    "ak-stage-consent",
+  );
+  expect(
+    "unenroll: the GET asks before deleting",
+    ask.headerText === "Delete your account?" && typeof ask.token === "string" && ask.token.length > 0,
+    `headerText = ${JSON.stringify(ask.headerText)}`,
+  );
+  expect(
+    "unenroll: the GET kept the login",
+    typeof jar.get("authentik_csrf") === "string",
+    `cookies = ${JSON.stringify([...jar.cookies.keys()])}`,
+  );
+  const wrong = expectComponent(
+    "unenroll: POST a wrong token",
+    await flows.flowsExecutorSolve({
+      flowSlug: slug,
+      query,
+      flowChallengeResponseRequest: { component: "ak-stage-consent", token: "not-the-token" },
+    }),
+    "ak-stage-consent",
+  );
+  expect(
+    "unenroll: a wrong token answers an error",
+    Object.keys(wrong.responseErrors || {}).length > 0,
+    `responseErrors = ${JSON.stringify(wrong.responseErrors)}`,
+  );
+  const done = expectComponent(
+    "unenroll: POST the token",
+    await flows.flowsExecutorSolve({
+      flowSlug: slug,
+      query,
+      flowChallengeResponseRequest: { component: "ak-stage-consent", token: ask.token },
+    }),
+    "xak-flow-redirect",
+  );
+  expect("unenroll: redirected", done.to === "/", `to = ${JSON.stringify(done.to)}`);
+  expect(
+    "unenroll: logged out (CSRF cookie cleared)",
+    jar.get("authentik_csrf") === undefined,
+    `cookies = ${JSON.stringify([...jar.cookies.keys()])}`,
+  );
+  // The account is gone: its password no longer logs in.
+  const again = new CookieJar("deleted");
+  const flowsAgain = api(again);
+  await flowsAgain.flowsExecutorGet({ flowSlug: "default-authentication-flow", query: "" });
+  await flowsAgain.flowsExecutorSolve({
+    flowSlug: "default-authentication-flow",
+    query: "",
+    flowChallengeResponseRequest: { component: "ak-stage-identification", uidField: username },
+  });
+  const refused = await flowsAgain.flowsExecutorSolve({
+    flowSlug: "default-authentication-flow",
+    query: "",
+    flowChallengeResponseRequest: { component: "ak-stage-password", password },
+  });
+  expect(
+    "unenroll: the deleted account cannot log in",
+    refused.component !== "xak-flow-redirect" && again.get("authentik_csrf") === undefined,
+    `answer = ${JSON.stringify(refused).slice(0, 300)}`,
+  );
+}
+
 async function describeError(e) {
   if (e instanceof ResponseError) {
     let body = "";
@@ -294,6 +366,9 @@ async function main() {
   await enroll(api(enrollJar), enrollJar, username, password);
   const loginJar = new CookieJar("new-user");
   await login(api(loginJar), loginJar, username, password);
+
+  console.log("(c) that user deletes the account through default-unenrollment-flow");
+  await unenroll(api(loginJar), loginJar, username, password);
 
   console.log("authentik-client: all checks passed");
 }

@@ -1,6 +1,9 @@
 // Logs in through authflow's browser page (/if/flow/{slug}/) with headless Chromium
 // driven by playwright-core: identification → wrong password (error shown next to the
-// field) → right password → redirected to `next`.
+// field) → right password → redirected to `next`. Then, logged in, visits an attacker
+// page on another site (a second loopback address, so cross-site) that auto-clicks
+// links to the unenrollment flow, its executor API and the cancel → invalidation chain:
+// the account and the login survive. Finally logs out through the page's confirmation.
 //
 // Starts nothing itself. Environment:
 //   AUTHFLOW_URL                  server base URL, e.g. http://127.0.0.1:19080
@@ -10,6 +13,7 @@
 // Screenshots go to e2e/artifacts/. Exits 0 on success, 1 otherwise.
 
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -91,6 +95,101 @@ async function run(page) {
   ok("browser holds authflow_session and authentik_csrf");
 }
 
+/** An attacker's site: each path serves a page that auto-clicks a link into authflow. */
+async function attackerSite() {
+  const targets = {
+    "/unenroll": "/if/flow/default-unenrollment-flow/",
+    "/api": "/api/v3/flows/executor/default-unenrollment-flow/?query=",
+    "/cancel": "/flows/-/cancel/",
+  };
+  const server = createServer((req, res) => {
+    const target = targets[new URL(req.url, "http://attacker").pathname];
+    if (!target) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(`<!doctype html><a id="go" href="${BASE}${target}">You won!</a><script>document.getElementById("go").click();</script>`);
+  });
+  // 127.0.0.2 is another site than 127.0.0.1 (an IP address is its own site).
+  const host = new URL(BASE).hostname === "127.0.0.2" ? "127.0.0.3" : "127.0.0.2";
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, host, resolve);
+  });
+  return { server, url: `http://${host}:${server.address().port}` };
+}
+
+/** Whether the browser's session is akadmin's (the admin-only flow list answers 200). */
+async function adminStatus(page) {
+  return page.evaluate(async () => (await fetch("/api/v3/flows/instances/", { credentials: "same-origin" })).status);
+}
+
+async function crossSite(page) {
+  const attacker = await attackerSite();
+  try {
+    const executorCalls = [];
+    const onRequest = (r) => {
+      if (r.url().includes("/api/v3/flows/executor/")) executorCalls.push(r.url());
+    };
+    page.on("request", onRequest);
+
+    // 1. A cross-site link to the unenrollment page: the page waits for a click.
+    await page.goto(`${attacker.url}/unenroll`, { waitUntil: "domcontentloaded" });
+    await page.waitForURL((u) => u.pathname === "/if/flow/default-unenrollment-flow/", { timeout: TIMEOUT });
+    await page.locator("#cross-site").waitFor({ state: "visible", timeout: TIMEOUT }).catch(() => {
+      throw new CheckFailed("the page reached from another site did not wait for a click");
+    });
+    await page.waitForTimeout(500);
+    if (executorCalls.length > 0) throw new CheckFailed(`the page called the executor by itself: ${executorCalls}`);
+    if ((await adminStatus(page)) !== 200) throw new CheckFailed("akadmin is gone after a cross-site link to unenrollment");
+    ok("cross-site link to /if/flow/default-unenrollment-flow/: the page waits, akadmin still exists");
+    await page.screenshot({ path: join(ARTIFACTS, "3-cross-site.png"), fullPage: true });
+
+    // 2. Even after "Continue" the flow only asks; nothing is deleted without the answer.
+    await page.locator("#start").click();
+    await page.getByText("Delete your account?").first().waitFor({ state: "visible", timeout: TIMEOUT }).catch(() => {
+      throw new CheckFailed("unenrollment did not ask for confirmation");
+    });
+    if ((await adminStatus(page)) !== 200) throw new CheckFailed("akadmin is gone before confirming");
+    ok('unenrollment asks "Delete your account?"; akadmin still exists');
+    await page.screenshot({ path: join(ARTIFACTS, "4-confirm-delete.png"), fullPage: true });
+    page.off("request", onRequest);
+
+    // 3. A cross-site link straight to the executor API is refused.
+    const [api] = await Promise.all([
+      page.waitForResponse((r) => r.url().includes("/api/v3/flows/executor/default-unenrollment-flow/"), { timeout: TIMEOUT }),
+      page.goto(`${attacker.url}/api`, { waitUntil: "domcontentloaded" }),
+    ]);
+    if (api.status() !== 403) throw new CheckFailed(`cross-site executor GET answered ${api.status()}`);
+    if ((await adminStatus(page)) !== 200) throw new CheckFailed("akadmin is gone after a cross-site executor GET");
+    ok("cross-site link to the executor API: 403, akadmin still exists");
+
+    // 4. cancel → default/invalidation → the invalidation page: still logged in.
+    await page.goto(`${attacker.url}/cancel`, { waitUntil: "domcontentloaded" });
+    await page.waitForURL((u) => u.pathname === "/if/flow/default-invalidation-flow/", { timeout: TIMEOUT });
+    await page.locator("#cross-site").waitFor({ state: "visible", timeout: TIMEOUT });
+    await page.waitForTimeout(500);
+    if ((await adminStatus(page)) !== 200) throw new CheckFailed("a cross-site link through /flows/-/cancel/ logged out");
+    ok("cross-site link to /flows/-/cancel/: still logged in");
+  } finally {
+    attacker.server.close();
+  }
+
+  // 5. The user's own logout: the page asks, the click on the confirmation logs out.
+  await page.goto(`${BASE}/if/flow/default-invalidation-flow/`, { waitUntil: "domcontentloaded" });
+  await page.getByText("Log out?").first().waitFor({ state: "visible", timeout: TIMEOUT }).catch(() => {
+    throw new CheckFailed("logout did not ask for confirmation");
+  });
+  if ((await adminStatus(page)) !== 200) throw new CheckFailed("opening the logout page logged out");
+  await Promise.all([
+    page.waitForURL((u) => u.pathname === "/", { timeout: TIMEOUT }),
+    page.locator("#submit").click(),
+  ]);
+  if ((await adminStatus(page)) !== 403) throw new CheckFailed("confirming the logout did not log out");
+  ok('logout asks "Log out?"; confirming logs out');
+}
+
 async function main() {
   console.log(`browser: ${BASE} with ${EXECUTABLE}`);
   const profile = mkdtempSync(join(tmpdir(), "authflow-e2e-chromium-"));
@@ -115,11 +214,13 @@ async function main() {
     const page = context.pages()[0] ?? (await context.newPage());
     page.on("pageerror", (e) => consoleErrors.push(String(e)));
     page.on("console", (m) => {
-      // The 404 of /done-marker is expected; anything else is worth a look.
-      if (m.type() === "error" && !/404/.test(m.text())) consoleErrors.push(m.text());
+      // The 404s of /done-marker and / and the refused cross-site executor GET (403)
+      // are expected; anything else (a CSP violation, a script error) is worth a look.
+      if (m.type() === "error" && !/40[34]/.test(m.text())) consoleErrors.push(m.text());
     });
     try {
       await run(page);
+      await crossSite(page);
     } catch (e) {
       await page.screenshot({ path: join(ARTIFACTS, "failure.png"), fullPage: true }).catch(() => {});
       throw e;

@@ -44,7 +44,12 @@ check "A: identification" "$(curl -s -c "$JAR" -b "$JAR" "$(exec_url "$A" $login
 check "A: password stage after identification" "$(post -d '{"component":"ak-stage-identification","uid_field":"akadmin"}' "$(exec_url "$A" $login)" | component)" ak-stage-password
 check "B: the password finishes the login started on A" "$(post -d "{\"component\":\"ak-stage-password\",\"password\":\"$AUTHFLOW_BOOTSTRAP_PASSWORD\"}" "$(exec_url "$B" $login)" | component)" xak-flow-redirect
 check "A: the session is logged in (password change applies)" "$(curl -s -c "$JAR" -b "$JAR" "$(exec_url "$A" default-password-change)" | component)" ak-stage-prompt
-check "B: logout" "$(curl -s -c "$JAR" -b "$JAR" "$(exec_url "$B" default-invalidation-flow)" | component)" xak-flow-redirect
+# Logout asks for confirmation on GET; the confirming POST (CSRF header) logs out.
+confirm=$(curl -s -c "$JAR" -b "$JAR" "$(exec_url "$B" default-invalidation-flow)")
+check "B: logout asks first" "$(echo "$confirm" | component)" ak-stage-consent
+token=$(echo "$confirm" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("token",""))')
+csrf=$(awk '$6 == "authentik_csrf" { print $7 }' "$JAR" | tail -n 1)
+check "B: logout" "$(post -H "X-authentik-CSRF: $csrf" -d "{\"component\":\"ak-stage-consent\",\"token\":\"$token\"}" "$(exec_url "$B" default-invalidation-flow)" | component)" xak-flow-redirect
 check "A: the logout is seen (password change refused)" "$(curl -s -c "$JAR" -b "$JAR" "$(exec_url "$A" default-password-change)" | component)" ak-stage-access-denied
 
 [ "$failed" -eq 0 ] || { echo "server logs:" >&2; tail -n 5 "$WORK"/server-*.log >&2; }

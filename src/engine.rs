@@ -233,12 +233,22 @@ impl Engine {
 
     /// GET: the current challenge of flow `slug`, planning it if the session has no
     /// plan for it.
+    ///
+    /// A GET never has side effects: a stage that deletes, logs out, logs in or writes
+    /// a user answers its `ak-stage-consent` confirmation instead of running
+    /// ([`StageKind::confirmation`](crate::stages::StageKind::confirmation)).
     pub async fn plan(&self, req: &FlowRequest, slug: &str) -> Result<Outcome, Error> {
         self.handle(req, slug, Input::Get).await
     }
 
     /// POST: solves the current challenge with the client's JSON response and returns
     /// the next challenge.
+    ///
+    /// Stages with side effects after the current one run in the same call once it
+    /// accepted the response (a password POST logs in); a side-effect stage that is
+    /// itself current runs only on the POST of its confirmation's token
+    /// (`{"component": "ak-stage-consent", "token": …}`). The host must make sure the
+    /// POST was deliberate: same origin and CSRF-protected (the `http` adapter does).
     pub async fn step(
         &self,
         req: &FlowRequest,

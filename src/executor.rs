@@ -7,6 +7,10 @@
 //! response apply the binding's `invalid_response_action`; on a denial drop the plan
 //! and answer `ak-stage-access-denied`; when no stage is left answer `xak-flow-redirect`
 //! to the relative `next` (an absolute or `//host` one is refused).
+//!
+//! Side-effect stages (delete, logout, login, user write) run only in a request whose
+//! POST an earlier stage accepted; otherwise they first answer a confirmation
+//! challenge (`confirmation.rs`), so no GET and no forged request deletes or logs out.
 
 use serde_json::{Map, Value};
 
@@ -15,6 +19,7 @@ use crate::challenge::{
     AccessDeniedChallenge, Challenge, ChallengeBody, ErrorDetail, FlowErrorChallenge, FlowInfo,
     RedirectChallenge,
 };
+use crate::confirmation::{self, Gate};
 use crate::engine::Engine;
 use crate::events::{Event, EventAction};
 use crate::model::{DeniedAction, FlowDesignation, InvalidResponseAction, NON_FIELD_ERRORS};
@@ -22,7 +27,7 @@ use crate::plan::{Decision, FlowPlan, FlowState, Marker, PlanContext, SessionSta
 use crate::planner::{self, PlanError, PlanInput};
 use crate::policy::{self, PolicyRequest};
 use crate::request::{FlowRequest, is_safe_relative_url, query_param};
-use crate::stages::{Effects, StageContext, StageError, StageOutcome};
+use crate::stages::{Effects, StageContext, StageError, StageKind, StageOutcome};
 use crate::store::{BoundStage, FlowDefinition, User};
 
 /// Avatar of anonymous users (authentik's path).
@@ -118,6 +123,9 @@ impl<'a> Exec<'a> {
         }
 
         let mut input = Some(input);
+        // Whether a stage accepted the user's POST in this request: only then may
+        // side-effect stages run without asking (DESIGN §4 item 6, `confirmation.rs`).
+        let mut accepted = false;
         let mut restarts = 0usize;
         // Each iteration either returns or removes a stage / restarts (bounded), so the
         // loop ends; the bound is a belt-and-braces guard.
@@ -149,27 +157,24 @@ impl<'a> Exec<'a> {
                 request_user: self.request_user,
                 effects: &mut self.effects,
             };
-            let outcome = match input.take().unwrap_or(Input::Get) {
-                Input::Get => kind.challenge(&mut ctx).await,
-                Input::NotAnObject(message) => refuse(kind.challenge(&mut ctx).await, message),
-                Input::Post(response) => {
-                    // Any `component` that is not exactly the expected string (also a
-                    // number, object or null) is refused; the echo is kept short.
-                    let sent = response.get("component");
-                    match (kind.component(), sent) {
-                        (Some(expected), Some(got)) if got.as_str() != Some(expected) => {
-                            let got: String = match got {
-                                Value::String(s) => s.chars().take(64).collect(),
-                                other => other.to_string().chars().take(64).collect(),
-                            };
-                            refuse(
-                                kind.challenge(&mut ctx).await,
-                                &format!(
-                                    "Invalid component `{got}`: the current stage expects `{expected}`."
-                                ),
-                            )
+            let this_input = input.take().unwrap_or(Input::Get);
+            let question = if accepted {
+                None
+            } else {
+                kind.confirmation(&ctx)
+            };
+            // `deliberate`: the stage is done by the user's own POST to it (not by a
+            // GET, nor by a silent stage that merely got the POST passed along).
+            let posted = matches!(this_input, Input::Post(_)) && kind.component().is_some();
+            let (outcome, deliberate) = match question {
+                None => (dispatch(kind, &mut ctx, this_input).await, posted),
+                Some(question) => {
+                    match confirmation::gate(ctx.context, bound.binding.pk, question, this_input) {
+                        Gate::AlreadyConfirmed(input) => {
+                            (dispatch(kind, &mut ctx, input).await, posted)
                         }
-                        _ => kind.respond(&mut ctx, response).await,
+                        Gate::JustConfirmed => (kind.challenge(&mut ctx).await, true),
+                        Gate::Ask(c) => (Ok(StageOutcome::Challenge(*c)), false),
                     }
                 }
             };
@@ -191,7 +196,9 @@ impl<'a> Exec<'a> {
                     }
                 },
                 StageOutcome::Done => {
+                    accepted |= deliberate;
                     if let Some(plan) = fs.plan.as_mut() {
+                        confirmation::clear(&mut plan.context);
                         let snapshot = plan.clone();
                         if !plan.bindings.is_empty() {
                             plan.bindings.remove(0);
@@ -486,6 +493,39 @@ impl<'a> Exec<'a> {
             None => c.body.set_user_info("", DEFAULT_AVATAR),
         }
         c
+    }
+}
+
+/// Runs the stage with the client's input: its challenge on GET, its `respond` on a
+/// POST naming its component (any other `component` is refused).
+async fn dispatch(
+    kind: &dyn StageKind,
+    ctx: &mut StageContext<'_>,
+    input: Input<'_>,
+) -> Result<StageOutcome, StageError> {
+    match input {
+        Input::Get => kind.challenge(ctx).await,
+        Input::NotAnObject(message) => refuse(kind.challenge(ctx).await, message),
+        Input::Post(response) => {
+            // Any `component` that is not exactly the expected string (also a
+            // number, object or null) is refused; the echo is kept short.
+            let sent = response.get("component");
+            match (kind.component(), sent) {
+                (Some(expected), Some(got)) if got.as_str() != Some(expected) => {
+                    let got: String = match got {
+                        Value::String(s) => s.chars().take(64).collect(),
+                        other => other.to_string().chars().take(64).collect(),
+                    };
+                    refuse(
+                        kind.challenge(ctx).await,
+                        &format!(
+                            "Invalid component `{got}`: the current stage expects `{expected}`."
+                        ),
+                    )
+                }
+                _ => kind.respond(ctx, response).await,
+            }
+        }
     }
 }
 

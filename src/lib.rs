@@ -69,6 +69,7 @@
 pub mod blueprint;
 pub mod challenge;
 pub mod clock;
+mod confirmation;
 pub mod defaults;
 mod engine;
 pub mod env;

@@ -38,6 +38,12 @@ pub mod keys {
     pub const AUTH_METHOD_ARGS: &str = "auth_method_args";
     /// The backend that authenticated the user.
     pub const USER_BACKEND: &str = "user_backend";
+    /// The token of the engine's pending confirmation challenge (set by the engine;
+    /// see [`StageKind::confirmation`](crate::stages::StageKind::confirmation)).
+    pub const CONFIRMATION_TOKEN: &str = "confirmation_token";
+    /// The binding whose confirmation the user gave (set by the engine; cleared when
+    /// that stage is done).
+    pub const CONFIRMED_BINDING: &str = "confirmed_binding";
 }
 
 /// The opaque id of a session: a 256-bit random bearer credential. Its `Debug`

@@ -796,7 +796,9 @@ async fn responses_after_the_flow_finished() {
     // Unenrollment: after the account is gone, replays are refused.
     k.create_user("gone", "Gone-Password-1").await;
     let mut g = k.login("gone", "Gone-Password-1").await;
-    let out = g.get(defaults::UNENROLLMENT).await;
+    let out = g
+        .confirm(defaults::UNENROLLMENT, "Delete your account?")
+        .await;
     assert!(out.logged_out);
     for body in [json!({}), json!({"component": "ak-stage-dummy"})] {
         let out = g.post(defaults::UNENROLLMENT, body).await;

@@ -560,7 +560,7 @@ async fn unenrollment_runs_like_the_builtin_one() {
             .unwrap();
         let slug = defaults::UNENROLLMENT;
         let mut c = env.login("leaver", "leaver-password").await;
-        let steps = vec![step(&c.get(slug).await)];
+        let steps = vec![step(&c.confirm(slug, "Delete your account?").await)];
         assert!(
             env.stores
                 .users
@@ -586,7 +586,7 @@ async fn unenrollment_runs_like_the_builtin_one() {
 async fn invalidation_runs_like_the_builtin_one() {
     async fn script(env: &Env) -> Vec<String> {
         let mut c = env.login("akadmin", ADMIN_PASSWORD).await;
-        vec![step(&c.get(defaults::INVALIDATION).await)]
+        vec![step(&c.confirm(defaults::INVALIDATION, "Log out?").await)]
     }
     let expected = script(&Env::builtin().await).await;
     assert_eq!(expected, vec!["xak-flow-redirect -> / [logged out]"]);

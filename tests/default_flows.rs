@@ -394,7 +394,9 @@ async fn unenrollment_deletes_the_user_and_logs_out() {
     let mut c = k.login("leaver", "Leaver-Password-1").await;
     let before = c.session_id();
 
-    let out = c.get(defaults::UNENROLLMENT).await;
+    let out = c
+        .confirm(defaults::UNENROLLMENT, "Delete your account?")
+        .await;
     assert_eq!(out.challenge.redirect_to(), Some("/"), "{}", wire(&out));
     assert!(out.logged_out);
     assert!(out.user.is_none());
@@ -435,7 +437,7 @@ async fn logout_via_the_invalidation_flow() {
             .is_some()
     );
 
-    let out = c.get(defaults::INVALIDATION).await;
+    let out = c.confirm(defaults::INVALIDATION, "Log out?").await;
     assert!(out.logged_out);
     assert!(out.user.is_none());
     assert!(out.session_rotated);
@@ -781,8 +783,22 @@ async fn plans_made_while_logged_in_do_not_survive_logout() {
     let out = engine.plan(&req, defaults::PASSWORD_CHANGE).await.unwrap();
     assert_eq!(out.challenge.component(), "ak-stage-prompt");
     req.session_id = Some(out.session_id);
-    // Log out.
+    // Log out (a GET asks first; the confirmation's POST logs out).
     let out = engine.plan(&req, defaults::INVALIDATION).await.unwrap();
+    assert!(!out.logged_out, "a GET never logs out");
+    let token = out.challenge.to_json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    req.session_id = Some(out.session_id);
+    let out = engine
+        .step(
+            &req,
+            defaults::INVALIDATION,
+            &json!({"component": "ak-stage-consent", "token": token}),
+        )
+        .await
+        .unwrap();
     assert!(out.logged_out);
     req.session_id = Some(out.session_id);
     // The old plan is gone: the flow is planned anew for an anonymous user and refused.

@@ -264,6 +264,20 @@ async fn logout_via_the_invalidation_flow() {
     assert_eq!(b.get(FLOWS).await.status, 200);
 
     let r = b.exec(defaults::INVALIDATION).await;
+    let token = r.challenge("ak-stage-consent")["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        r.set_cookie(SESSION_COOKIE).is_none(),
+        "a GET does not log out"
+    );
+    let r = b
+        .answer(
+            defaults::INVALIDATION,
+            json!({"component": "ak-stage-consent", "token": token}),
+        )
+        .await;
     assert_eq!(r.challenge("xak-flow-redirect")["to"], "/");
     let line = r
         .set_cookie(SESSION_COOKIE)
@@ -1782,11 +1796,11 @@ fn validator_rejects_broken_challenges() {
     );
 }
 
-/// Silent stages run on GET, and the Lax session cookie accompanies cross-site
-/// top-level navigations: a link on another site to the unenrollment flow's executor URL
-/// must not delete the visitor's account. Browsers mark such requests
-/// `Sec-Fetch-Site: cross-site`; they are refused (403 JSON) and change nothing, while
-/// same-origin requests work.
+/// The Lax session cookie accompanies cross-site top-level navigations: a link on
+/// another site to the unenrollment flow's executor URL must not delete the visitor's
+/// account. Browsers mark such requests `Sec-Fetch-Site: cross-site`; they are refused
+/// (403 JSON) and change nothing, while same-origin requests work (a GET asks for
+/// confirmation, see `tests/side_effects.rs`, and the confirming POST deletes).
 #[tokio::test]
 async fn cross_site_navigation_to_the_executor_is_refused() {
     let s = start().await;
@@ -1816,9 +1830,21 @@ async fn cross_site_navigation_to_the_executor_is_refused() {
         "still logged in"
     );
 
-    // The same request from the flow's own page (same origin) works.
+    // The same requests from the flow's own page (same origin) work: the GET asks
+    // for confirmation, the confirming POST deletes.
     let r = b
         .send(Req::new(Method::GET, &path).header("sec-fetch-site", "same-origin"))
+        .await;
+    let token = r.challenge("ak-stage-consent")["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = b
+        .send(
+            Req::new(Method::POST, &path)
+                .json(&json!({"component": "ak-stage-consent", "token": token}))
+                .header("sec-fetch-site", "same-origin"),
+        )
         .await;
     assert_eq!(r.component(), "xak-flow-redirect");
     let gone = s

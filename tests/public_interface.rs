@@ -373,3 +373,108 @@ async fn definitions_are_read_through_the_trait_objects() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].slug, SLUG);
 }
+
+/// A host stage with a side effect: it asks for its own "type WIPE" answer, but
+/// declares a confirmation, so the engine first asks it as `ak-stage-consent`.
+struct Wipe {
+    wiped: Arc<AtomicUsize>,
+    shown: Arc<AtomicUsize>,
+}
+
+const WIPE: &str = "x-wipe";
+const WIPE_SLUG: &str = "wipe-devices";
+
+#[async_trait::async_trait]
+impl StageKind for Wipe {
+    fn component(&self) -> Option<&str> {
+        Some(WIPE)
+    }
+
+    fn confirmation(&self, _ctx: &StageContext<'_>) -> Option<String> {
+        Some("Wipe all your devices?".into())
+    }
+
+    async fn challenge(&self, _ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {
+        self.shown.fetch_add(1, Ordering::SeqCst);
+        Ok(StageOutcome::Challenge(authflow::Challenge::new(
+            ChallengeBody::Custom(CustomChallenge {
+                component: WIPE.into(),
+                fields: serde_json::Map::new(),
+            }),
+        )))
+    }
+
+    async fn respond(
+        &self,
+        ctx: &mut StageContext<'_>,
+        response: &Response,
+    ) -> Result<StageOutcome, StageError> {
+        if response.get("answer").and_then(Value::as_str) == Some("WIPE") {
+            self.wiped.fetch_add(1, Ordering::SeqCst);
+            Ok(StageOutcome::Done)
+        } else {
+            self.challenge(ctx).await
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_host_stage_with_side_effects_is_confirmed_once_before_it_runs() {
+    let host = host().await;
+    let wiped = Arc::new(AtomicUsize::new(0));
+    let shown = Arc::new(AtomicUsize::new(0));
+    let flow = Flow::new(WIPE_SLUG, "Wipe", FlowDesignation::StageConfiguration);
+    host.flows.put_flow(flow.clone()).await.unwrap();
+    let stage = Stage::new(
+        "wipe",
+        CustomStage::new(
+            "example.wipe",
+            Wipe {
+                wiped: wiped.clone(),
+                shown: shown.clone(),
+            },
+        ),
+    );
+    let binding = FlowStageBinding::new(flow.pk, stage.pk, 10);
+    host.flows.put_stage(stage).await.unwrap();
+    host.flows.put_binding(binding).await.unwrap();
+
+    let mut req = FlowRequest::default();
+    let mut call = async |body: Option<Value>| {
+        let out = match body {
+            None => host.engine.plan(&req, WIPE_SLUG).await.unwrap(),
+            Some(b) => host.engine.step(&req, WIPE_SLUG, &b).await.unwrap(),
+        };
+        req.session_id = Some(out.session_id.clone());
+        out.challenge.to_json()
+    };
+
+    // The GET asks; the stage itself is not even shown.
+    let ask = call(None).await;
+    assert_eq!(ask["component"], "ak-stage-consent", "{ask}");
+    assert_eq!(ask["header_text"], "Wipe all your devices?");
+    assert_eq!(shown.load(Ordering::SeqCst), 0);
+    let token = ask["token"].as_str().unwrap().to_owned();
+    // The stage's own answer is no confirmation.
+    let again = call(Some(json!({"component": WIPE, "answer": "WIPE"}))).await;
+    assert_eq!(again["component"], "ak-stage-consent", "{again}");
+    assert!(
+        again["response_errors"]["non_field_errors"].is_array(),
+        "{again}"
+    );
+    assert_eq!(wiped.load(Ordering::SeqCst), 0);
+    // The token: now the stage shows its own challenge, and keeps doing so (no second
+    // confirmation) until its answer comes.
+    let own = call(Some(
+        json!({"component": "ak-stage-consent", "token": token}),
+    ))
+    .await;
+    assert_eq!(own["component"], WIPE, "{own}");
+    assert_eq!(call(None).await["component"], WIPE);
+    assert_eq!(wiped.load(Ordering::SeqCst), 0);
+    let done = call(Some(json!({"component": WIPE, "answer": "WIPE"}))).await;
+    assert_eq!(done["component"], "xak-flow-redirect", "{done}");
+    assert_eq!(wiped.load(Ordering::SeqCst), 1);
+    // A new run asks again.
+    assert_eq!(call(None).await["component"], "ak-stage-consent");
+}

@@ -456,17 +456,29 @@ mod two_instances {
             .unwrap();
         assert_eq!(c["component"], "ak-stage-prompt", "{c}");
 
-        // Logout on B (a logged-in POST needs the CSRF header; the GET runs the silent logout).
+        // Logout on B: the GET asks for confirmation, the confirming POST (with the CSRF
+        // header, as every logged-in POST) logs out.
         let c: serde_json::Value = client
             .get(exec(&b, defaults::INVALIDATION))
-            .header("X-authentik-CSRF", &csrf)
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        assert_eq!(c["component"], "xak-flow-redirect");
+        assert_eq!(c["component"], "ak-stage-consent", "{c}");
+        let token = c["token"].as_str().unwrap().to_owned();
+        let c: serde_json::Value = client
+            .post(exec(&b, defaults::INVALIDATION))
+            .header("X-authentik-CSRF", &csrf)
+            .json(&json!({"component": "ak-stage-consent", "token": token}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(c["component"], "xak-flow-redirect", "{c}");
 
         // A sees the logout: the password-change flow no longer applies.
         let c: serde_json::Value = client

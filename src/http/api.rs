@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-use super::executor::{check_csrf, content_type, flow_request, read_body, refuse_cross_site};
+use super::executor::{
+    check_csrf, content_type, flow_request, read_body, refuse_cross_site, refuse_foreign_origin,
+};
 use super::{AppState, session};
 use crate::inspector::flow_json;
 use crate::model::{
@@ -44,6 +46,7 @@ pub(super) async fn admin(app: &AppState, req: &Parts) -> Result<User, ApiError>
         ApiError::Forbidden("Authentication credentials were not provided.".into())
     })?;
     if req.method != Method::GET {
+        refuse_foreign_origin(headers)?;
         check_csrf(engine, app, headers, &freq).await?;
     }
     superuser(app, user).await

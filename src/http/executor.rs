@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
@@ -66,18 +66,50 @@ pub(crate) async fn get(
 
 /// Refuses requests a browser marks as cross-site (`Sec-Fetch-Site: cross-site`).
 ///
-/// Stages run on GET too (silent stages such as user logout or user delete do their
-/// work when they become current), and the `SameSite=Lax` session cookie accompanies
-/// top-level cross-site navigations. Without this check a link on another site to
-/// `/api/v3/flows/executor/default-unenrollment-flow/` would delete the visitor's
-/// account. The flow API is only ever fetched by same-origin scripts or by non-browser
-/// clients (which do not send the header); cross-site visitors land on `/if/flow/…`.
+/// The `SameSite=Lax` session cookie accompanies top-level cross-site navigations, so
+/// a link on another site reaches the executor with the visitor's login. Stages with
+/// side effects never run on a GET anyway (they ask for confirmation first, see
+/// [`StageKind::confirmation`](crate::stages::StageKind::confirmation)); this check
+/// also keeps such requests from planning or advancing flows at all. The flow API is
+/// only ever fetched by same-origin scripts or by non-browser clients (which do not
+/// send the header); cross-site visitors land on `/if/flow/…`.
 pub(crate) fn refuse_cross_site(headers: &HeaderMap) -> Result<(), ApiError> {
     match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         Some(site) if site.eq_ignore_ascii_case("cross-site") => Err(ApiError::Forbidden(
             "Cross-site requests to the flow API are refused; open the flow's page instead.".into(),
         )),
         _ => Ok(()),
+    }
+}
+
+/// Refuses a state-changing request whose `Origin` header names another origin.
+///
+/// `Sec-Fetch-Site` covers current browsers; browsers without it still send `Origin`
+/// on cross-origin POSTs, so a form on another site cannot log the visitor in to an
+/// account of the attacker's (login CSRF) or answer a stage — before any session
+/// exists, when the CSRF header is not yet required. The origin must be this host as
+/// the client reached it (`Host`, or `X-Forwarded-Host` behind a proxy); a missing
+/// `Origin` (non-browser clients) passes, `Origin: null` does not.
+pub(crate) fn refuse_foreign_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    let same = authority.is_some_and(|a| {
+        [header::HOST.as_str(), "x-forwarded-host"]
+            .iter()
+            .filter_map(|h| headers.get(*h)?.to_str().ok())
+            .any(|host| host.trim().eq_ignore_ascii_case(a))
+    });
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "Cross-origin requests to the flow API are refused.".into(),
+        ))
     }
 }
 
@@ -166,6 +198,7 @@ pub(crate) async fn post(
 async fn post_inner(app: &AppState, slug: &str, req: Request<Body>) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     refuse_cross_site(&parts.headers)?;
+    refuse_foreign_origin(&parts.headers)?;
     let freq = flow_request(&parts);
     let uri = parts.uri.clone();
     let ctype = content_type(&parts.headers);
@@ -235,16 +268,41 @@ pub(crate) async fn inspector(
 const PAGE: &str = include_str!("page.html");
 
 /// `GET /if/flow/{slug}/`: the minimal flow page.
-pub(crate) async fn page(method: Method) -> Response {
-    let _ = method;
-    (
+///
+/// Its inline script and style run under a per-response CSP nonce (no
+/// `'unsafe-inline'`). It starts the flow by itself only when the browser says the
+/// navigation came from this origin or from the user (`Sec-Fetch-Site: same-origin` or
+/// `none`, or no header from older browsers); after a navigation from another site
+/// (`cross-site`, or `same-site` from a sibling host) it shows a "Continue" button
+/// first, so a page elsewhere cannot make it run a flow. (Stages with side effects
+/// additionally ask for confirmation, whatever the page does.)
+pub(crate) async fn page(headers: HeaderMap) -> Response {
+    let autostart = match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(site) => site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"),
+    };
+    // Random like the engine's other tokens (a v4 UUID: 122 random bits).
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let csp = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    let body = PAGE
+        .replace("{{nonce}}", &nonce)
+        .replace("{{autostart}}", if autostart { "true" } else { "false" });
+    let mut response = (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::REFERRER_POLICY, "same-origin"),
+            (header::CACHE_CONTROL, "no-store"),
         ],
-        PAGE,
+        body,
     )
-        .into_response()
+        .into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response
 }

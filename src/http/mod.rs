@@ -20,6 +20,14 @@
 //! requests must carry the header `X-authentik-CSRF` equal to the `authentik_csrf`
 //! cookie set at login.
 //!
+//! Requests no user deliberately made change nothing: requests a browser marks
+//! `Sec-Fetch-Site: cross-site` are refused on the flow API, so are POSTs whose
+//! `Origin` is another origin (older browsers, login CSRF); stages with side effects
+//! (delete, logout, login, user write) never run on a GET but ask an
+//! `ak-stage-consent` confirmation first
+//! ([`StageKind::confirmation`](crate::stages::StageKind::confirmation)); and the flow
+//! page starts a flow by itself only when it was not reached from another site.
+//!
 //! Mount it in an existing app:
 //!
 //! ```no_run

@@ -188,6 +188,23 @@ pub trait StageKind: Send + Sync {
         }
     }
 
+    /// The question this stage asks before it does something the user must mean —
+    /// delete, log out, log in, write a user — e.g. `"Delete your account?"`. `None`
+    /// (the default) for stages without side effects.
+    ///
+    /// A stage that answers `Some` never runs in answer to a GET or to a POST that no
+    /// earlier stage of the same request accepted: the engine first answers an
+    /// `ak-stage-consent` challenge with this text as `header_text`, and runs the stage
+    /// only when a POST with `component: ak-stage-consent` echoes that challenge's
+    /// token (compared in constant time). A POST whose response an earlier stage
+    /// accepted (a password POST followed by user login, a prompt POST followed by
+    /// user write) already is the user's deliberate request: the stage then runs
+    /// directly. Host stages with side effects should answer `Some` too.
+    fn confirmation(&self, ctx: &StageContext<'_>) -> Option<String> {
+        let _ = ctx;
+        None
+    }
+
     /// Called when the stage becomes current and on every GET.
     async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError>;
 

@@ -1,4 +1,7 @@
 //! User delete (silent): deletes the pending (or logged-in) user and logs out.
+//!
+//! Asks "Delete your account?" first unless an earlier stage accepted this request's
+//! POST ([`StageKind::confirmation`]).
 
 use async_trait::async_trait;
 
@@ -15,6 +18,10 @@ impl StageKind for UserDeleteStage {
             verbose_name: "User Delete Stage",
             form_component: "ak-stage-user-delete-form",
         }
+    }
+
+    fn confirmation(&self, _ctx: &StageContext<'_>) -> Option<String> {
+        Some("Delete your account?".into())
     }
 
     async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {

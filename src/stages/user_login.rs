@@ -1,5 +1,9 @@
 //! User login (silent): binds the pending user to the session. The engine rotates
 //! the session id (session fixation defence).
+//!
+//! Runs directly after the POST that identified the user (password, prompt, …);
+//! reached any other way (a GET) it asks "Log in as {user}?" first
+//! ([`StageKind::confirmation`]).
 
 use async_trait::async_trait;
 
@@ -16,6 +20,13 @@ impl StageKind for UserLoginStage {
             verbose_name: "User Login Stage",
             form_component: "ak-stage-user-login-form",
         }
+    }
+
+    fn confirmation(&self, ctx: &StageContext<'_>) -> Option<String> {
+        Some(match ctx.pending_user() {
+            Some(p) if !p.username.is_empty() => format!("Log in as {}?", p.username),
+            _ => "Log in?".into(),
+        })
     }
 
     async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {

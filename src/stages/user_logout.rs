@@ -1,4 +1,7 @@
 //! User logout (silent): ends the session's login (the engine rotates the id).
+//!
+//! Asks "Log out?" first unless an earlier stage accepted this request's POST
+//! ([`StageKind::confirmation`]).
 
 use async_trait::async_trait;
 
@@ -14,6 +17,10 @@ impl StageKind for UserLogoutStage {
             verbose_name: "User Logout Stage",
             form_component: "ak-stage-user-logout-form",
         }
+    }
+
+    fn confirmation(&self, _ctx: &StageContext<'_>) -> Option<String> {
+        Some("Log out?".into())
     }
 
     async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {

@@ -1,4 +1,7 @@
 //! User write (silent): creates or updates a user from `prompt_data`.
+//!
+//! Runs directly after the prompt POST that gathered the data; reached any other way
+//! (a GET) it asks "Save your account details?" first ([`StageKind::confirmation`]).
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -84,6 +87,10 @@ impl StageKind for UserWriteStage {
             verbose_name: "User Write Stage",
             form_component: "ak-stage-user-write-form",
         }
+    }
+
+    fn confirmation(&self, _ctx: &StageContext<'_>) -> Option<String> {
+        Some("Save your account details?".into())
     }
 
     async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {

@@ -211,6 +211,29 @@ pub mod kit {
             }
         }
 
+        /// GET a flow whose current stage has side effects: it must answer the
+        /// `ak-stage-consent` confirmation with `question` and change nothing; then POST
+        /// its token and return what the stage did.
+        pub async fn confirm(&mut self, slug: &str, question: &str) -> Outcome {
+            let out = self.get(slug).await;
+            let v = wire(&out);
+            assert_eq!(v["component"], "ak-stage-consent", "{v}");
+            assert_eq!(v["header_text"], question, "{v}");
+            assert!(
+                !out.logged_in && !out.logged_out && !out.session_rotated,
+                "{v}"
+            );
+            let token = v["token"]
+                .as_str()
+                .expect("a confirmation token")
+                .to_owned();
+            self.post(
+                slug,
+                serde_json::json!({"component": "ak-stage-consent", "token": token}),
+            )
+            .await
+        }
+
         /// POST of raw bytes; the engine must not fail.
         pub async fn post_raw(&mut self, slug: &str, body: &[u8]) -> Outcome {
             match self.try_post_raw(slug, body).await {
