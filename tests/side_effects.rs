@@ -282,3 +282,47 @@ async fn the_page_waits_for_a_click_after_a_cross_site_navigation() {
     assert_ne!(nonces[0], nonces[1], "a fresh nonce per response");
     s.finish();
 }
+
+/// A link on another site to `/flows/-/cancel/` does not drop the visitor's flow in
+/// progress; the same navigation made on this site does (authentik's cancel).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_cancel_keeps_the_flow_in_progress() {
+    let s = start().await;
+    let b = s.browser();
+    b.exec(defaults::AUTHENTICATION).await;
+    let r = b
+        .answer(
+            defaults::AUTHENTICATION,
+            json!({"component": "ak-stage-identification", "uid_field": "akadmin"}),
+        )
+        .await;
+    r.challenge("ak-stage-password");
+    let id = b.session();
+    let r = b
+        .send(
+            Req::new(Method::GET, "/flows/-/cancel/?next=%2F")
+                .header("sec-fetch-site", "cross-site"),
+        )
+        .await;
+    assert_eq!(r.status, 302);
+    assert!(
+        s.flow_state(&id, defaults::AUTHENTICATION)
+            .await
+            .is_some_and(|f| !f["plan"].is_null()),
+        "the plan survived the cross-site cancel"
+    );
+    b.exec(defaults::AUTHENTICATION)
+        .await
+        .challenge("ak-stage-password");
+    let r = b
+        .send(
+            Req::new(Method::GET, "/flows/-/cancel/?next=%2F")
+                .header("sec-fetch-site", "same-origin"),
+        )
+        .await;
+    assert_eq!(r.status, 302);
+    b.exec(defaults::AUTHENTICATION)
+        .await
+        .challenge("ak-stage-identification");
+    s.finish();
+}

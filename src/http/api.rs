@@ -386,7 +386,10 @@ fn redirect(to: &str) -> Response {
 pub(crate) async fn cancel(State(app): State<AppState>, req: Request<Body>) -> Response {
     let (parts, _) = req.into_parts();
     let freq = flow_request(&parts);
-    if let Some(id) = &freq.session_id {
+    // A link on another site must not cancel the visitor's flows in progress: only a
+    // navigation the user made here (or a non-browser client) drops them.
+    let deliberate = refuse_cross_site(&parts.headers).is_ok();
+    if let Some(id) = freq.session_id.as_ref().filter(|_| deliberate) {
         if let Err(e) = app.engine.cancel(id, None).await {
             return ApiError::from(e).into_response();
         }
