@@ -115,6 +115,18 @@ impl EngineBuilder {
         self
     }
 
+    /// Runs password hashing (verify, hash, rehash) on `pool` instead of inline: the
+    /// user directory is wrapped in a [`PooledUsers`](crate::blocking::PooledUsers).
+    /// Async hosts should set a bounded pool such as
+    /// [`http::HashPool`](crate::http::HashPool) (default: [`Inline`](crate::blocking::Inline)).
+    pub fn blocking(mut self, pool: Arc<dyn crate::blocking::Blocking>) -> Self {
+        self.env.users = Arc::new(crate::blocking::PooledUsers::new(
+            self.env.users.clone(),
+            pool,
+        ));
+        self
+    }
+
     /// Sets how often a step is retried after a concurrent write (default 5).
     pub fn conflict_retries(mut self, retries: u32) -> Self {
         self.conflict_retries = retries;

@@ -23,13 +23,15 @@ use crate::planner::{self, PlanError, PlanInput};
 use crate::policy::{self, PolicyRequest};
 use crate::request::{FlowRequest, is_safe_relative_url, query_param};
 use crate::stages::{Effects, StageContext, StageError, StageOutcome};
-use crate::store::{BoundStage, FlowDefinition, User};
+use crate::store::{BoundStage, FlowDefinition, StoreError, User};
 
 /// Avatar of anonymous users (authentik's path).
 pub const DEFAULT_AVATAR: &str = "/static/dist/assets/images/user_default.png";
 /// Restarts (`restart`, `restart_with_context`) allowed within one request, so a
 /// restarting binding that keeps failing cannot loop forever (authentik gotcha #5).
 const MAX_RESTARTS: usize = 3;
+/// The challenge error when the password-hashing pool is full.
+pub const BUSY: &str = "Too many logins at once, try again";
 
 /// What the client sent.
 #[derive(Debug, Clone, Copy)]
@@ -161,6 +163,14 @@ impl<'a> Exec<'a> {
                         _ => kind.respond(&mut ctx, response).await,
                     }
                 }
+            };
+            let outcome = match outcome {
+                // The hashing pool is full: the same challenge with an error asking the
+                // client to retry (never a 5xx); the stage has changed nothing.
+                Err(StageError::Store(StoreError::Busy)) => {
+                    refuse(kind.challenge(&mut ctx).await, BUSY)
+                }
+                other => other,
             };
             let outcome = match outcome {
                 Ok(o) => o,

@@ -60,6 +60,7 @@
 
 #[cfg(feature = "blueprints")]
 pub mod blueprint;
+pub mod blocking;
 pub mod challenge;
 pub mod clock;
 pub mod defaults;

@@ -36,6 +36,15 @@ pub(crate) fn flow_request(req: &Parts) -> FlowRequest {
     }
 }
 
+/// Refuses a `query` longer than the configured limit (414), before anything is
+/// planned or stored.
+pub(crate) fn check_query(app: &AppState, freq: &FlowRequest) -> Result<(), ApiError> {
+    if freq.query.len() > app.config.query_limit {
+        return Err(ApiError::QueryTooLong(app.config.query_limit));
+    }
+    Ok(())
+}
+
 /// The challenge as JSON, with cookies when the session id changed.
 pub(crate) fn respond(app: &AppState, out: Outcome, status: StatusCode) -> Response {
     let mut response = (status, axum::Json(&out.challenge)).into_response();
@@ -58,6 +67,9 @@ pub(crate) async fn get(
         return e.into_response();
     }
     let freq = flow_request(&parts);
+    if let Err(e) = check_query(&app, &freq) {
+        return e.into_response();
+    }
     match app.engine.plan(&freq, &slug).await {
         Ok(out) => respond(&app, out, StatusCode::OK),
         Err(e) => ApiError::from(e).into_response(),
@@ -136,6 +148,7 @@ async fn post_inner(app: &AppState, slug: &str, req: Request<Body>) -> Result<Re
     let (parts, body) = req.into_parts();
     refuse_cross_site(&parts.headers)?;
     let freq = flow_request(&parts);
+    check_query(app, &freq)?;
     let uri = parts.uri.clone();
     let ctype = content_type(&parts.headers);
     if let Some(t) = ctype.as_deref() {

@@ -35,6 +35,7 @@
 mod api;
 mod error;
 mod executor;
+mod pool;
 #[cfg(feature = "blueprints")]
 mod export;
 mod session;
@@ -46,10 +47,14 @@ use axum::Router;
 use axum::routing::get;
 
 pub use error::ApiError;
+pub use pool::{HASH_THREAD_PREFIX, HashPool};
 pub use session::{CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE};
 pub use tokens::ApiTokens;
 
 use crate::Engine;
+
+/// Default [`HttpConfig::query_limit`]: 4 KiB.
+pub const DEFAULT_QUERY_LIMIT: usize = 4 * 1024;
 
 /// Settings of the HTTP adapter.
 #[derive(Clone)]
@@ -58,6 +63,10 @@ pub struct HttpConfig {
     pub secure_cookies: bool,
     /// Largest accepted request body in bytes (default 64 KiB); larger → 413.
     pub body_limit: usize,
+    /// Longest accepted `query` parameter of the flow executor, decoded, in bytes
+    /// (default [`DEFAULT_QUERY_LIMIT`], 4 KiB); longer → 414 with a JSON body and
+    /// nothing stored. The query is kept in the session for the whole flow.
+    pub query_limit: usize,
     /// Answer a POST that advances the flow with authentik's `302` to the same URL
     /// instead of the next challenge (for clients that need it).
     pub redirect_on_advance: bool,
@@ -75,6 +84,7 @@ impl Default for HttpConfig {
         Self {
             secure_cookies: false,
             body_limit: 64 * 1024,
+            query_limit: DEFAULT_QUERY_LIMIT,
             redirect_on_advance: false,
             secret_key: key,
             tokens: Arc::new(ApiTokens::new()),
@@ -87,6 +97,7 @@ impl std::fmt::Debug for HttpConfig {
         f.debug_struct("HttpConfig")
             .field("secure_cookies", &self.secure_cookies)
             .field("body_limit", &self.body_limit)
+            .field("query_limit", &self.query_limit)
             .field("redirect_on_advance", &self.redirect_on_advance)
             .finish_non_exhaustive()
     }
