@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use authflow::http::{HttpConfig, router};
+use authflow::http::{HashPool, HttpConfig, router};
 use authflow::memory::{MemoryUserDirectory, Stores};
 use authflow::{defaults, hashing::PasswordHasher};
 use axum::body::Bytes;
@@ -213,7 +213,13 @@ async fn authflow_server(hasher: Option<Arc<dyn PasswordHasher>>) -> (SocketAddr
     if let Some(h) = hasher {
         stores.users = Arc::new(MemoryUserDirectory::with_hasher(h));
     }
-    let engine = Arc::new(stores.engine().build());
+    // As the reference server: password hashing on the bounded pool.
+    let engine = Arc::new(
+        stores
+            .engine()
+            .blocking(Arc::new(HashPool::default()))
+            .build(),
+    );
     defaults::install(stores.flows.as_ref())
         .await
         .expect("install default flows");

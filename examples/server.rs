@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use authflow::http::{HttpConfig, router};
+use authflow::http::{HashPool, HttpConfig, router};
 use authflow::store::{FlowStore, SessionStore};
 use authflow::{defaults, memory};
 
@@ -151,9 +151,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => (stores.flows.clone(), stores.sessions.clone()),
         Some(url) => shared_stores(&url).await?,
     };
+    let mut config = HttpConfig::default();
+    if let Ok(key) = std::env::var("AUTHFLOW_SECRET_KEY") {
+        config.secret_key = key.into_bytes();
+    }
     let engine = Arc::new(
         authflow::Engine::builder(flows.clone(), sessions, stores.users.clone())
             .reputation(stores.reputation.clone())
+            // Password hashing on a fixed pool of one thread per core with a bounded
+            // queue, never on the async workers; a full queue asks the client to retry.
+            .blocking(Arc::new(HashPool::default()))
+            // Instances sharing sessions agree on ids they have not stored yet.
+            .session_key(config.secret_key.clone())
             .build(),
     );
     // Idempotent: the default flows have fixed ids, so instances sharing Redis agree.
@@ -181,10 +190,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!("--skip-unsupported has no effect without --blueprints DIR");
     }
 
-    let mut config = HttpConfig::default();
-    if let Ok(key) = std::env::var("AUTHFLOW_SECRET_KEY") {
-        config.secret_key = key.into_bytes();
-    }
     if let Ok(token) = std::env::var("AUTHFLOW_BOOTSTRAP_TOKEN") {
         config.tokens.insert(&token, admin.pk);
     }

@@ -64,7 +64,11 @@ where
     .await
     .map_err(|PoolBusy| StoreError::Busy)?;
     let r = slot.lock().ok().and_then(|mut o| o.take());
-    r.unwrap_or_else(|| Err(StoreError::Unavailable("blocking job did not finish".into())))
+    r.unwrap_or_else(|| {
+        Err(StoreError::Unavailable(
+            "blocking job did not finish".into(),
+        ))
+    })
 }
 
 /// A [`UserDirectory`] whose password calls run on a [`Blocking`] pool; everything
@@ -120,7 +124,11 @@ impl UserDirectory for PooledUsers {
             return self.inner.create_user(user).await;
         }
         let inner = self.inner.clone();
-        on_pool(self.pool.as_ref(), async move { inner.create_user(user).await }).await
+        on_pool(
+            self.pool.as_ref(),
+            async move { inner.create_user(user).await },
+        )
+        .await
     }
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
         self.inner.update_user(user).await

@@ -65,6 +65,7 @@ struct Cached {
 /// ```
 pub struct Engine {
     pub(crate) env: Env,
+    ids: SessionIds,
     cache: RwLock<HashMap<String, Cached>>,
     conflict_retries: u32,
 }
@@ -81,6 +82,7 @@ impl std::fmt::Debug for Engine {
 /// Builds an [`Engine`].
 pub struct EngineBuilder {
     env: Env,
+    session_key: Option<Vec<u8>>,
     conflict_retries: u32,
 }
 
@@ -127,6 +129,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Sets the key session ids are minted with (default: random per engine). Every
+    /// instance sharing a session store should use the same key, so a session one
+    /// instance has not stored yet continues on another with the same id.
+    pub fn session_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.session_key = Some(key.into());
+        self
+    }
+
     /// Sets how often a step is retried after a concurrent write (default 5).
     pub fn conflict_retries(mut self, retries: u32) -> Self {
         self.conflict_retries = retries;
@@ -136,6 +146,7 @@ impl EngineBuilder {
     /// Builds the engine.
     pub fn build(self) -> Engine {
         Engine {
+            ids: SessionIds::new(self.session_key),
             env: self.env,
             cache: RwLock::new(HashMap::new()),
             conflict_retries: self.conflict_retries,
@@ -162,6 +173,7 @@ impl Engine {
                 timer: None,
             },
             conflict_retries: DEFAULT_CONFLICT_RETRIES,
+            session_key: None,
         }
     }
 
@@ -284,7 +296,11 @@ impl Engine {
                 };
                 let (session_id, rotated) = match known {
                     Some(id) => (id, false),
-                    None => (SessionId::generate(), true),
+                    None => {
+                        let id = self.adopt_or_mint(req);
+                        let rotated = req.session_id.as_ref() != Some(&id);
+                        (id, rotated)
+                    }
                 };
                 Ok(Outcome {
                     challenge: Challenge::new(ChallengeBody::FlowError(FlowErrorChallenge {
@@ -351,7 +367,7 @@ impl Engine {
             };
             let (id, mut state, version) = match loaded {
                 Some((id, v)) => (id, v.value, Some(v.version)),
-                None => (SessionId::generate(), SessionState::default(), None),
+                None => (self.adopt_or_mint(req), SessionState::default(), None),
             };
             let session_user = self.user_of(Some(&state)).await?;
             let user = acting_user.cloned().or(session_user);
@@ -443,6 +459,15 @@ impl Engine {
         inspector::inspect(&def, fs, session_id)
     }
 
+    /// The request's id when this engine minted it (a session not stored yet), else
+    /// a freshly minted one.
+    fn adopt_or_mint(&self, req: &FlowRequest) -> SessionId {
+        match &req.session_id {
+            Some(id) if self.ids.minted(id) => id.clone(),
+            _ => self.ids.mint(),
+        }
+    }
+
     async fn user_of(&self, state: Option<&SessionState>) -> Result<Option<User>, StoreError> {
         // An expired login is no login (also for the admin API, execute and inspector).
         let now = self.env.clock.now();
@@ -465,10 +490,11 @@ impl Engine {
                 Some(id) => self.env.sessions.load(id).await?.map(|v| (id.clone(), v)),
                 None => None,
             };
-            // An unknown or expired id is never adopted: a fresh one is issued.
+            // An unknown or expired id is never adopted (a fresh one is issued) unless
+            // this engine minted it for a session it chose not to store yet.
             let (session_id, mut state, version) = match loaded {
                 Some((id, v)) => (id, v.value, Some(v.version)),
-                None => (SessionId::generate(), SessionState::default(), None),
+                None => (self.adopt_or_mint(req), SessionState::default(), None),
             };
             let now = self.env.clock.now();
             let mut login_ended = false;
@@ -490,8 +516,31 @@ impl Engine {
                     fs.plan = None;
                 }
             }
-            let (challenge, effects) =
-                executor::run(self, &def, req, &mut state, request_user.as_ref(), input).await?;
+            let executor::Ran {
+                challenge,
+                effects,
+                reproducible,
+            } = executor::run(self, &def, req, &mut state, request_user.as_ref(), input).await?;
+            if version.is_none()
+                && reproducible
+                && effects.login.is_none()
+                && !effects.logout
+                && state.user.is_none()
+                && state.flows.len() == 1
+            {
+                // A new anonymous session that holds nothing but the plan any instance
+                // makes from this request alone (e.g. the first GET of the login flow):
+                // not stored. Its id is one this engine minted, so the next request
+                // adopts it and plans again (see `SessionIds`).
+                return Ok(Outcome {
+                    challenge,
+                    session_rotated: req.session_id.as_ref() != Some(&session_id),
+                    session_id,
+                    user: None,
+                    logged_in: false,
+                    logged_out: false,
+                });
+            }
 
             let mut rotate = version.is_none();
             if let Some(user) = effects.login {
@@ -520,7 +569,7 @@ impl Engine {
                     .await
                 {
                     Ok(_) => {
-                        let new_id = SessionId::generate();
+                        let new_id = self.ids.mint();
                         self.env.sessions.save(&new_id, &state, None).await?;
                         self.env.sessions.delete(&session_id).await?;
                         Ok(new_id)
@@ -550,5 +599,60 @@ impl Engine {
             }
         }
         Err(Error::Conflict)
+    }
+}
+
+/// Mints session ids that this engine can recognise later: 128 random bits and a
+/// 128-bit HMAC-SHA256 tag over them (64 hex characters, like before). A new
+/// anonymous session whose state is reproducible from the request is not stored
+/// (see [`Engine::plan`]); its id is still handed out, and because only ids with a
+/// valid tag are adopted when the store does not know them, a client can never pick
+/// its own id (the fixation defence of "unknown ids are never adopted" holds: the
+/// only adoptable ids are ones the engine issued, exactly as for stored sessions).
+struct SessionIds {
+    key: Vec<u8>,
+}
+
+impl SessionIds {
+    fn new(key: Option<Vec<u8>>) -> Self {
+        let key = key.unwrap_or_else(|| {
+            let mut k = Vec::with_capacity(32);
+            k.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+            k.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+            k
+        });
+        Self { key }
+    }
+
+    fn tag(&self, random: &str) -> String {
+        use hmac::{Hmac, Mac};
+        use std::fmt::Write as _;
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(&self.key) else {
+            return String::new();
+        };
+        mac.update(b"authflow-session-id:");
+        mac.update(random.as_bytes());
+        let out = mac.finalize().into_bytes();
+        let mut hex = String::with_capacity(32);
+        for b in out.iter().take(16) {
+            let _ = write!(hex, "{b:02x}");
+        }
+        hex
+    }
+
+    fn mint(&self) -> SessionId {
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        let tag = self.tag(&random);
+        SessionId::parse(&format!("{random}{tag}")).unwrap_or_else(SessionId::generate)
+    }
+
+    fn minted(&self, id: &SessionId) -> bool {
+        let s = id.as_str();
+        match (s.get(..32), s.get(32..)) {
+            (Some(random), Some(tag)) if tag.len() == 32 => {
+                crate::secret::constant_time_eq(&self.tag(random), tag)
+            }
+            _ => false,
+        }
     }
 }

@@ -52,12 +52,23 @@ pub(crate) struct Exec<'a> {
     pub(crate) effects: Effects,
     /// A plan for another flow made by a redirect stage: (slug, plan).
     pub(crate) handoff: Option<(String, FlowPlan)>,
+    /// The plan as first made from an empty context in this request (if it was).
+    pub(crate) fresh_plan: Option<FlowPlan>,
 }
 
 enum Next<'a> {
     Stage(&'a BoundStage),
     Finished,
     Stale,
+}
+
+/// What one request did: the challenge, the effects to apply, and whether the flow's
+/// state is exactly what planning from the request alone gives (then a new session
+/// need not be stored: any instance can reproduce it).
+pub(crate) struct Ran {
+    pub(crate) challenge: Challenge,
+    pub(crate) effects: Effects,
+    pub(crate) reproducible: bool,
 }
 
 /// Runs one request against the session state. The caller saves the state.
@@ -68,7 +79,7 @@ pub(crate) async fn run(
     state: &mut SessionState,
     request_user: Option<&User>,
     input: Input<'_>,
-) -> Result<(Challenge, Effects), Error> {
+) -> Result<Ran, Error> {
     let slug = def.flow.slug.clone();
     let mut fs = state.flows.shift_remove(&slug).unwrap_or_default();
     let mut exec = Exec {
@@ -78,15 +89,24 @@ pub(crate) async fn run(
         request_user,
         effects: Effects::default(),
         handoff: None,
+        fresh_plan: None,
     };
     let result = exec.drive(&mut fs, input).await;
+    // Nothing ran but planning from an empty context: no stage passed, no stage or
+    // re-evaluated policy wrote into the context, and no other flow was planned.
+    let reproducible =
+        exec.handoff.is_none() && fs.history.is_empty() && fs.plan == exec.fresh_plan;
     *state.flow_mut(&slug) = fs;
     if let Some((target, plan)) = exec.handoff.take() {
         let target_state = state.flow_mut(&target);
         target_state.plan = Some(plan);
         target_state.history.clear();
     }
-    result.map(|c| (c, exec.effects))
+    result.map(|challenge| Ran {
+        challenge,
+        effects: exec.effects,
+        reproducible,
+    })
 }
 
 impl<'a> Exec<'a> {
@@ -106,6 +126,7 @@ impl<'a> Exec<'a> {
             if let Some(early) = self.start(fs, PlanContext::new()).await? {
                 return Ok(early);
             }
+            self.fresh_plan = fs.plan.clone();
         }
 
         let mut input = Some(input);

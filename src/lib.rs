@@ -58,9 +58,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod blocking;
 #[cfg(feature = "blueprints")]
 pub mod blueprint;
-pub mod blocking;
 pub mod challenge;
 pub mod clock;
 pub mod defaults;

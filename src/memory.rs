@@ -544,8 +544,8 @@ impl MemorySessionStore {
             .map
             .iter()
             .map(|(id, e)| {
-                let logged_in = e.state.user.is_some()
-                    && e.state.login_expires_at.is_none_or(|t| t > now);
+                let logged_in =
+                    e.state.user.is_some() && e.state.login_expires_at.is_none_or(|t| t > now);
                 ((logged_in, e.touched), id)
             })
             .collect();
@@ -626,11 +626,7 @@ impl SessionStore for MemorySessionStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.sessions
-            .lock()
-            .map_err(|_| poisoned())?
-            .map
-            .remove(id);
+        self.sessions.lock().map_err(|_| poisoned())?.map.remove(id);
         Ok(())
     }
 }

@@ -22,8 +22,8 @@ use authflow::model::{
     BindingSubject, BindingTarget, DenyStage, DummyStage, Flow, FlowDesignation, FlowStageBinding,
     GroupId, Policy, PolicyBinding, PolicyKind, Stage, StageConfig, UserField, UserId,
 };
-use authflow::secret::Password;
 use authflow::plan::{SessionId, SessionState};
+use authflow::secret::Password;
 use authflow::store::{FlowStore, Group, NewUser, SessionStore, User, UserDirectory};
 use authflow::{StoreError, defaults};
 
@@ -169,10 +169,16 @@ async fn session_capacity_evicts_anonymous_first_then_least_recently_used() {
         more.push(id);
     }
     assert!(store.len() <= 64);
-    assert!(!loadable(&store, &users[0]).await, "oldest logged-in evicted");
+    assert!(
+        !loadable(&store, &users[0]).await,
+        "oldest logged-in evicted"
+    );
     assert!(loadable(&store, more.last().unwrap()).await);
     for id in anons.iter().rev().take(5) {
-        assert!(!loadable(&store, id).await, "anonymous evicted before logged-in");
+        assert!(
+            !loadable(&store, id).await,
+            "anonymous evicted before logged-in"
+        );
     }
 }
 

@@ -35,9 +35,9 @@
 mod api;
 mod error;
 mod executor;
-mod pool;
 #[cfg(feature = "blueprints")]
 mod export;
+mod pool;
 mod session;
 mod tokens;
 
