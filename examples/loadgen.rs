@@ -55,6 +55,8 @@ usage: loadgen [--mode compare|rss|storm] [--duration SECS] [--max-requests N] [
                       process's resident memory and the number of stored sessions
   --mode storm        GET latency (p50/p90) alone, then while 4 clients send wrong
                       passwords (argon2id), then alone again; resident memory after each
+  --mode serve        only start the servers, print their URLs and serve for
+                      --duration seconds (for an external client such as wrk)
   --duration SECS     length of each measurement (default 5)
   --max-requests N    cap on HTTP requests per measurement (default 200000)
   --concurrency N     concurrent clients for the GET comparison (default 4)
@@ -71,6 +73,7 @@ enum Mode {
     Compare,
     Rss,
     Storm,
+    Serve,
 }
 
 struct Options {
@@ -109,6 +112,7 @@ fn parse_args() -> Result<Options, String> {
                     "compare" => Mode::Compare,
                     "rss" => Mode::Rss,
                     "storm" => Mode::Storm,
+                    "serve" => Mode::Serve,
                     _ => return Err(format!("bad --mode {value}")),
                 };
             }
@@ -625,6 +629,11 @@ fn main() {
         }
         Mode::Storm => {
             client_rt.block_on(storm(&http, &opts, &executor));
+            return;
+        }
+        Mode::Serve => {
+            println!("executor {executor}\nbare {bare}");
+            std::thread::sleep(opts.duration);
             return;
         }
     }

@@ -480,10 +480,13 @@ impl<'a> Exec<'a> {
                 .and_then(|a| a.get("name").and_then(Value::as_str).or(a.as_str()))
                 .unwrap_or("")
                 .to_owned();
-            let title = flow
-                .title
-                .replace("%(app)s", &app)
-                .replace("%(user)s", display.as_deref().unwrap_or(""));
+            let title = if flow.title.contains("%(") {
+                flow.title
+                    .replace("%(app)s", &app)
+                    .replace("%(user)s", display.as_deref().unwrap_or(""))
+            } else {
+                flow.title.clone()
+            };
             let cancel_url = match query_param(&fs.query, "next") {
                 Some(next) => format!(
                     "/flows/-/cancel/?next={}",
