@@ -621,12 +621,14 @@ struct SessionIds {
     counter: std::sync::atomic::AtomicU64,
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+fn hex_digit(n: u8) -> char {
+    char::from(if n < 10 { b'0' + n } else { b'a' + (n - 10) })
+}
 
 fn hex_into(out: &mut String, bytes: &[u8]) {
     for b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        out.push(hex_digit(b >> 4));
+        out.push(hex_digit(b & 0x0f));
     }
 }
 
