@@ -72,8 +72,9 @@ where
 }
 
 /// A [`UserDirectory`] whose password calls run on a [`Blocking`] pool; everything
-/// else goes straight to the inner directory. [`EngineBuilder::blocking`]
-/// (crate::EngineBuilder::blocking) wraps the engine's directory in one.
+/// else goes straight to the inner directory.
+/// [`EngineBuilder::blocking`](crate::EngineBuilder::blocking) wraps the engine's
+/// directory in one.
 pub struct PooledUsers {
     inner: Arc<dyn UserDirectory>,
     pool: Arc<dyn Blocking>,
