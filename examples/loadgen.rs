@@ -28,8 +28,9 @@
 //!
 //! Every measurement stops after `--duration` seconds (default 5) or `--max-requests`
 //! HTTP requests (default 200000), whichever comes first. Traffic goes to loopback only.
-//! Each new-session GET and each login leaves a session in the in-memory store, so a
-//! full run holds a few hundred MB at its end.
+//! Cookie-less GETs store nothing (their plan is reproducible from the request); each
+//! login leaves a session in the in-memory store, which is bounded by its capacity.
+//! The authflow server hashes passwords on an [`HashPool`] as the reference server does.
 //!
 //! Client and servers share the machine's cores, so requests per second are bounded by
 //! both sides together; the server CPU per request or login is the steadier figure.
