@@ -46,10 +46,21 @@ pub(crate) fn check_query(app: &AppState, freq: &FlowRequest) -> Result<(), ApiE
 }
 
 /// The challenge as JSON, with cookies when the session id changed.
-pub(crate) fn respond(app: &AppState, out: Outcome, status: StatusCode) -> Response {
+pub(crate) fn respond(
+    app: &AppState,
+    out: Outcome,
+    status: StatusCode,
+    had_session: bool,
+) -> Response {
     let mut response = (status, axum::Json(&out.challenge)).into_response();
     if out.session_rotated {
-        for v in session::set_cookies(&app.config, &out.session_id, out.user.is_some()) {
+        let mut cookies = session::set_cookies(&app.config, &out.session_id, out.user.is_some());
+        if out.user.is_none() && !out.logged_out && !had_session {
+            // The request had no session: there is no session's CSRF cookie to clear
+            // (the clearing header stays at logout and when a session is replaced).
+            cookies.truncate(1);
+        }
+        for v in cookies {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
     }
@@ -71,7 +82,7 @@ pub(crate) async fn get(
         return e.into_response();
     }
     match app.engine.plan(&freq, &slug).await {
-        Ok(out) => respond(&app, out, StatusCode::OK),
+        Ok(out) => respond(&app, out, StatusCode::OK, freq.session_id.is_some()),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
@@ -149,6 +160,7 @@ async fn post_inner(app: &AppState, slug: &str, req: Request<Body>) -> Result<Re
     refuse_cross_site(&parts.headers)?;
     let freq = flow_request(&parts);
     check_query(app, &freq)?;
+    let had_session = freq.session_id.is_some();
     let uri = parts.uri.clone();
     let ctype = content_type(&parts.headers);
     if let Some(t) = ctype.as_deref() {
@@ -195,7 +207,7 @@ async fn post_inner(app: &AppState, slug: &str, req: Request<Body>) -> Result<Re
         }
         return Ok(response);
     }
-    Ok(respond(app, out, StatusCode::OK))
+    Ok(respond(app, out, StatusCode::OK, had_session))
 }
 
 /// `GET /api/v3/flows/inspector/{slug}/`.
