@@ -127,6 +127,11 @@ fn bench_plan(c: &mut Criterion) {
             )
         });
     });
+    // The whole cookie-less GET: plan, first challenge, session id (nothing stored).
+    group.bench_function(format!("{slug}/get_without_cookie"), |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(engine.plan(&req, slug).await.unwrap()) });
+    });
     group.finish();
 }
 

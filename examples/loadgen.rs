@@ -28,8 +28,9 @@
 //!
 //! Every measurement stops after `--duration` seconds (default 5) or `--max-requests`
 //! HTTP requests (default 200000), whichever comes first. Traffic goes to loopback only.
-//! Each new-session GET and each login leaves a session in the in-memory store, so a
-//! full run holds a few hundred MB at its end.
+//! Cookie-less GETs store nothing (their plan is reproducible from the request); each
+//! login leaves a session in the in-memory store, which is bounded by its capacity.
+//! The authflow server hashes passwords on an [`HashPool`] as the reference server does.
 //!
 //! Client and servers share the machine's cores, so requests per second are bounded by
 //! both sides together; the server CPU per request or login is the steadier figure.
@@ -40,7 +41,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use authflow::http::{HttpConfig, router};
+use authflow::http::{HashPool, HttpConfig, router};
 use authflow::memory::{MemoryUserDirectory, Stores};
 use authflow::{defaults, hashing::PasswordHasher};
 use axum::body::Bytes;
@@ -48,8 +49,15 @@ use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use serde_json::{Value, json};
 
 const USAGE: &str = "\
-usage: loadgen [--duration SECS] [--max-requests N] [--concurrency N]
+usage: loadgen [--mode compare|rss|storm] [--duration SECS] [--max-requests N] [--concurrency N]
 
+  --mode compare      (default) executor GETs against a bare axum handler, then logins
+  --mode rss          --max-requests cookie-less executor GETs (default 200000), then the
+                      process's resident memory and the number of stored sessions
+  --mode storm        GET latency (p50/p90) alone, then while 4 clients send wrong
+                      passwords (argon2id), then alone again; resident memory after each
+  --mode serve        only start the servers, print their URLs and serve for
+                      --duration seconds (for an external client such as wrk)
   --duration SECS     length of each measurement (default 5)
   --max-requests N    cap on HTTP requests per measurement (default 200000)
   --concurrency N     concurrent clients for the GET comparison (default 4)
@@ -61,7 +69,16 @@ const SERVER_THREADS: &str = "loadgen-server";
 const CLIENT_THREADS: &str = "loadgen-client";
 const EXECUTOR: &str = "/api/v3/flows/executor/default-authentication-flow/?query=";
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Compare,
+    Rss,
+    Storm,
+    Serve,
+}
+
 struct Options {
+    mode: Mode,
     duration: Duration,
     max_requests: u64,
     concurrency: usize,
@@ -69,6 +86,7 @@ struct Options {
 
 fn parse_args() -> Result<Options, String> {
     let mut opts = Options {
+        mode: Mode::Compare,
         duration: Duration::from_secs(5),
         max_requests: 200_000,
         concurrency: 4,
@@ -83,13 +101,22 @@ fn parse_args() -> Result<Options, String> {
             println!("{USAGE}");
             std::process::exit(0);
         }
-        if !["--duration", "--max-requests", "--concurrency"].contains(&name.as_str()) {
+        if !["--mode", "--duration", "--max-requests", "--concurrency"].contains(&name.as_str()) {
             return Err(format!("unknown argument {name}"));
         }
         let value = inline
             .or_else(|| args.next())
             .ok_or_else(|| format!("{name} needs a value"))?;
         match name.as_str() {
+            "--mode" => {
+                opts.mode = match value.as_str() {
+                    "compare" => Mode::Compare,
+                    "rss" => Mode::Rss,
+                    "storm" => Mode::Storm,
+                    "serve" => Mode::Serve,
+                    _ => return Err(format!("bad --mode {value}")),
+                };
+            }
             "--duration" => {
                 let secs: f64 = value
                     .parse()
@@ -153,6 +180,18 @@ fn threads_cpu(prefix: &str) -> Option<Duration> {
     Some(total)
 }
 
+/// Resident memory of this process (`VmRSS`, Linux), in MiB.
+fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn fmt_rss() -> String {
+    rss_mib().map_or_else(|| "n/a".into(), |m| format!("{m:.0} MiB"))
+}
+
 // ---------------------------------------------------------------------------------
 // Servers.
 
@@ -174,19 +213,25 @@ async fn serve(app: axum::Router) -> SocketAddr {
 }
 
 /// The authflow router over fresh in-memory stores with the default flows and akadmin.
-async fn authflow_server(hasher: Option<Arc<dyn PasswordHasher>>) -> SocketAddr {
+async fn authflow_server(hasher: Option<Arc<dyn PasswordHasher>>) -> (SocketAddr, Stores) {
     let mut stores = Stores::new();
     if let Some(h) = hasher {
         stores.users = Arc::new(MemoryUserDirectory::with_hasher(h));
     }
-    let engine = Arc::new(stores.engine().build());
+    // As the reference server: password hashing on the bounded pool.
+    let engine = Arc::new(
+        stores
+            .engine()
+            .blocking(Arc::new(HashPool::default()))
+            .build(),
+    );
     defaults::install(stores.flows.as_ref())
         .await
         .expect("install default flows");
     defaults::bootstrap_admin(stores.users.as_ref(), PASSWORD.to_owned().into())
         .await
         .expect("bootstrap akadmin");
-    serve(router(engine, HttpConfig::default())).await
+    (serve(router(engine, HttpConfig::default())).await, stores)
 }
 
 /// A bare handler answering `body` as JSON.
@@ -293,6 +338,17 @@ async fn login(http: &reqwest::Client, url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An anonymous wrong-password attempt (unknown user: the pretend-user path hashes
+/// against the dummy hash, so it costs one argon2id verification).
+async fn wrong_password(http: &reqwest::Client, url: &str, n: u64) -> Result<(), String> {
+    let mut jar = Jar::default();
+    step(http, &mut jar, url, None, "ak-stage-identification").await?;
+    let ident = json!({"component": "ak-stage-identification", "uid_field": format!("nobody-{n}")});
+    step(http, &mut jar, url, Some(ident), "ak-stage-password").await?;
+    let pw = json!({"component": "ak-stage-password", "password": "wrong"});
+    step(http, &mut jar, url, Some(pw), "ak-stage-password").await
+}
+
 /// Starts a session and returns its `Cookie` header.
 async fn session_cookie(http: &reqwest::Client, url: &str) -> Result<String, String> {
     let mut jar = Jar::default();
@@ -311,12 +367,14 @@ enum Work {
     GetInSession(String),
     /// Full logins.
     Login(String),
+    /// GET + identification of an unknown user + a wrong password, a fresh jar each.
+    WrongPassword(String),
 }
 
 impl Work {
     fn requests_per_op(&self) -> u64 {
         match self {
-            Work::Login(_) => 3,
+            Work::Login(_) | Work::WrongPassword(_) => 3,
             _ => 1,
         }
     }
@@ -398,6 +456,7 @@ async fn worker(
         let started = Instant::now();
         let result = match &work {
             Work::Get(url) => get_ok(&http, url, None).await,
+            Work::WrongPassword(url) => wrong_password(&http, url, out.ops).await,
             Work::GetInSession(url) => get_ok(&http, url, cookie.as_deref()).await,
             Work::Login(url) => login(&http, url).await,
         };
@@ -532,10 +591,10 @@ fn main() {
         .build()
         .expect("reqwest client");
 
-    let (authflow_addr, fast_addr) = server_rt.block_on(async {
+    let ((authflow_addr, stores), fast_addr) = server_rt.block_on(async {
         let argon = authflow_server(None).await;
         let fast = match fast_hasher() {
-            Some(h) => Some(authflow_server(Some(h)).await),
+            Some(h) => Some(authflow_server(Some(h)).await.0),
             None => None,
         };
         (argon, fast)
@@ -562,6 +621,23 @@ fn main() {
         fast_addr.map_or_else(String::new, |a| format!(", {a} (DangerFastHasher)")),
         challenge.len()
     );
+
+    match opts.mode {
+        Mode::Compare => {}
+        Mode::Rss => {
+            client_rt.block_on(rss(&http, &opts, &executor, &stores));
+            return;
+        }
+        Mode::Storm => {
+            client_rt.block_on(storm(&http, &opts, &executor));
+            return;
+        }
+        Mode::Serve => {
+            println!("executor {executor}\nbare {bare}");
+            std::thread::sleep(opts.duration);
+            return;
+        }
+    }
 
     client_rt.block_on(async {
         // Warm up: plan caches, connections, the allocator.
@@ -647,4 +723,93 @@ fn main() {
             }
         }
     });
+}
+
+/// `--mode rss`: cookie-less GETs, then resident memory and stored sessions.
+async fn rss(http: &reqwest::Client, opts: &Options, executor: &str, stores: &Stores) {
+    for _ in 0..20 {
+        let _ = get_ok(http, executor, None).await;
+    }
+    let before = fmt_rss();
+    let sessions_before = stores.sessions.len();
+    let run = Options {
+        mode: Mode::Rss,
+        duration: Duration::from_secs(600),
+        max_requests: opts.max_requests,
+        concurrency: opts.concurrency,
+    };
+    let s = measure(http, &run, Work::Get(executor.to_owned()), opts.concurrency).await;
+    report(
+        &format!("executor GET, no cookie (c={})", opts.concurrency),
+        "req",
+        &s,
+    );
+    println!(
+        "resident memory: {before} before, {} after {} cookie-less GETs; sessions stored: \
+         {sessions_before} before, {} after",
+        fmt_rss(),
+        s.ops,
+        stores.sessions.len()
+    );
+}
+
+/// `--mode storm`: GET latency alone, under a 4-client wrong-password storm, alone again.
+async fn storm(http: &reqwest::Client, opts: &Options, executor: &str) {
+    let session = session_cookie(http, executor).await.expect("session");
+    for _ in 0..20 {
+        let _ = get_ok(http, executor, Some(&session)).await;
+    }
+    let probe = |label: String| {
+        let http = http.clone();
+        let url = executor.to_owned();
+        let session = session.clone();
+        let duration = opts.duration;
+        async move {
+            let deadline = Instant::now() + duration;
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match get_ok(&http, &url, Some(&session)).await {
+                    Ok(()) => lat.push(t.elapsed()),
+                    Err(_) => errors += 1,
+                }
+                // One client at a modest pace: the probe must not be the load.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            lat.sort_unstable();
+            let pct = |p: f64| {
+                lat.get(((lat.len().max(1) - 1) as f64 * p).round() as usize)
+                    .copied()
+                    .unwrap_or_default()
+            };
+            println!(
+                "{label:<44} GET p50 {:>8}  p90 {:>8}  p99 {:>8}  ({} GETs, {errors} errors); RSS {}",
+                fmt_dur(pct(0.5)),
+                fmt_dur(pct(0.9)),
+                fmt_dur(pct(0.99)),
+                lat.len(),
+                fmt_rss()
+            );
+        }
+    };
+    println!("resident memory at start: {}", fmt_rss());
+    probe("quiet".into()).await;
+    let run = Options {
+        mode: Mode::Storm,
+        duration: opts.duration,
+        max_requests: opts.max_requests,
+        concurrency: 4,
+    };
+    let storm = {
+        let http = http.clone();
+        let url = executor.to_owned();
+        async move { measure(&http, &run, Work::WrongPassword(url), 4).await }
+    };
+    let (s, ()) = tokio::join!(
+        storm,
+        probe("during a 4-client wrong-password storm".into())
+    );
+    report("wrong-password attempts (c=4)", "attempt", &s);
+    probe("quiet again".into()).await;
 }

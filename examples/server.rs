@@ -32,7 +32,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use authflow::http::{HttpConfig, router};
+use authflow::http::{HashPool, HttpConfig, router};
 use authflow::store::{FlowStore, SessionStore, ThrottleStore};
 use authflow::{defaults, memory};
 
@@ -164,11 +164,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         Some(url) => shared_stores(&url).await?,
     };
+    let mut config = HttpConfig::default();
+    if let Ok(key) = std::env::var("AUTHFLOW_SECRET_KEY") {
+        config.secret_key = key.into_bytes();
+    }
+    if let Some(url) = arg("--external-url")
+        .or_else(|| std::env::var("AUTHFLOW_EXTERNAL_URL").ok())
+        .filter(|u| !u.is_empty())
+    {
+        config = config.with_external_url(&url)?;
+    }
+    if flag("--secure-cookies")
+        || std::env::var("AUTHFLOW_SECURE_COOKIES")
+            .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"))
+    {
+        config.secure_cookies = true;
+    }
     // Login throttling is on with its defaults (authflow::throttle::ThrottleConfig).
     let engine = Arc::new(
         authflow::Engine::builder(flows.clone(), sessions, stores.users.clone())
             .reputation(stores.reputation.clone())
             .throttle_store(throttle)
+            // Password hashing on a fixed pool of one thread per core with a bounded
+            // queue, never on the async workers; a full queue asks the client to retry.
+            .blocking(Arc::new(HashPool::default()))
+            // Instances sharing sessions agree on ids they have not stored yet.
+            .session_key(config.secret_key.clone())
             .build(),
     );
     // Idempotent: the default flows have fixed ids, so instances sharing Redis agree.
@@ -196,22 +217,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!("--skip-unsupported has no effect without --blueprints DIR");
     }
 
-    let mut config = HttpConfig::default();
-    if let Ok(key) = std::env::var("AUTHFLOW_SECRET_KEY") {
-        config.secret_key = key.into_bytes();
-    }
-    if let Some(url) = arg("--external-url")
-        .or_else(|| std::env::var("AUTHFLOW_EXTERNAL_URL").ok())
-        .filter(|u| !u.is_empty())
-    {
-        config = config.with_external_url(&url)?;
-    }
-    if flag("--secure-cookies")
-        || std::env::var("AUTHFLOW_SECURE_COOKIES")
-            .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"))
-    {
-        config.secure_cookies = true;
-    }
     if let Ok(token) = std::env::var("AUTHFLOW_BOOTSTRAP_TOKEN") {
         config.tokens.insert(&token, admin.pk);
     }

@@ -67,6 +67,7 @@ struct Cached {
 /// ```
 pub struct Engine {
     pub(crate) env: Env,
+    ids: SessionIds,
     cache: RwLock<HashMap<String, Cached>>,
     conflict_retries: u32,
 }
@@ -83,6 +84,7 @@ impl std::fmt::Debug for Engine {
 /// Builds an [`Engine`].
 pub struct EngineBuilder {
     env: Env,
+    session_key: Option<Vec<u8>>,
     conflict_retries: u32,
 }
 
@@ -134,6 +136,26 @@ impl EngineBuilder {
         self
     }
 
+    /// Runs password hashing (verify, hash, rehash) on `pool` instead of inline: the
+    /// user directory is wrapped in a [`PooledUsers`](crate::blocking::PooledUsers).
+    /// Async hosts should set a bounded pool such as
+    /// [`http::HashPool`](crate::http::HashPool) (default: [`Inline`](crate::blocking::Inline)).
+    pub fn blocking(mut self, pool: Arc<dyn crate::blocking::Blocking>) -> Self {
+        self.env.users = Arc::new(crate::blocking::PooledUsers::new(
+            self.env.users.clone(),
+            pool,
+        ));
+        self
+    }
+
+    /// Sets the key session ids are minted with (default: random per engine). Every
+    /// instance sharing a session store should use the same key, so a session one
+    /// instance has not stored yet continues on another with the same id.
+    pub fn session_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.session_key = Some(key.into());
+        self
+    }
+
     /// Sets how often a step is retried after a concurrent write (default 5).
     pub fn conflict_retries(mut self, retries: u32) -> Self {
         self.conflict_retries = retries;
@@ -143,6 +165,7 @@ impl EngineBuilder {
     /// Builds the engine.
     pub fn build(self) -> Engine {
         Engine {
+            ids: SessionIds::new(self.session_key),
             env: self.env,
             cache: RwLock::new(HashMap::new()),
             conflict_retries: self.conflict_retries,
@@ -171,6 +194,7 @@ impl Engine {
                 timer: None,
             },
             conflict_retries: DEFAULT_CONFLICT_RETRIES,
+            session_key: None,
         }
     }
 
@@ -303,7 +327,11 @@ impl Engine {
                 };
                 let (session_id, rotated) = match known {
                     Some(id) => (id, false),
-                    None => (SessionId::generate(), true),
+                    None => {
+                        let id = self.adopt_or_mint(req);
+                        let rotated = req.session_id.as_ref() != Some(&id);
+                        (id, rotated)
+                    }
                 };
                 Ok(Outcome {
                     challenge: Challenge::new(ChallengeBody::FlowError(FlowErrorChallenge {
@@ -370,7 +398,7 @@ impl Engine {
             };
             let (id, mut state, version) = match loaded {
                 Some((id, v)) => (id, v.value, Some(v.version)),
-                None => (SessionId::generate(), SessionState::default(), None),
+                None => (self.adopt_or_mint(req), SessionState::default(), None),
             };
             let session_user = self.user_of(Some(&state)).await?;
             let user = acting_user.cloned().or(session_user);
@@ -462,6 +490,15 @@ impl Engine {
         inspector::inspect(&def, fs, session_id)
     }
 
+    /// The request's id when this engine minted it (a session not stored yet), else
+    /// a freshly minted one.
+    fn adopt_or_mint(&self, req: &FlowRequest) -> SessionId {
+        match &req.session_id {
+            Some(id) if self.ids.minted(id) => id.clone(),
+            _ => self.ids.mint(),
+        }
+    }
+
     async fn user_of(&self, state: Option<&SessionState>) -> Result<Option<User>, StoreError> {
         // An expired login is no login (also for the admin API, execute and inspector).
         let now = self.env.clock.now();
@@ -484,10 +521,11 @@ impl Engine {
                 Some(id) => self.env.sessions.load(id).await?.map(|v| (id.clone(), v)),
                 None => None,
             };
-            // An unknown or expired id is never adopted: a fresh one is issued.
+            // An unknown or expired id is never adopted (a fresh one is issued) unless
+            // this engine minted it for a session it chose not to store yet.
             let (session_id, mut state, version) = match loaded {
                 Some((id, v)) => (id, v.value, Some(v.version)),
-                None => (SessionId::generate(), SessionState::default(), None),
+                None => (self.adopt_or_mint(req), SessionState::default(), None),
             };
             let now = self.env.clock.now();
             let mut login_ended = false;
@@ -509,8 +547,31 @@ impl Engine {
                     fs.plan = None;
                 }
             }
-            let (challenge, effects) =
-                executor::run(self, &def, req, &mut state, request_user.as_ref(), input).await?;
+            let executor::Ran {
+                challenge,
+                effects,
+                reproducible,
+            } = executor::run(self, &def, req, &mut state, request_user.as_ref(), input).await?;
+            if version.is_none()
+                && reproducible
+                && effects.login.is_none()
+                && !effects.logout
+                && state.user.is_none()
+                && state.flows.len() == 1
+            {
+                // A new anonymous session that holds nothing but the plan any instance
+                // makes from this request alone (e.g. the first GET of the login flow):
+                // not stored. Its id is one this engine minted, so the next request
+                // adopts it and plans again (see `SessionIds`).
+                return Ok(Outcome {
+                    challenge,
+                    session_rotated: req.session_id.as_ref() != Some(&session_id),
+                    session_id,
+                    user: None,
+                    logged_in: false,
+                    logged_out: false,
+                });
+            }
 
             let mut rotate = version.is_none();
             if let Some(user) = effects.login {
@@ -539,7 +600,7 @@ impl Engine {
                     .await
                 {
                     Ok(_) => {
-                        let new_id = SessionId::generate();
+                        let new_id = self.ids.mint();
                         self.env.sessions.save(&new_id, &state, None).await?;
                         self.env.sessions.delete(&session_id).await?;
                         Ok(new_id)
@@ -569,5 +630,98 @@ impl Engine {
             }
         }
         Err(Error::Conflict)
+    }
+}
+
+/// Mints session ids that this engine can recognise later: 128 bits that nobody
+/// without the key can predict, and a 128-bit HMAC-SHA256 tag over them (64 hex
+/// characters, like before). A new anonymous session whose state is reproducible from
+/// the request is not stored (see [`Engine::plan`]); its id is still handed out, and
+/// because only ids with a valid tag are adopted when the store does not know them, a
+/// client can never pick its own id (the fixation defence of "unknown ids are never
+/// adopted" holds: the only adoptable ids are ones an engine with this key issued,
+/// exactly as for stored sessions).
+///
+/// The unpredictable half is HMAC-SHA256(key, nonce ‖ counter) — a keyed PRF over a
+/// counter, with a 128-bit nonce from the OS per engine so that instances sharing a
+/// key never issue the same id — instead of a `getrandom` system call per id (the
+/// syscall and hex formatting were a third of a cookie-less GET).
+struct SessionIds {
+    mac: hmac::Hmac<sha2::Sha256>,
+    nonce: [u8; 16],
+    counter: std::sync::atomic::AtomicU64,
+}
+
+fn hex_digit(n: u8) -> char {
+    char::from(if n < 10 { b'0' + n } else { b'a' + (n - 10) })
+}
+
+fn hex_into(out: &mut String, bytes: &[u8]) {
+    for b in bytes {
+        out.push(hex_digit(b >> 4));
+        out.push(hex_digit(b & 0x0f));
+    }
+}
+
+impl SessionIds {
+    fn new(key: Option<Vec<u8>>) -> Self {
+        use hmac::Mac;
+        let random_key = || {
+            let mut k = Vec::with_capacity(32);
+            k.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+            k.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+            k
+        };
+        let key = key.filter(|k| !k.is_empty()).unwrap_or_else(random_key);
+        // HMAC accepts keys of any length; the fallback never runs.
+        let mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key)
+            .unwrap_or_else(|_| hmac::Hmac::<sha2::Sha256>::new(&Default::default()));
+        Self {
+            mac,
+            nonce: *uuid::Uuid::new_v4().as_bytes(),
+            counter: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn tag(&self, random: &str) -> [u8; 16] {
+        use hmac::Mac;
+        let mut mac = self.mac.clone();
+        mac.update(b"authflow-session-id:tag:");
+        mac.update(random.as_bytes());
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; 16];
+        for (o, b) in out.iter_mut().zip(full.iter()) {
+            *o = *b;
+        }
+        out
+    }
+
+    fn mint(&self) -> SessionId {
+        use hmac::Mac;
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut mac = self.mac.clone();
+        mac.update(b"authflow-session-id:random:");
+        mac.update(&self.nonce);
+        mac.update(&n.to_le_bytes());
+        let random = mac.finalize().into_bytes();
+        let mut id = String::with_capacity(64);
+        hex_into(&mut id, random.get(..16).unwrap_or_default());
+        let tag = self.tag(&id);
+        hex_into(&mut id, &tag);
+        SessionId::parse(&id).unwrap_or_else(SessionId::generate)
+    }
+
+    fn minted(&self, id: &SessionId) -> bool {
+        let s = id.as_str();
+        match (s.get(..32), s.get(32..)) {
+            (Some(random), Some(tag)) if tag.len() == 32 => {
+                let mut want = String::with_capacity(32);
+                hex_into(&mut want, &self.tag(random));
+                crate::secret::constant_time_eq(&want, tag)
+            }
+            _ => false,
+        }
     }
 }

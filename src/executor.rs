@@ -28,13 +28,15 @@ use crate::planner::{self, PlanError, PlanInput};
 use crate::policy::{self, PolicyRequest};
 use crate::request::{FlowRequest, is_safe_relative_url, query_param};
 use crate::stages::{Effects, StageContext, StageError, StageKind, StageOutcome};
-use crate::store::{BoundStage, FlowDefinition, User};
+use crate::store::{BoundStage, FlowDefinition, StoreError, User};
 
 /// Avatar of anonymous users (authentik's path).
 pub const DEFAULT_AVATAR: &str = "/static/dist/assets/images/user_default.png";
 /// Restarts (`restart`, `restart_with_context`) allowed within one request, so a
 /// restarting binding that keeps failing cannot loop forever (authentik gotcha #5).
 const MAX_RESTARTS: usize = 3;
+/// The challenge error when the password-hashing pool is full.
+pub const BUSY: &str = "Too many logins at once, try again";
 
 /// What the client sent.
 #[derive(Debug, Clone, Copy)]
@@ -55,12 +57,23 @@ pub(crate) struct Exec<'a> {
     pub(crate) effects: Effects,
     /// A plan for another flow made by a redirect stage: (slug, plan).
     pub(crate) handoff: Option<(String, FlowPlan)>,
+    /// The plan as first made from an empty context in this request (if it was).
+    pub(crate) fresh_plan: Option<FlowPlan>,
 }
 
 enum Next<'a> {
     Stage(&'a BoundStage),
     Finished,
     Stale,
+}
+
+/// What one request did: the challenge, the effects to apply, and whether the flow's
+/// state is exactly what planning from the request alone gives (then a new session
+/// need not be stored: any instance can reproduce it).
+pub(crate) struct Ran {
+    pub(crate) challenge: Challenge,
+    pub(crate) effects: Effects,
+    pub(crate) reproducible: bool,
 }
 
 /// Runs one request against the session state. The caller saves the state.
@@ -71,7 +84,7 @@ pub(crate) async fn run(
     state: &mut SessionState,
     request_user: Option<&User>,
     input: Input<'_>,
-) -> Result<(Challenge, Effects), Error> {
+) -> Result<Ran, Error> {
     let slug = def.flow.slug.clone();
     let mut fs = state.flows.shift_remove(&slug).unwrap_or_default();
     let mut exec = Exec {
@@ -81,6 +94,7 @@ pub(crate) async fn run(
         request_user,
         effects: Effects::default(),
         handoff: None,
+        fresh_plan: None,
     };
     let mut result = exec.drive(&mut fs, input).await;
     if exec.effects.login.is_some()
@@ -94,13 +108,21 @@ pub(crate) async fn run(
         fs.query.clear();
         result = Ok(exec.denied(&mut fs, "Invalid next URL".into()));
     }
+    // Nothing ran but planning from an empty context: no stage passed, no stage or
+    // re-evaluated policy wrote into the context, and no other flow was planned.
+    let reproducible =
+        exec.handoff.is_none() && fs.history.is_empty() && fs.plan == exec.fresh_plan;
     *state.flow_mut(&slug) = fs;
     if let Some((target, plan)) = exec.handoff.take() {
         let target_state = state.flow_mut(&target);
         target_state.plan = Some(plan);
         target_state.history.clear();
     }
-    result.map(|c| (c, exec.effects))
+    result.map(|challenge| Ran {
+        challenge,
+        effects: exec.effects,
+        reproducible,
+    })
 }
 
 impl<'a> Exec<'a> {
@@ -120,6 +142,7 @@ impl<'a> Exec<'a> {
             if let Some(early) = self.start(fs, PlanContext::new()).await? {
                 return Ok(early);
             }
+            self.fresh_plan = fs.plan.clone();
         }
 
         let mut input = Some(input);
@@ -177,6 +200,14 @@ impl<'a> Exec<'a> {
                         Gate::Ask(c) => (Ok(StageOutcome::Challenge(*c)), false),
                     }
                 }
+            };
+            let outcome = match outcome {
+                // The hashing pool is full: the same challenge with an error asking the
+                // client to retry (never a 5xx); the stage has changed nothing.
+                Err(StageError::Store(StoreError::Busy)) => {
+                    refuse(kind.challenge(&mut ctx).await, BUSY)
+                }
+                other => other,
             };
             let outcome = match outcome {
                 Ok(o) => o,
@@ -467,10 +498,13 @@ impl<'a> Exec<'a> {
                 .and_then(|a| a.get("name").and_then(Value::as_str).or(a.as_str()))
                 .unwrap_or("")
                 .to_owned();
-            let title = flow
-                .title
-                .replace("%(app)s", &app)
-                .replace("%(user)s", display.as_deref().unwrap_or(""));
+            let title = if flow.title.contains("%(") {
+                flow.title
+                    .replace("%(app)s", &app)
+                    .replace("%(user)s", display.as_deref().unwrap_or(""))
+            } else {
+                flow.title.clone()
+            };
             let cancel_url = match query_param(&fs.query, "next") {
                 Some(next) => format!(
                     "/flows/-/cancel/?next={}",

@@ -8,9 +8,7 @@
 
 use argon2::Argon2;
 use base64::Engine as _;
-use password_hash::{
-    PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng,
-};
+use password_hash::{PasswordHash, SaltString, rand_core::OsRng};
 
 use crate::secret::constant_time_eq;
 
@@ -30,28 +28,113 @@ pub trait PasswordHasher: Send + Sync {
 
 /// argon2id (the `argon2` crate's defaults: 19 MiB, 2 passes) for new hashes; also
 /// verifies argon2i/argon2d and Django `pbkdf2_sha256$iterations$salt$hash`.
+///
+/// Each thread keeps one argon2 work area (the memory cost, 19 MiB by default) and
+/// reuses it for every hash, instead of allocating and freeing 19 MiB per login: the
+/// allocator otherwise keeps those freed blocks in per-thread arenas, so a burst of
+/// logins left hundreds of MiB resident. With a bounded pool of hashing threads
+/// ([`EngineBuilder::blocking`](crate::EngineBuilder::blocking)) memory stays at
+/// about threads × memory cost.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Argon2idHasher;
+
+/// Largest argon2 memory cost (KiB) accepted from a stored hash (256 MiB): imported
+/// data must not be able to exhaust memory.
+pub const MAX_ARGON2_M_COST: u32 = 256 * 1024;
+/// Work areas up to this many 1 KiB blocks (64 MiB) are kept per thread for reuse;
+/// larger ones (unusual imported hashes) are freed after use.
+const KEPT_BLOCKS: usize = 64 * 1024;
+
+thread_local! {
+    static WORK_AREA: std::cell::RefCell<Vec<argon2::Block>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Raw argon2 output into `out`, in this thread's reused work area.
+fn argon2_into(argon: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -> bool {
+    let need = argon.params().block_count();
+    if need > KEPT_BLOCKS {
+        let mut blocks = vec![argon2::Block::default(); need];
+        return argon
+            .hash_password_into_with_memory(password, salt, out, &mut blocks)
+            .is_ok();
+    }
+    WORK_AREA.with(|area| {
+        let Ok(mut area) = area.try_borrow_mut() else {
+            return false;
+        };
+        if area.len() < need {
+            area.resize(need, argon2::Block::default());
+        }
+        match area.get_mut(..need) {
+            Some(blocks) => argon
+                .hash_password_into_with_memory(password, salt, out, blocks)
+                .is_ok(),
+            None => false,
+        }
+    })
+}
 
 impl PasswordHasher for Argon2idHasher {
     fn hash(&self, password: &str) -> Result<String, String> {
         let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| e.to_string())
+        let params = argon2::Params::default();
+        let argon = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            params.clone(),
+        );
+        let mut salt_buf = [0u8; 64];
+        let salt_bytes = salt
+            .as_salt()
+            .decode_b64(&mut salt_buf)
+            .map_err(|e| e.to_string())?;
+        let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
+        if !argon2_into(&argon, password.as_bytes(), salt_bytes, &mut out) {
+            return Err("argon2 failed".into());
+        }
+        let phc = PasswordHash {
+            algorithm: argon2::Algorithm::Argon2id.ident(),
+            version: Some(argon2::Version::V0x13.into()),
+            params: password_hash::ParamsString::try_from(&params).map_err(|e| e.to_string())?,
+            salt: Some(salt.as_salt()),
+            hash: Some(password_hash::Output::new(&out).map_err(|e| e.to_string())?),
+        };
+        Ok(phc.to_string())
     }
 
     fn verify(&self, hash: &str, password: &str) -> bool {
         if hash.starts_with("pbkdf2_sha256$") {
             return verify_django_pbkdf2(hash, password);
         }
-        match PasswordHash::new(hash) {
-            Ok(parsed) => Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
+        let Ok(parsed) = PasswordHash::new(hash) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return false;
+        };
+        let Ok(algorithm) = argon2::Algorithm::try_from(parsed.algorithm) else {
+            return false;
+        };
+        let version = match parsed.version.map(argon2::Version::try_from) {
+            None => argon2::Version::default(),
+            Some(Ok(v)) => v,
+            Some(Err(_)) => return false,
+        };
+        let Ok(params) = argon2::Params::try_from(&parsed) else {
+            return false;
+        };
+        if params.m_cost() > MAX_ARGON2_M_COST {
+            return false;
         }
+        let mut salt_buf = [0u8; 64];
+        let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else {
+            return false;
+        };
+        let mut out = vec![0u8; expected.len()];
+        let argon = Argon2::new(algorithm, version, params);
+        argon2_into(&argon, password.as_bytes(), salt_bytes, &mut out)
+            && bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), &out[..]))
     }
 
     fn needs_rehash(&self, hash: &str) -> bool {
@@ -139,6 +222,32 @@ mod tests {
         assert!(Argon2idHasher.verify(&h, "correct horse"));
         assert!(!Argon2idHasher.verify(&h, "wrong"));
         assert!(!Argon2idHasher.needs_rehash(&h));
+    }
+
+    #[test]
+    fn argon2_matches_the_argon2_crate_both_ways() {
+        use password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        // A hash made by the argon2 crate itself verifies here, and ours verifies there.
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"pw", &salt)
+            .unwrap()
+            .to_string();
+        assert!(Argon2idHasher.verify(&theirs, "pw"));
+        assert!(!Argon2idHasher.verify(&theirs, "px"));
+        let ours = Argon2idHasher.hash("pw").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default().verify_password(b"pw", &parsed).is_ok());
+        // argon2i with other parameters, and a memory cost over the cap.
+        let p = argon2::Params::new(4096, 3, 1, None).unwrap();
+        let i = Argon2::new(argon2::Algorithm::Argon2i, argon2::Version::V0x13, p)
+            .hash_password(b"pw", &salt)
+            .unwrap()
+            .to_string();
+        assert!(Argon2idHasher.verify(&i, "pw"));
+        assert!(Argon2idHasher.needs_rehash(&i));
+        let huge = ours.replace("m=19456", "m=4000000");
+        assert!(!Argon2idHasher.verify(&huge, "pw"));
     }
 
     #[test]

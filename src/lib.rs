@@ -65,6 +65,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod blocking;
 #[cfg(feature = "blueprints")]
 pub mod blueprint;
 pub mod challenge;

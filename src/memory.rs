@@ -435,12 +435,34 @@ struct Entry {
     created: u64,
 }
 
+/// Default [`MemorySessionStore`] capacity (sessions).
+pub const DEFAULT_SESSION_CAPACITY: usize = 100_000;
+/// A [`MemorySessionStore`] sweeps expired sessions every this many new sessions.
+pub const SWEEP_EVERY: u64 = 1024;
+
+struct Sessions {
+    map: HashMap<SessionId, Entry>,
+    /// New sessions since the last sweep.
+    inserts: u64,
+}
+
 /// Sessions in memory, with compare-and-swap versions and idle/absolute expiry.
+///
+/// Memory is bounded without a background task:
+/// - every [`SWEEP_EVERY`] new sessions (and whenever the store is full) a sweep drops
+///   every expired session, so sessions that are never loaded again do not stay;
+/// - at most `capacity` sessions are kept (default [`DEFAULT_SESSION_CAPACITY`]).
+///   When a new session finds the store full, a batch of 1/64 of the capacity (at
+///   least one) is evicted in this order: **anonymous sessions first** (no user, or
+///   a login that has expired), least recently used first; **logged-in sessions only
+///   when no anonymous one is left**, least recently used first. So a flood of
+///   anonymous visitors can never log anyone out while an anonymous session remains.
 pub struct MemorySessionStore {
-    sessions: Mutex<HashMap<SessionId, Entry>>,
+    sessions: Mutex<Sessions>,
     clock: Arc<dyn Clock>,
     idle_ttl: u64,
     absolute_ttl: u64,
+    capacity: usize,
 }
 
 impl Default for MemorySessionStore {
@@ -450,7 +472,8 @@ impl Default for MemorySessionStore {
 }
 
 impl MemorySessionStore {
-    /// Sessions expire after 24 h idle or 30 days in all.
+    /// Sessions expire after 24 h idle or 30 days in all; at most
+    /// [`DEFAULT_SESSION_CAPACITY`] are kept.
     pub fn new() -> Self {
         Self::with_expiry(Arc::new(SystemClock), 24 * 3600, 30 * 24 * 3600)
     }
@@ -458,16 +481,27 @@ impl MemorySessionStore {
     /// Custom clock and expiry (seconds).
     pub fn with_expiry(clock: Arc<dyn Clock>, idle_ttl: u64, absolute_ttl: u64) -> Self {
         Self {
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions {
+                map: HashMap::new(),
+                inserts: 0,
+            }),
             clock,
             idle_ttl,
             absolute_ttl,
+            capacity: DEFAULT_SESSION_CAPACITY,
         }
+    }
+
+    /// Keeps at most `capacity` sessions (at least 1); see the type's docs for the
+    /// eviction order.
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
     }
 
     /// Number of stored (possibly expired) sessions.
     pub fn len(&self) -> usize {
-        self.sessions.lock().map(|s| s.len()).unwrap_or(0)
+        self.sessions.lock().map(|s| s.map.len()).unwrap_or(0)
     }
 
     /// True when no session is stored.
@@ -475,9 +509,58 @@ impl MemorySessionStore {
         self.len() == 0
     }
 
+    /// Drops every expired session now (also done automatically, see the type's docs).
+    pub fn sweep(&self) {
+        let now = self.clock.now();
+        if let Ok(mut s) = self.sessions.lock() {
+            self.sweep_locked(&mut s, now);
+        }
+    }
+
     fn expired(&self, e: &Entry, now: u64) -> bool {
         now.saturating_sub(e.touched) >= self.idle_ttl
             || now.saturating_sub(e.created) >= self.absolute_ttl
+    }
+
+    fn sweep_locked(&self, s: &mut Sessions, now: u64) {
+        s.map.retain(|_, e| !self.expired(e, now));
+        s.inserts = 0;
+    }
+
+    /// Makes room for one new session: sweeps when due or full, then evicts a batch
+    /// (anonymous first, least recently used first) if still full.
+    fn make_room(&self, s: &mut Sessions, now: u64) {
+        s.inserts += 1;
+        if s.inserts >= SWEEP_EVERY || s.map.len() >= self.capacity {
+            self.sweep_locked(s, now);
+        }
+        if s.map.len() < self.capacity {
+            return;
+        }
+        let batch = (self.capacity / 64).max(1);
+        let excess = s.map.len() + 1 - self.capacity;
+        let evict = batch.max(excess).min(s.map.len());
+        // (logged in, last use): anonymous sorts first, then the oldest.
+        let mut order: Vec<((bool, u64), &SessionId)> = s
+            .map
+            .iter()
+            .map(|(id, e)| {
+                let logged_in =
+                    e.state.user.is_some() && e.state.login_expires_at.is_none_or(|t| t > now);
+                ((logged_in, e.touched), id)
+            })
+            .collect();
+        if evict < order.len() {
+            order.select_nth_unstable_by_key(evict, |(k, _)| *k);
+        }
+        let victims: Vec<SessionId> = order
+            .into_iter()
+            .take(evict)
+            .map(|(_, id)| id.clone())
+            .collect();
+        for id in victims {
+            s.map.remove(&id);
+        }
     }
 }
 
@@ -486,9 +569,9 @@ impl SessionStore for MemorySessionStore {
     async fn load(&self, id: &SessionId) -> Result<Option<Versioned<SessionState>>, StoreError> {
         let now = self.clock.now();
         let mut s = self.sessions.lock().map_err(|_| poisoned())?;
-        match s.get(id) {
+        match s.map.get(id) {
             Some(e) if self.expired(e, now) => {
-                s.remove(id);
+                s.map.remove(id);
                 Ok(None)
             }
             Some(e) => Ok(Some(Versioned {
@@ -508,12 +591,15 @@ impl SessionStore for MemorySessionStore {
         let now = self.clock.now();
         let mut s = self.sessions.lock().map_err(|_| poisoned())?;
         let current = s
+            .map
             .get(id)
             .filter(|e| !self.expired(e, now))
             .map(|e| (e.version, e.created));
         match (current, expected) {
             (None, None) => {
-                s.insert(
+                s.map.remove(id);
+                self.make_room(&mut s, now);
+                s.map.insert(
                     id.clone(),
                     Entry {
                         state: state.clone(),
@@ -525,7 +611,7 @@ impl SessionStore for MemorySessionStore {
                 Ok(1)
             }
             (Some((v, created)), Some(want)) if v == want => {
-                s.insert(
+                s.map.insert(
                     id.clone(),
                     Entry {
                         state: state.clone(),
@@ -541,7 +627,7 @@ impl SessionStore for MemorySessionStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.sessions.lock().map_err(|_| poisoned())?.remove(id);
+        self.sessions.lock().map_err(|_| poisoned())?.map.remove(id);
         Ok(())
     }
 }

@@ -417,11 +417,18 @@ async fn send(c: &mut Client, slug: &str, body: &Body) -> Outcome {
 
 /// How many stages of the flow have passed, and the stages still planned.
 async fn progress(k: &Kit, c: &Client, slug: &str) -> (usize, Option<authflow::plan::FlowPlan>) {
-    let fs = k
-        .flow_state(&c.session_id(), slug)
-        .await
-        .unwrap_or_default();
-    (fs.history.len(), fs.plan)
+    match k.flow_state(&c.session_id(), slug).await {
+        Some(fs) => (fs.history.len(), fs.plan),
+        // A new anonymous session that holds only the plan the request itself gives is
+        // not stored: its plan is the one planning makes.
+        None => (
+            0,
+            c.engine
+                .plan_only(&c.request(), slug, authflow::plan::PlanContext::new())
+                .await
+                .ok(),
+        ),
+    }
 }
 
 fn assert_clear_errors(v: &Value, label: &str) {

@@ -1061,8 +1061,13 @@ async fn default_flow_redirects() {
 
 /// Asserts the browser's login plan is still at the identification stage.
 async fn assert_not_advanced(s: &Server, b: &Browser, what: &str) {
-    let state = s.flow_state(&b.session(), LOGIN).await.unwrap();
-    let history = state["history"].as_array().map_or(0, Vec::len);
+    // Nothing stored (a new anonymous session holding only its fresh plan) is no
+    // progress either.
+    let history = s
+        .flow_state(&b.session(), LOGIN)
+        .await
+        .and_then(|state| state["history"].as_array().map(Vec::len))
+        .unwrap_or(0);
     assert_eq!(history, 0, "{what}: a stage was passed");
     let r = b.exec(LOGIN).await;
     assert_eq!(
@@ -2148,5 +2153,101 @@ async fn enrollment_with_a_taken_email_is_a_field_error() {
         );
     }
     assert_eq!(s.stores.users.len(), before, "no account created");
+    s.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory bounds of anonymous traffic
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_query_is_refused_with_json_and_nothing_stored() {
+    let s = start().await;
+    let b = s.browser();
+    let long = "a".repeat(authflow::http::DEFAULT_QUERY_LIMIT + 1);
+    let path = format!("/api/v3/flows/executor/{LOGIN}/?query=next%3D%2F{long}");
+    let r = b.get(&path).await;
+    assert_eq!(r.status, 414, "{}", r.text);
+    assert_eq!(r.json["code"], "query_too_long", "{}", r.text);
+    let r = b
+        .post(
+            &path,
+            &json!({"component": "ak-stage-identification", "uid_field": "akadmin"}),
+        )
+        .await;
+    assert_eq!(r.status, 414, "{}", r.text);
+    assert!(r.json["detail"].is_string());
+    assert_eq!(s.stores.sessions.len(), 0, "nothing stored");
+    // Up to the limit is fine.
+    let ok = "a".repeat(authflow::http::DEFAULT_QUERY_LIMIT - 8);
+    let r = b
+        .get(&format!(
+            "/api/v3/flows/executor/{LOGIN}/?query=next%3D{ok}"
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    s.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookieless_gets_store_nothing_and_the_flow_continues_with_the_same_id() {
+    let s = start().await;
+    for _ in 0..50 {
+        let b = s.browser();
+        b.exec(LOGIN).await.challenge("ak-stage-identification");
+        assert!(
+            b.cookie(SESSION_COOKIE).is_some(),
+            "a session cookie is issued"
+        );
+    }
+    assert_eq!(
+        s.stores.sessions.len(),
+        0,
+        "an anonymous GET whose plan the request reproduces stores nothing"
+    );
+    // The flow goes on from the unstored id: identification stores it, unchanged.
+    let b = s.browser();
+    b.exec(LOGIN).await.challenge("ak-stage-identification");
+    let id = b.session();
+    b.answer(
+        LOGIN,
+        json!({"component": "ak-stage-identification", "uid_field": "akadmin"}),
+    )
+    .await
+    .challenge("ak-stage-password");
+    assert_eq!(b.session(), id, "no rotation before login");
+    assert!(
+        s.session(&id).await.is_some(),
+        "stored once it carries state"
+    );
+    assert_eq!(s.stores.sessions.len(), 1);
+    b.answer(
+        LOGIN,
+        json!({"component": "ak-stage-password", "password": ADMIN_PASSWORD}),
+    )
+    .await
+    .challenge("xak-flow-redirect");
+    assert_ne!(b.session(), id, "rotated at login");
+    s.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_made_up_session_id_is_still_never_adopted() {
+    let s = start().await;
+    let b = s.browser();
+    let made_up = "0123456789abcdef".repeat(4);
+    let path = executor(LOGIN);
+    let r = b
+        .send(Req::new(Method::GET, &path).header("cookie", format!("{SESSION_COOKIE}={made_up}")))
+        .await;
+    assert_eq!(r.status, 200);
+    let issued = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(SESSION_COOKIE))
+        .map(str::to_owned)
+        .expect("a fresh id is issued");
+    assert!(!issued.contains(&made_up), "{issued}");
     s.finish();
 }

@@ -17,13 +17,16 @@ use std::sync::{Arc, Mutex};
 
 use authflow::clock::ManualClock;
 use authflow::hashing::{Argon2idHasher, PasswordHasher, django_pbkdf2_hash};
-use authflow::memory::{MemoryFlowStore, MemorySessionStore, MemoryUserDirectory, Stores};
+use authflow::memory::{
+    MemoryFlowStore, MemorySessionStore, MemoryUserDirectory, SWEEP_EVERY, Stores,
+};
 use authflow::model::{
     BindingSubject, BindingTarget, DenyStage, DummyStage, Flow, FlowDesignation, FlowStageBinding,
     GroupId, Policy, PolicyBinding, PolicyKind, Stage, StageConfig, UserField, UserId,
 };
+use authflow::plan::{SessionId, SessionState};
 use authflow::secret::Password;
-use authflow::store::{FlowStore, Group, NewUser, User, UserDirectory};
+use authflow::store::{FlowStore, Group, NewUser, SessionStore, User, UserDirectory};
 use authflow::{StoreError, defaults};
 
 // ---------------------------------------------------------------------------------------
@@ -91,6 +94,119 @@ async fn session_concurrent_savers_one_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn session_parallel_savers_one_wins() {
     session_conformance::parallel_savers_one_wins(Arc::new(sessions())).await;
+}
+
+fn anonymous() -> SessionState {
+    SessionState::default()
+}
+
+fn logged_in() -> SessionState {
+    SessionState {
+        user: Some(UserId::default()),
+        ..SessionState::default()
+    }
+}
+
+async fn loadable(store: &MemorySessionStore, id: &SessionId) -> bool {
+    store.load(id).await.unwrap().is_some()
+}
+
+#[tokio::test]
+async fn session_sweep_drops_expired_sessions_that_are_never_loaded_again() {
+    let (store, clock) = clocked();
+    for _ in 0..10 {
+        store
+            .save(&SessionId::generate(), &anonymous(), None)
+            .await
+            .unwrap();
+    }
+    clock.advance(IDLE + 1);
+    // No background task: creating sessions sweeps every SWEEP_EVERY of them.
+    for _ in 0..SWEEP_EVERY {
+        store
+            .save(&SessionId::generate(), &anonymous(), None)
+            .await
+            .unwrap();
+    }
+    assert!(
+        store.len() <= SWEEP_EVERY as usize,
+        "the 10 expired sessions were swept: {} stored",
+        store.len()
+    );
+    clock.advance(IDLE + 1);
+    store.sweep();
+    assert!(store.is_empty());
+}
+
+#[tokio::test]
+async fn session_capacity_evicts_anonymous_first_then_least_recently_used() {
+    let (store, clock) = clocked();
+    let store = store.with_capacity(64);
+    let users: Vec<SessionId> = (0..10).map(|_| SessionId::generate()).collect();
+    for id in &users {
+        store.save(id, &logged_in(), None).await.unwrap();
+    }
+    let mut anons = Vec::new();
+    for _ in 0..500 {
+        clock.advance(1);
+        let id = SessionId::generate();
+        store.save(&id, &anonymous(), None).await.unwrap();
+        anons.push(id);
+    }
+    assert!(store.len() <= 64, "bounded: {} stored", store.len());
+    // A flood of anonymous sessions never evicts a logged-in one…
+    for id in &users {
+        assert!(loadable(&store, id).await, "logged-in session evicted");
+    }
+    // …and evicts the least recently used anonymous ones first.
+    assert!(!loadable(&store, &anons[0]).await);
+    assert!(loadable(&store, anons.last().unwrap()).await);
+
+    // Only when no anonymous session is left are logged-in ones evicted, oldest first.
+    let mut more = Vec::new();
+    for _ in 0..200 {
+        clock.advance(1);
+        let id = SessionId::generate();
+        store.save(&id, &logged_in(), None).await.unwrap();
+        more.push(id);
+    }
+    assert!(store.len() <= 64);
+    assert!(
+        !loadable(&store, &users[0]).await,
+        "oldest logged-in evicted"
+    );
+    assert!(loadable(&store, more.last().unwrap()).await);
+    for id in anons.iter().rev().take(5) {
+        assert!(
+            !loadable(&store, id).await,
+            "anonymous evicted before logged-in"
+        );
+    }
+}
+
+#[tokio::test]
+async fn session_capacity_never_evicts_a_logged_in_session_while_an_anonymous_one_exists() {
+    let (store, clock) = clocked();
+    let store = store.with_capacity(8);
+    let anon = SessionId::generate();
+    store.save(&anon, &anonymous(), None).await.unwrap();
+    let mut users = Vec::new();
+    for _ in 0..7 {
+        clock.advance(1);
+        let id = SessionId::generate();
+        store.save(&id, &logged_in(), None).await.unwrap();
+        users.push(id);
+    }
+    // The anonymous session is the most recently used, yet it goes first.
+    store.load(&anon).await.unwrap();
+    clock.advance(1);
+    let id = SessionId::generate();
+    store.save(&id, &logged_in(), None).await.unwrap();
+    users.push(id);
+    assert!(!loadable(&store, &anon).await);
+    for id in &users {
+        assert!(loadable(&store, id).await);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

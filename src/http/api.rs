@@ -9,7 +9,8 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::executor::{
-    check_csrf, content_type, flow_request, read_body, refuse_cross_site, refuse_foreign_origin,
+    check_csrf, check_query, content_type, flow_request, read_body, refuse_cross_site,
+    refuse_foreign_origin,
 };
 use super::{AppState, session};
 use crate::inspector::flow_json;
@@ -331,6 +332,7 @@ pub(crate) async fn execute(
     let result = async {
         refuse_cross_site(&parts.headers)?;
         let freq = flow_request(&parts);
+        check_query(&app, &freq)?;
         let user = match session::bearer_user(&parts.headers, &app.config) {
             Some(pk) => app
                 .engine

@@ -4,6 +4,9 @@ use std::sync::Arc;
 
 use super::ApiTokens;
 
+/// Default [`HttpConfig::query_limit`]: 4 KiB.
+pub const DEFAULT_QUERY_LIMIT: usize = 4 * 1024;
+
 /// Settings of the HTTP adapter.
 #[derive(Clone)]
 pub struct HttpConfig {
@@ -11,6 +14,10 @@ pub struct HttpConfig {
     pub secure_cookies: bool,
     /// Largest accepted request body in bytes (default 64 KiB); larger → 413.
     pub body_limit: usize,
+    /// Longest accepted `query` parameter of the flow executor, decoded, in bytes
+    /// (default [`DEFAULT_QUERY_LIMIT`], 4 KiB); longer → 414 with a JSON body and
+    /// nothing stored. The query is kept in the session for the whole flow.
+    pub query_limit: usize,
     /// Answer a POST that advances the flow with authentik's `302` to the same URL
     /// instead of the next challenge (for clients that need it).
     pub redirect_on_advance: bool,
@@ -88,6 +95,7 @@ impl Default for HttpConfig {
         Self {
             secure_cookies: false,
             body_limit: 64 * 1024,
+            query_limit: DEFAULT_QUERY_LIMIT,
             redirect_on_advance: false,
             secret_key: key,
             tokens: Arc::new(ApiTokens::new()),
@@ -101,6 +109,7 @@ impl std::fmt::Debug for HttpConfig {
         f.debug_struct("HttpConfig")
             .field("secure_cookies", &self.secure_cookies)
             .field("body_limit", &self.body_limit)
+            .field("query_limit", &self.query_limit)
             .field("redirect_on_advance", &self.redirect_on_advance)
             .field("external_url", &self.external_url)
             .finish_non_exhaustive()

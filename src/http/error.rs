@@ -30,6 +30,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 503: a store is unavailable; nothing was written.
     Unavailable,
+    /// 503: too much concurrent work (the password-hashing pool is full); nothing ran.
+    Busy,
+    /// 414: the `query` parameter is longer than the limit (bytes).
+    QueryTooLong(usize),
 }
 
 impl ApiError {
@@ -43,7 +47,8 @@ impl ApiError {
             ApiError::Conflict => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::QueryTooLong(_) => StatusCode::URI_TOO_LONG,
         }
     }
 
@@ -68,6 +73,12 @@ impl ApiError {
             }
             ApiError::Unavailable => {
                 json!({"detail": "The session or flow store is unavailable; please retry.", "code": "store_unavailable"})
+            }
+            ApiError::Busy => {
+                json!({"detail": "Too many logins at once, try again.", "code": "busy"})
+            }
+            ApiError::QueryTooLong(limit) => {
+                json!({"detail": format!("The `query` parameter is longer than {limit} bytes."), "code": "query_too_long"})
             }
         }
     }
@@ -95,6 +106,7 @@ impl From<StoreError> for ApiError {
             StoreError::Validation(v) => ApiError::Validation(v),
             StoreError::NotFound(_) => ApiError::NotFound,
             StoreError::Conflict => ApiError::Conflict,
+            StoreError::Busy => ApiError::Busy,
             StoreError::Unavailable(_reason) => {
                 #[cfg(feature = "http")]
                 tracing::error!(reason = %_reason, "store unavailable");

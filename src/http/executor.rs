@@ -36,11 +36,31 @@ pub(crate) fn flow_request(req: &Parts) -> FlowRequest {
     }
 }
 
+/// Refuses a `query` longer than the configured limit (414), before anything is
+/// planned or stored.
+pub(crate) fn check_query(app: &AppState, freq: &FlowRequest) -> Result<(), ApiError> {
+    if freq.query.len() > app.config.query_limit {
+        return Err(ApiError::QueryTooLong(app.config.query_limit));
+    }
+    Ok(())
+}
+
 /// The challenge as JSON, with cookies when the session id changed.
-pub(crate) fn respond(app: &AppState, out: Outcome, status: StatusCode) -> Response {
+pub(crate) fn respond(
+    app: &AppState,
+    out: Outcome,
+    status: StatusCode,
+    had_session: bool,
+) -> Response {
     let mut response = (status, axum::Json(&out.challenge)).into_response();
     if out.session_rotated {
-        for v in session::set_cookies(&app.config, &out.session_id, out.user.is_some()) {
+        let mut cookies = session::set_cookies(&app.config, &out.session_id, out.user.is_some());
+        if out.user.is_none() && !out.logged_out && !had_session {
+            // The request had no session: there is no session's CSRF cookie to clear
+            // (the clearing header stays at logout and when a session is replaced).
+            cookies.truncate(1);
+        }
+        for v in cookies {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
     }
@@ -58,8 +78,11 @@ pub(crate) async fn get(
         return e.into_response();
     }
     let freq = flow_request(&parts);
+    if let Err(e) = check_query(&app, &freq) {
+        return e.into_response();
+    }
     match app.engine.plan(&freq, &slug).await {
-        Ok(out) => respond(&app, out, StatusCode::OK),
+        Ok(out) => respond(&app, out, StatusCode::OK, freq.session_id.is_some()),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
@@ -200,6 +223,8 @@ async fn post_inner(app: &AppState, slug: &str, req: Request<Body>) -> Result<Re
     refuse_cross_site(&parts.headers)?;
     refuse_foreign_origin(&parts.headers)?;
     let freq = flow_request(&parts);
+    check_query(app, &freq)?;
+    let had_session = freq.session_id.is_some();
     let uri = parts.uri.clone();
     let ctype = content_type(&parts.headers);
     if let Some(t) = ctype.as_deref() {
@@ -246,7 +271,7 @@ async fn post_inner(app: &AppState, slug: &str, req: Request<Body>) -> Result<Re
         }
         return Ok(response);
     }
-    Ok(respond(app, out, StatusCode::OK))
+    Ok(respond(app, out, StatusCode::OK, had_session))
 }
 
 /// `GET /api/v3/flows/inspector/{slug}/`.

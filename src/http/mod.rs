@@ -46,6 +46,7 @@ mod error;
 mod executor;
 #[cfg(feature = "blueprints")]
 mod export;
+mod pool;
 mod session;
 mod tokens;
 
@@ -54,8 +55,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 
-pub use config::{ConfigError, HttpConfig};
+pub use config::{ConfigError, DEFAULT_QUERY_LIMIT, HttpConfig};
 pub use error::ApiError;
+pub use pool::{HASH_THREAD_PREFIX, HashPool};
 pub use session::{CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE};
 pub use tokens::ApiTokens;
 

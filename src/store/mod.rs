@@ -34,6 +34,10 @@ pub enum StoreError {
     /// The backend cannot be reached or failed; nothing was written.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// Too much concurrent work (the password-hashing pool is full); nothing ran.
+    /// The flow executor answers it with a challenge error, the HTTP API with 503.
+    #[error("busy: too much concurrent work, try again")]
+    Busy,
 }
 
 /// Where flows, stages, bindings and policies live.

@@ -747,10 +747,23 @@ pub mod upstream {
         }
 
         /// The plan of `slug` stored in a session (authentik's `session[SESSION_KEY_PLAN]`).
+        /// The session's plan for `slug`. A new anonymous session that holds only
+        /// the plan planning gives for the request is not stored; for such a session
+        /// (none stored under `id`) this is that plan.
         pub async fn stored_plan(&self, id: &SessionId, slug: &str) -> Option<FlowPlan> {
-            self.session(id)
-                .await
-                .and_then(|s| s.flows.get(slug).and_then(|f| f.plan.clone()))
+            match self.session(id).await {
+                Some(s) => s.flows.get(slug).and_then(|f| f.plan.clone()),
+                None => {
+                    let req = authflow::FlowRequest {
+                        session_id: Some(id.clone()),
+                        ..authflow::FlowRequest::default()
+                    };
+                    self.engine
+                        .plan_only(&req, slug, authflow::plan::PlanContext::new())
+                        .await
+                        .ok()
+                }
+            }
         }
 
         /// Puts a plan for `slug` into a session (creating the session if needed).
