@@ -9,10 +9,12 @@
 
 mod common;
 
+use authflow::FlowRequest;
 use authflow::model::{FlowDesignation, IdentificationStage, PasswordStage, UserField};
+use authflow::plan::{PlanContext, SessionId, keys};
 use authflow::store::{NewUser, UserDirectory};
 use common::upstream::TestEnv;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// A flow of identification (username) then a password stage configured by `password`.
 async fn password_flow(env: &TestEnv, password: PasswordStage) -> authflow::model::Flow {
@@ -72,4 +74,102 @@ async fn failed_attempts_before_cancel() {
             );
         }
     }
+}
+
+/// The identification challenge of a flow whose only stage is `ident`, planned with
+/// `context` and shown to a client whose executor query is `query`.
+async fn identification_challenge(
+    env: &TestEnv,
+    ident: IdentificationStage,
+    context: PlanContext,
+    query: &str,
+) -> Value {
+    let flow = env.create_test_flow(FlowDesignation::Authentication).await;
+    let stage = env.stage(ident).await;
+    env.bind(&flow, &stage, 0).await;
+    let session = SessionId::generate();
+    let plan = env
+        .engine
+        .plan_only(&FlowRequest::default(), &flow.slug, context)
+        .await
+        .expect("plan");
+    env.store_plan(&session, &flow.slug, plan).await;
+    let mut client = env.client().with_query(query);
+    client.session = Some(session);
+    let challenge = client.get(&flow.slug).await.challenge.to_json();
+    assert_eq!(challenge["component"], "ak-stage-identification", "{challenge}");
+    challenge
+}
+
+// authentik/stages/identification/stage.py `IdentificationStageView.get_challenge`:
+// `allow_show_password` is `bool(password_stage) and password_stage.allow_show_password`.
+#[tokio::test]
+async fn allow_show_password() {
+    let env = TestEnv::new();
+    for allow in [true, false] {
+        let password = env
+            .stage(PasswordStage {
+                allow_show_password: allow,
+                ..PasswordStage::default()
+            })
+            .await;
+        let challenge = identification_challenge(
+            &env,
+            IdentificationStage {
+                password_stage: Some(password.pk),
+                ..IdentificationStage::default()
+            },
+            PlanContext::new(),
+            "",
+        )
+        .await;
+        assert_eq!(challenge["password_fields"], true);
+        assert_eq!(challenge["allow_show_password"], allow, "{challenge}");
+    }
+    let challenge =
+        identification_challenge(&env, IdentificationStage::default(), PlanContext::new(), "")
+            .await;
+    assert_eq!(challenge["allow_show_password"], false);
+}
+
+// authentik/stages/identification/stage.py `IdentificationStageView.get_challenge` builds the
+// links with `reverse_with_qs` (authentik/lib/utils/urls.py), which appends `?query` only
+// when the query is not empty.
+#[tokio::test]
+async fn enroll_url() {
+    let env = TestEnv::new();
+    let ident = IdentificationStage {
+        enrollment_flow: Some("enroll".into()),
+        recovery_flow: Some("recover".into()),
+        passwordless_flow: Some("pwl".into()),
+        ..IdentificationStage::default()
+    };
+    let challenge = identification_challenge(&env, ident.clone(), PlanContext::new(), "").await;
+    assert_eq!(challenge["enroll_url"], "/if/flow/enroll/");
+    assert_eq!(challenge["recovery_url"], "/if/flow/recover/");
+    assert_eq!(challenge["passwordless_url"], "/if/flow/pwl/");
+    let challenge =
+        identification_challenge(&env, ident, PlanContext::new(), "next=%2Fapp").await;
+    assert_eq!(challenge["enroll_url"], "/if/flow/enroll/?next=%2Fapp");
+    assert_eq!(challenge["recovery_url"], "/if/flow/recover/?next=%2Fapp");
+    assert_eq!(challenge["passwordless_url"], "/if/flow/pwl/?next=%2Fapp");
+}
+
+// authentik/stages/identification/stage.py `IdentificationStageView.get_challenge`: when the
+// plan context has `application`, the challenge carries `application_pre` = its name.
+#[tokio::test]
+async fn application_pre() {
+    let env = TestEnv::new();
+    let mut context = PlanContext::new();
+    context.insert(
+        keys::APPLICATION,
+        json!({"slug": "grafana", "name": "Grafana"}),
+    );
+    let challenge =
+        identification_challenge(&env, IdentificationStage::default(), context, "").await;
+    assert_eq!(challenge["application_pre"], "Grafana", "{challenge}");
+    let challenge =
+        identification_challenge(&env, IdentificationStage::default(), PlanContext::new(), "")
+            .await;
+    assert!(challenge.get("application_pre").is_none(), "{challenge}");
 }
