@@ -80,7 +80,12 @@ async fn apply_blueprints(
         None => FlowTarget::Store(flows),
     };
     let report = Importer::new(target, users)
-        .options(ImportOptions::new().skip_unsupported(skip_unsupported))
+        .options(
+            ImportOptions::new()
+                .skip_unsupported(skip_unsupported)
+                // The engine runs expression policies only when built with `python`.
+                .expressions(cfg!(feature = "python")),
+        )
         .apply_dir(dir)
         .await
         .map_err(|e| format!("cannot apply the blueprints in {dir}: {e}"))?;
@@ -165,12 +170,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(url) => shared_stores(&url).await?,
     };
     // Login throttling is on with its defaults (authflow::throttle::ThrottleConfig).
-    let engine = Arc::new(
-        authflow::Engine::builder(flows.clone(), sessions, stores.users.clone())
-            .reputation(stores.reputation.clone())
-            .throttle_store(throttle)
-            .build(),
-    );
+    let builder = authflow::Engine::builder(flows.clone(), sessions, stores.users.clone())
+        .reputation(stores.reputation.clone())
+        .throttle_store(throttle);
+    // Expression policies (authentik's Python expressions) run in the embedded CPython.
+    #[cfg(feature = "python")]
+    let builder = builder.expressions(Arc::new(authflow::python::PythonEvaluator::new()));
+    let engine = Arc::new(builder.build());
     // Idempotent: the default flows have fixed ids, so instances sharing Redis agree.
     defaults::install(flows.as_ref()).await?;
 

@@ -147,8 +147,11 @@ impl Env {
             .unwrap();
     }
 
+    /// An importer that lets expression policies in although this engine has no
+    /// evaluator: these tests look at what was imported and at the fail-closed path of
+    /// an expression that cannot run (tests/python.rs runs them).
     fn importer(&self) -> Importer<'_> {
-        Importer::for_stores(&self.stores)
+        Importer::for_stores(&self.stores).expressions(true)
     }
 
     fn client(&self) -> Client {
@@ -1819,7 +1822,7 @@ async fn stores_seen_only_through_their_traits() {
     let env = Env::new();
     let flows: &dyn FlowStore = env.stores.flows.as_ref();
     let users: &dyn UserDirectory = env.stores.users.as_ref();
-    let importer = Importer::new(flows, users);
+    let importer = Importer::new(flows, users).expressions(true);
     let first = importer
         .apply_file(fixture("flow-default-authentication-flow.yaml"))
         .await
@@ -1968,4 +1971,37 @@ async fn unknown_referenced_pks_fail_the_entry() {
             "nothing written"
         );
     }
+}
+
+// authentik runs every expression policy it imports; authflow can only run one when the
+// engine has an expression evaluator, and without one `flows-login-2fa`'s
+// `test-not-app-password` expression (authentik/policies/expression/
+// evaluator.py `PolicyEvaluator.evaluate`) would always fail, silently changing the flow.
+// So the import is refused, naming the policy.
+#[tokio::test]
+async fn expressions() {
+    let env = Env::new();
+    let err = Importer::for_stores(&env.stores)
+        .skip_unsupported(needs_skip("flows-login-2fa.yaml"))
+        .apply_file(fixture("flows-login-2fa.yaml"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no expression evaluator"), "{err}");
+    assert!(
+        err.contains("`test-not-app-password`"),
+        "{err}"
+    );
+    // Nothing was written.
+    assert!(env.stores.flows.flows().await.unwrap().is_empty());
+    // With an evaluator (`ImportOptions::expressions`), the same file imports.
+    Importer::for_stores(&env.stores)
+        .options(
+            ImportOptions::new()
+                .expressions(true)
+                .skip_unsupported(needs_skip("flows-login-2fa.yaml")),
+        )
+        .apply_file(fixture("flows-login-2fa.yaml"))
+        .await
+        .unwrap();
 }
