@@ -73,6 +73,13 @@ pub struct PolicyRequest<'a> {
     pub username: Option<&'a str>,
     /// The plan context; policies may read and write it (authentik's `flow_plan.context`).
     pub context: &'a mut PlanContext,
+    /// Whether the policy runs for a stage binding of a plan (while planning, or when the
+    /// binding is re-evaluated). authentik then puts `flow_plan` into `request.context`;
+    /// expression policies only keep what they write to `flow_plan.context`. `false` for
+    /// flow-level policies (they run before the plan exists: their expressions get a
+    /// copy of the context without `flow_plan`, and their writes are dropped) and for
+    /// prompt validation policies.
+    pub flow_plan: bool,
     /// The flow being planned or run.
     pub flow: &'a Flow,
     /// The client IP.
