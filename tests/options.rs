@@ -173,3 +173,100 @@ async fn application_pre() {
             .await;
     assert!(challenge.get("application_pre").is_none(), "{challenge}");
 }
+
+/// Runs a password policy on `password` (as the plan context's `password`) with `engine`.
+async fn password_policy(
+    engine: &authflow::Engine,
+    policy: authflow::model::PasswordPolicy,
+    password: &str,
+) -> Result<authflow::policy::PolicyOutcome, authflow::policy::PolicyError> {
+    let policy = authflow::model::Policy::new(
+        "password-policy",
+        authflow::model::PolicyKind::Password(policy),
+    );
+    let flow = authflow::model::Flow::new("pw", "pw", FlowDesignation::StageConfiguration);
+    let mut context = PlanContext::new();
+    context.insert("password", json!(password));
+    let mut request = authflow::policy::PolicyRequest {
+        user: None,
+        username: None,
+        context: &mut context,
+        flow_plan: true,
+        flow: &flow,
+        client_ip: None,
+        env: engine.env(),
+    };
+    authflow::policy::run_policy(&policy, &mut request).await
+}
+
+// authentik/policies/password/models.py `PasswordPolicy.passes_zxcvbn`: zxcvbn over the
+// first 100 characters; passes only when the score is above `zxcvbn_score_threshold`.
+#[tokio::test]
+async fn check_zxcvbn() {
+    let engine = authflow::memory::Stores::new().engine().build();
+    let policy = |threshold: u32| authflow::model::PasswordPolicy {
+        check_static_rules: false,
+        check_zxcvbn: true,
+        zxcvbn_score_threshold: threshold,
+        ..authflow::model::PasswordPolicy::default()
+    };
+    let weak = password_policy(&engine, policy(2), "password").await.unwrap();
+    assert!(!weak.passing);
+    assert_eq!(weak.messages.first().map(String::as_str), Some("Password is too weak."));
+    let strong = password_policy(&engine, policy(2), "vQ7#mZ2!pLx9@wR4tK")
+        .await
+        .unwrap();
+    assert!(strong.passing, "{:?}", strong.messages);
+    // Score 4 is the maximum: a threshold of 4 refuses every password.
+    let capped = password_policy(&engine, policy(4), "vQ7#mZ2!pLx9@wR4tK")
+        .await
+        .unwrap();
+    assert!(!capped.passing);
+}
+
+/// A Have I Been Pwned range API that knows SHA-1("password") 3 times.
+struct Pwned(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl authflow::policy::PwnedPasswords for Pwned {
+    async fn range(&self, prefix: &str) -> Result<String, authflow::policy::PolicyError> {
+        self.0.lock().unwrap().push(prefix.to_owned());
+        Ok("0018A45C4D1DEF81644B54AB7F969B88D65:1\r\n1E4C9B93F3F0682250B6CF8331B7EE68FD8:3\r\n".into())
+    }
+}
+
+// authentik/policies/password/models.py `PasswordPolicy.passes_hibp`: SHA-1 the password,
+// ask the range API for the first 5 hex digits, fail when the count is above
+// `hibp_allowed_count` ("Password exists on N online lists."). authflow has no network:
+// the host registers the range lookup, and without one the option is refused by name.
+#[tokio::test]
+async fn check_have_i_been_pwned() {
+    let policy = |allowed: u64| authflow::model::PasswordPolicy {
+        check_static_rules: false,
+        check_have_i_been_pwned: true,
+        hibp_allowed_count: allowed,
+        ..authflow::model::PasswordPolicy::default()
+    };
+    let without = authflow::memory::Stores::new().engine().build();
+    let err = password_policy(&without, policy(0), "password")
+        .await
+        .unwrap_err();
+    assert!(err.0.contains("`check_have_i_been_pwned`"), "{err:?}");
+
+    let hook = std::sync::Arc::new(Pwned(std::sync::Mutex::new(Vec::new())));
+    let engine = authflow::memory::Stores::new()
+        .engine()
+        .pwned_passwords(hook.clone())
+        .build();
+    let out = password_policy(&engine, policy(0), "password").await.unwrap();
+    assert!(!out.passing);
+    assert_eq!(out.messages, vec!["Password exists on 3 online lists.".to_owned()]);
+    assert!(password_policy(&engine, policy(3), "password").await.unwrap().passing);
+    assert!(
+        password_policy(&engine, policy(0), "not-in-the-list")
+            .await
+            .unwrap()
+            .passing
+    );
+    assert_eq!(hook.0.lock().unwrap()[0], "5BAA6");
+}

@@ -13,6 +13,7 @@
 //! - messages of every binding are collected.
 
 mod builtin;
+mod pwned;
 
 use std::time::{Duration, Instant};
 
@@ -301,7 +302,7 @@ pub async fn run_policy(
 ) -> Result<PolicyOutcome, PolicyError> {
     match &policy.kind {
         PolicyKind::Dummy { result } => Ok(PolicyOutcome::new(*result, vec!["dummy".into()])),
-        PolicyKind::Password(p) => Ok(builtin::password(p, request.context)),
+        PolicyKind::Password(p) => builtin::password(p, request).await,
         PolicyKind::Reputation(p) => builtin::reputation(p, request).await,
         PolicyKind::Expression { expression } => match request.env.expressions.clone() {
             Some(eval) => eval.evaluate(policy, expression, request).await,
@@ -315,3 +316,4 @@ pub async fn run_policy(
 }
 
 pub use builtin::check_password_rules;
+pub use pwned::PwnedPasswords;
