@@ -1988,10 +1988,7 @@ async fn expressions() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no expression evaluator"), "{err}");
-    assert!(
-        err.contains("`test-not-app-password`"),
-        "{err}"
-    );
+    assert!(err.contains("`test-not-app-password`"), "{err}");
     // Nothing was written.
     assert!(env.stores.flows.flows().await.unwrap().is_empty());
     // With an evaluator (`ImportOptions::expressions`), the same file imports.

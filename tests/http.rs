@@ -2138,7 +2138,10 @@ async fn users_me() {
     let anon = s.browser();
     let r = anon.get(ME).await;
     assert_eq!(r.status, 403, "{}", r.text);
-    assert_eq!(r.json["detail"], "Authentication credentials were not provided.");
+    assert_eq!(
+        r.json["detail"],
+        "Authentication credentials were not provided."
+    );
 
     let admin = s.login("akadmin", ADMIN_PASSWORD).await;
     let r = admin.get(ME).await;
@@ -2174,7 +2177,12 @@ async fn users_me() {
     assert_eq!(user["is_superuser"], true);
     assert_eq!(user["type"], "internal");
     assert_eq!(user["settings"], json!({}));
-    assert!(user["avatar"].as_str().unwrap().starts_with("data:image/svg+xml;base64,"));
+    assert!(
+        user["avatar"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/svg+xml;base64,")
+    );
     assert_eq!(user["uid"].as_str().unwrap().len(), 64);
     let groups = user["groups"].as_array().unwrap();
     assert!(!groups.is_empty(), "{user}");
@@ -2185,7 +2193,10 @@ async fn users_me() {
 
     // A bearer token answers the same user.
     let token = s.tokens.create(s.admin.pk);
-    let r = s.browser().send(Req::new(reqwest::Method::GET, ME).bearer(&token)).await;
+    let r = s
+        .browser()
+        .send(Req::new(reqwest::Method::GET, ME).bearer(&token))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["user"]["username"], "akadmin");
     s.finish();

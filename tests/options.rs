@@ -58,9 +58,7 @@ async fn failed_attempts_before_cancel() {
             .await;
         assert_eq!(out.challenge.component(), "ak-stage-password");
         for attempt in 1..=denied_after {
-            let out = client
-                .post(&flow.slug, json!({"password": "wrong"}))
-                .await;
+            let out = client.post(&flow.slug, json!({"password": "wrong"})).await;
             let expected = if attempt == denied_after {
                 "ak-stage-access-denied"
             } else {
@@ -97,7 +95,10 @@ async fn identification_challenge(
     let mut client = env.client().with_query(query);
     client.session = Some(session);
     let challenge = client.get(&flow.slug).await.challenge.to_json();
-    assert_eq!(challenge["component"], "ak-stage-identification", "{challenge}");
+    assert_eq!(
+        challenge["component"], "ak-stage-identification",
+        "{challenge}"
+    );
     challenge
 }
 
@@ -148,8 +149,7 @@ async fn enroll_url() {
     assert_eq!(challenge["enroll_url"], "/if/flow/enroll/");
     assert_eq!(challenge["recovery_url"], "/if/flow/recover/");
     assert_eq!(challenge["passwordless_url"], "/if/flow/pwl/");
-    let challenge =
-        identification_challenge(&env, ident, PlanContext::new(), "next=%2Fapp").await;
+    let challenge = identification_challenge(&env, ident, PlanContext::new(), "next=%2Fapp").await;
     assert_eq!(challenge["enroll_url"], "/if/flow/enroll/?next=%2Fapp");
     assert_eq!(challenge["recovery_url"], "/if/flow/recover/?next=%2Fapp");
     assert_eq!(challenge["passwordless_url"], "/if/flow/pwl/?next=%2Fapp");
@@ -210,9 +210,14 @@ async fn check_zxcvbn() {
         zxcvbn_score_threshold: threshold,
         ..authflow::model::PasswordPolicy::default()
     };
-    let weak = password_policy(&engine, policy(2), "password").await.unwrap();
+    let weak = password_policy(&engine, policy(2), "password")
+        .await
+        .unwrap();
     assert!(!weak.passing);
-    assert_eq!(weak.messages.first().map(String::as_str), Some("Password is too weak."));
+    assert_eq!(
+        weak.messages.first().map(String::as_str),
+        Some("Password is too weak.")
+    );
     let strong = password_policy(&engine, policy(2), "vQ7#mZ2!pLx9@wR4tK")
         .await
         .unwrap();
@@ -231,7 +236,10 @@ struct Pwned(std::sync::Mutex<Vec<String>>);
 impl authflow::policy::PwnedPasswords for Pwned {
     async fn range(&self, prefix: &str) -> Result<String, authflow::policy::PolicyError> {
         self.0.lock().unwrap().push(prefix.to_owned());
-        Ok("0018A45C4D1DEF81644B54AB7F969B88D65:1\r\n1E4C9B93F3F0682250B6CF8331B7EE68FD8:3\r\n".into())
+        Ok(
+            "0018A45C4D1DEF81644B54AB7F969B88D65:1\r\n1E4C9B93F3F0682250B6CF8331B7EE68FD8:3\r\n"
+                .into(),
+        )
     }
 }
 
@@ -258,10 +266,20 @@ async fn check_have_i_been_pwned() {
         .engine()
         .pwned_passwords(hook.clone())
         .build();
-    let out = password_policy(&engine, policy(0), "password").await.unwrap();
+    let out = password_policy(&engine, policy(0), "password")
+        .await
+        .unwrap();
     assert!(!out.passing);
-    assert_eq!(out.messages, vec!["Password exists on 3 online lists.".to_owned()]);
-    assert!(password_policy(&engine, policy(3), "password").await.unwrap().passing);
+    assert_eq!(
+        out.messages,
+        vec!["Password exists on 3 online lists.".to_owned()]
+    );
+    assert!(
+        password_policy(&engine, policy(3), "password")
+            .await
+            .unwrap()
+            .passing
+    );
     assert!(
         password_policy(&engine, policy(0), "not-in-the-list")
             .await
