@@ -39,8 +39,8 @@ impl Policy {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PolicyKind {
     /// An expression run by the engine's [`ExpressionEvaluator`](crate::policy::ExpressionEvaluator)
-    /// (authentik's Python expressions; without an evaluator it errors and yields the
-    /// binding's `failure_result`).
+    /// (authentik's Python expressions; without an evaluator blueprint import refuses it,
+    /// and evaluating it errors and yields the binding's `failure_result`).
     Expression {
         /// The expression source.
         expression: String,
