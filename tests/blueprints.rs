@@ -99,7 +99,27 @@ fn temp_dir() -> PathBuf {
     dir
 }
 
-/// Stores, an engine that records events (and has no expression evaluator), and the
+/// An expression evaluator that runs nothing: every expression errors, so these tests
+/// see the fail-closed path of an expression that cannot run (tests/python.rs runs
+/// them for real).
+struct NoPython;
+
+#[async_trait::async_trait]
+impl authflow::policy::ExpressionEvaluator for NoPython {
+    async fn evaluate(
+        &self,
+        policy: &authflow::model::Policy,
+        _expression: &str,
+        _request: &mut authflow::policy::PolicyRequest<'_>,
+    ) -> Result<authflow::policy::PolicyOutcome, authflow::policy::PolicyError> {
+        Err(authflow::policy::PolicyError(format!(
+            "expression policy `{}` is not run in these tests",
+            policy.name
+        )))
+    }
+}
+
+/// Stores, an engine that records events (with the [`NoPython`] evaluator), and the
 /// bootstrap admin.
 struct Env {
     stores: memory::Stores,
@@ -111,7 +131,13 @@ impl Env {
     fn new() -> Self {
         let stores = memory::Stores::new();
         let events = Arc::new(MemoryEventSink::new());
-        let engine = Arc::new(stores.engine().events(events.clone()).build());
+        let engine = Arc::new(
+            stores
+                .engine()
+                .events(events.clone())
+                .expressions(Arc::new(NoPython))
+                .build(),
+        );
         Self {
             stores,
             engine,
@@ -147,9 +173,7 @@ impl Env {
             .unwrap();
     }
 
-    /// An importer that lets expression policies in although this engine has no
-    /// evaluator: these tests look at what was imported and at the fail-closed path of
-    /// an expression that cannot run (tests/python.rs runs them).
+    /// An importer for this engine, which has an expression evaluator ([`NoPython`]).
     fn importer(&self) -> Importer<'_> {
         Importer::for_stores(&self.stores).expressions(true)
     }
@@ -391,7 +415,7 @@ async fn default_authentication_flow_runs_like_the_builtin_one() {
     assert_eq!(login_script(&imported).await, expected);
 
     // The blueprint binds an expression policy (`password-optional`) to the password
-    // binding with `failure_result: true`. Without an expression evaluator it errors,
+    // binding with `failure_result: true`. With the NoPython evaluator it errors,
     // so the binding yields its failure_result, true: the password stage is kept —
     // which is what authentik's expression answers for a user without a backend.
     let def = imported.def(defaults::AUTHENTICATION).await;

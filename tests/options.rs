@@ -288,3 +288,33 @@ async fn check_have_i_been_pwned() {
     );
     assert_eq!(hook.0.lock().unwrap()[0], "5BAA6");
 }
+
+// authentik always runs its expression policies. An engine without an expression evaluator
+// could only treat them as failing, silently changing the flow, so planning a flow that
+// binds one is denied with a message naming the policy instead.
+#[tokio::test]
+async fn expression_policy_without_an_evaluator() {
+    let env = TestEnv::new();
+    let flow = env.create_test_flow(FlowDesignation::Authentication).await;
+    let stage = env.stage(authflow::model::DummyStage::default()).await;
+    let binding = env.bind(&flow, &stage, 0).await;
+    let policy = env
+        .policy(authflow::model::PolicyKind::Expression {
+            expression: "return True".into(),
+        })
+        .await;
+    env.bind_policy(
+        authflow::model::BindingTarget::Stage(binding.pk),
+        authflow::model::BindingSubject::Policy(policy.pk),
+        0,
+    )
+    .await;
+    let challenge = env.client().get(&flow.slug).await.challenge.to_json();
+    assert_eq!(
+        challenge["component"], "ak-stage-access-denied",
+        "{challenge}"
+    );
+    let message = challenge["error_message"].as_str().unwrap();
+    assert!(message.contains(&format!("`{}`", policy.name)), "{message}");
+    assert!(message.contains("no expression evaluator"), "{message}");
+}
