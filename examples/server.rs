@@ -80,7 +80,12 @@ async fn apply_blueprints(
         None => FlowTarget::Store(flows),
     };
     let report = Importer::new(target, users)
-        .options(ImportOptions::new().skip_unsupported(skip_unsupported))
+        .options(
+            ImportOptions::new()
+                .skip_unsupported(skip_unsupported)
+                // The engine runs expression policies only when built with `python`.
+                .expressions(cfg!(feature = "python")),
+        )
         .apply_dir(dir)
         .await
         .map_err(|e| format!("cannot apply the blueprints in {dir}: {e}"))?;
@@ -181,17 +186,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.secure_cookies = true;
     }
     // Login throttling is on with its defaults (authflow::throttle::ThrottleConfig).
-    let engine = Arc::new(
-        authflow::Engine::builder(flows.clone(), sessions, stores.users.clone())
-            .reputation(stores.reputation.clone())
-            .throttle_store(throttle)
-            // Password hashing on a fixed pool of one thread per core with a bounded
-            // queue, never on the async workers; a full queue asks the client to retry.
-            .blocking(Arc::new(HashPool::default()))
-            // Instances sharing sessions agree on ids they have not stored yet.
-            .session_key(config.secret_key.clone())
-            .build(),
-    );
+    let builder = authflow::Engine::builder(flows.clone(), sessions, stores.users.clone())
+        .reputation(stores.reputation.clone())
+        .throttle_store(throttle)
+        // Password hashing on a fixed pool of one thread per core with a bounded
+        // queue, never on the async workers; a full queue asks the client to retry.
+        .blocking(Arc::new(HashPool::default()))
+        // Instances sharing sessions agree on ids they have not stored yet.
+        .session_key(config.secret_key.clone());
+    // Expression policies (authentik's Python expressions) run in the embedded CPython.
+    #[cfg(feature = "python")]
+    let builder = builder.expressions(Arc::new(authflow::python::PythonEvaluator::new()));
+    let engine = Arc::new(builder.build());
     // Idempotent: the default flows have fixed ids, so instances sharing Redis agree.
     defaults::install(flows.as_ref()).await?;
 

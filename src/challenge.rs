@@ -333,6 +333,9 @@ pub struct IdentificationChallenge {
     /// Link to the passwordless flow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passwordless_url: Option<String>,
+    /// Name of the application the user is logging in to (when the plan has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_pre: Option<String>,
 }
 
 /// `ak-stage-password`.

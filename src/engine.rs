@@ -124,6 +124,13 @@ impl EngineBuilder {
         self
     }
 
+    /// Sets the hook that answers Have I Been Pwned range queries for password policies
+    /// with `check_have_i_been_pwned`.
+    pub fn pwned_passwords(mut self, hook: Arc<dyn crate::policy::PwnedPasswords>) -> Self {
+        self.env.pwned = Some(hook);
+        self
+    }
+
     /// Sets the expression evaluator for expression policies.
     pub fn expressions(mut self, evaluator: Arc<dyn ExpressionEvaluator>) -> Self {
         self.env.expressions = Some(evaluator);
@@ -192,6 +199,7 @@ impl Engine {
                 clock: Arc::new(SystemClock),
                 expressions: None,
                 timer: None,
+                pwned: None,
             },
             conflict_retries: DEFAULT_CONFLICT_RETRIES,
             session_key: None,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, Timer};
 use crate::events::EventSink;
-use crate::policy::ExpressionEvaluator;
+use crate::policy::{ExpressionEvaluator, PwnedPasswords};
 use crate::store::{FlowStore, ReputationStore, SessionStore, ThrottleStore, UserDirectory};
 use crate::throttle::ThrottleConfig;
 
@@ -31,6 +31,9 @@ pub struct Env {
     pub expressions: Option<Arc<dyn ExpressionEvaluator>>,
     /// Enforces policy timeouts (none: overruns are detected after the fact).
     pub timer: Option<Arc<dyn Timer>>,
+    /// Answers the password policy's Have I Been Pwned lookups (none: a policy with
+    /// `check_have_i_been_pwned` errors).
+    pub pwned: Option<Arc<dyn PwnedPasswords>>,
 }
 
 impl std::fmt::Debug for Env {
@@ -39,6 +42,7 @@ impl std::fmt::Debug for Env {
             .field("throttle_config", &self.throttle_config)
             .field("expressions", &self.expressions.is_some())
             .field("timer", &self.timer.is_some())
+            .field("pwned", &self.pwned.is_some())
             .finish_non_exhaustive()
     }
 }

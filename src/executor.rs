@@ -338,6 +338,7 @@ impl<'a> Exec<'a> {
                     user: subject.as_ref(),
                     username: username.as_deref(),
                     context: &mut plan.context,
+                    flow_plan: true,
                     flow: &self.def.flow,
                     client_ip: self.req.client_ip.as_deref(),
                     env: &self.engine.env,

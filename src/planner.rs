@@ -11,7 +11,7 @@
 //! plan can never carry another user's context or a stale policy verdict.
 
 use crate::env::Env;
-use crate::model::AuthenticationRequirement;
+use crate::model::{AuthenticationRequirement, PolicyKind};
 use crate::plan::{Decision, FlowPlan, Marker, PlanContext, PlannedStage, keys};
 use crate::policy::{self, PolicyRequest};
 use crate::request::FlowRequest;
@@ -84,6 +84,19 @@ pub async fn is_superuser(env: &Env, user: Option<&User>) -> Result<bool, StoreE
     }
 }
 
+/// The name of the first expression policy bound in `def` (to the flow, its stage
+/// bindings or a prompt's validation), if any.
+fn expression_policy(def: &FlowDefinition) -> Option<&str> {
+    let is_expression = |p: &crate::model::Policy| matches!(p.kind, PolicyKind::Expression { .. });
+    def.policies
+        .iter()
+        .chain(def.stages.iter().flat_map(|s| s.policies.iter()))
+        .filter_map(|b| b.policy.as_deref())
+        .chain(def.validation_policies.values().map(|p| p.as_ref()))
+        .find(|p| is_expression(p))
+        .map(|p| p.name.as_str())
+}
+
 /// Plans `def` for a request. Returns the plan and the decisions taken.
 pub async fn plan(
     env: &Env,
@@ -96,6 +109,16 @@ pub async fn plan(
         mut context,
     } = input;
     let flow = &def.flow;
+    if env.expressions.is_none() {
+        if let Some(name) = expression_policy(def) {
+            // Evaluating it could only fail, which silently changes the flow: deny instead.
+            return Err(PlanError::NotApplicable {
+                messages: vec![format!(
+                    "expression policy `{name}` cannot run: no expression evaluator is configured"
+                )],
+            });
+        }
+    }
     let applicable = match flow.authentication {
         AuthenticationRequirement::None => true,
         AuthenticationRequirement::RequireAuthenticated => request_user.is_some(),
@@ -127,6 +150,7 @@ pub async fn plan(
             user: subject.as_ref(),
             username: username.as_deref(),
             context: &mut context,
+            flow_plan: false,
             flow,
             client_ip: request.client_ip.as_deref(),
             env,
@@ -150,6 +174,7 @@ pub async fn plan(
                 user: subject.as_ref(),
                 username: username.as_deref(),
                 context: &mut context,
+                flow_plan: true,
                 flow,
                 client_ip: request.client_ip.as_deref(),
                 env,

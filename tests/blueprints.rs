@@ -99,7 +99,27 @@ fn temp_dir() -> PathBuf {
     dir
 }
 
-/// Stores, an engine that records events (and has no expression evaluator), and the
+/// An expression evaluator that runs nothing: every expression errors, so these tests
+/// see the fail-closed path of an expression that cannot run (tests/python.rs runs
+/// them for real).
+struct NoPython;
+
+#[async_trait::async_trait]
+impl authflow::policy::ExpressionEvaluator for NoPython {
+    async fn evaluate(
+        &self,
+        policy: &authflow::model::Policy,
+        _expression: &str,
+        _request: &mut authflow::policy::PolicyRequest<'_>,
+    ) -> Result<authflow::policy::PolicyOutcome, authflow::policy::PolicyError> {
+        Err(authflow::policy::PolicyError(format!(
+            "expression policy `{}` is not run in these tests",
+            policy.name
+        )))
+    }
+}
+
+/// Stores, an engine that records events (with the [`NoPython`] evaluator), and the
 /// bootstrap admin.
 struct Env {
     stores: memory::Stores,
@@ -111,7 +131,13 @@ impl Env {
     fn new() -> Self {
         let stores = memory::Stores::new();
         let events = Arc::new(MemoryEventSink::new());
-        let engine = Arc::new(stores.engine().events(events.clone()).build());
+        let engine = Arc::new(
+            stores
+                .engine()
+                .events(events.clone())
+                .expressions(Arc::new(NoPython))
+                .build(),
+        );
         Self {
             stores,
             engine,
@@ -147,8 +173,9 @@ impl Env {
             .unwrap();
     }
 
+    /// An importer for this engine, which has an expression evaluator ([`NoPython`]).
     fn importer(&self) -> Importer<'_> {
-        Importer::for_stores(&self.stores)
+        Importer::for_stores(&self.stores).expressions(true)
     }
 
     fn client(&self) -> Client {
@@ -388,7 +415,7 @@ async fn default_authentication_flow_runs_like_the_builtin_one() {
     assert_eq!(login_script(&imported).await, expected);
 
     // The blueprint binds an expression policy (`password-optional`) to the password
-    // binding with `failure_result: true`. Without an expression evaluator it errors,
+    // binding with `failure_result: true`. With the NoPython evaluator it errors,
     // so the binding yields its failure_result, true: the password stage is kept —
     // which is what authentik's expression answers for a user without a backend.
     let def = imported.def(defaults::AUTHENTICATION).await;
@@ -1819,7 +1846,7 @@ async fn stores_seen_only_through_their_traits() {
     let env = Env::new();
     let flows: &dyn FlowStore = env.stores.flows.as_ref();
     let users: &dyn UserDirectory = env.stores.users.as_ref();
-    let importer = Importer::new(flows, users);
+    let importer = Importer::new(flows, users).expressions(true);
     let first = importer
         .apply_file(fixture("flow-default-authentication-flow.yaml"))
         .await
@@ -1968,4 +1995,34 @@ async fn unknown_referenced_pks_fail_the_entry() {
             "nothing written"
         );
     }
+}
+
+// authentik runs every expression policy it imports; authflow can only run one when the
+// engine has an expression evaluator, and without one `flows-login-2fa`'s
+// `test-not-app-password` expression (authentik/policies/expression/
+// evaluator.py `PolicyEvaluator.evaluate`) would always fail, silently changing the flow.
+// So the import is refused, naming the policy.
+#[tokio::test]
+async fn expressions() {
+    let env = Env::new();
+    let err = Importer::for_stores(&env.stores)
+        .skip_unsupported(needs_skip("flows-login-2fa.yaml"))
+        .apply_file(fixture("flows-login-2fa.yaml"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no expression evaluator"), "{err}");
+    assert!(err.contains("`test-not-app-password`"), "{err}");
+    // Nothing was written.
+    assert!(env.stores.flows.flows().await.unwrap().is_empty());
+    // With an evaluator (`ImportOptions::expressions`), the same file imports.
+    Importer::for_stores(&env.stores)
+        .options(
+            ImportOptions::new()
+                .expressions(true)
+                .skip_unsupported(needs_skip("flows-login-2fa.yaml")),
+        )
+        .apply_file(fixture("flows-login-2fa.yaml"))
+        .await
+        .unwrap();
 }

@@ -2251,3 +2251,80 @@ async fn a_made_up_session_id_is_still_never_adopted() {
     assert!(!issued.contains(&made_up), "{issued}");
     s.finish();
 }
+
+// ---------------------------------------------------------------------------------------
+// The current user
+
+// authentik/core/api/users.py `UserViewSet.me`: `{"user": SessionUserSerializer(…)}` for
+// the session's (or the token's) user; without credentials DRF's 403 "Authentication
+// credentials were not provided.". Recorded: reference/authentik-observed/08-me-after-login.json.
+#[tokio::test]
+async fn users_me() {
+    const ME: &str = "/api/v3/core/users/me/";
+    let s = start().await;
+    let anon = s.browser();
+    let r = anon.get(ME).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(
+        r.json["detail"],
+        "Authentication credentials were not provided."
+    );
+
+    let admin = s.login("akadmin", ADMIN_PASSWORD).await;
+    let r = admin.get(ME).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let user = &r.json["user"];
+    let keys: BTreeSet<&str> = user
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    // The recorded answer's fields, exactly.
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            "pk",
+            "username",
+            "name",
+            "is_active",
+            "is_superuser",
+            "groups",
+            "email",
+            "avatar",
+            "uid",
+            "settings",
+            "type",
+            "system_permissions",
+        ])
+    );
+    assert_eq!(user["pk"], s.admin.pk.to_string());
+    assert_eq!(user["username"], "akadmin");
+    assert_eq!(user["is_active"], true);
+    assert_eq!(user["is_superuser"], true);
+    assert_eq!(user["type"], "internal");
+    assert_eq!(user["settings"], json!({}));
+    assert!(
+        user["avatar"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/svg+xml;base64,")
+    );
+    assert_eq!(user["uid"].as_str().unwrap().len(), 64);
+    let groups = user["groups"].as_array().unwrap();
+    assert!(!groups.is_empty(), "{user}");
+    for g in groups {
+        assert!(g["name"].is_string() && g["pk"].is_string(), "{g}");
+    }
+    assert!(user["system_permissions"].is_array());
+
+    // A bearer token answers the same user.
+    let token = s.tokens.create(s.admin.pk);
+    let r = s
+        .browser()
+        .send(Req::new(reqwest::Method::GET, ME).bearer(&token))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["user"]["username"], "akadmin");
+    s.finish();
+}

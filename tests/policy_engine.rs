@@ -46,6 +46,7 @@ async fn build(env: &TestEnv, pbm: &Flow, user: Option<&User>) -> PolicyResult {
         user,
         username: user.map(|u| u.username.as_str()),
         context: &mut context,
+        flow_plan: true,
         flow: &def.flow,
         client_ip: Some("127.0.0.1"),
         env: env.engine.env(),

@@ -107,6 +107,7 @@ async fn eval_with(
         user,
         username: user.map(|u| u.username.as_str()),
         context,
+        flow_plan: true,
         flow: &flow,
         client_ip,
         env: env.engine.env(),
@@ -385,14 +386,16 @@ async fn context_is_copied_back_as_json() {
     context.insert("delete_me", json!(1));
     context.insert("stays", json!("old"));
     let source = r#"
-assert context is request.context is flow_plan.context
+assert context is request.context
 assert context["flow_plan"] is flow_plan
-context["number"] = 3
-request.context["nested"] = {"list": [1, (2, 3)], "set": {4}}
-del context["delete_me"]
-context["stays"] = object()      # not JSON: keeps the old value
-context["absent"] = lambda: 1    # not JSON: stays absent
-context["ip"] = ak_client_ip
+assert context is not flow_plan.context
+plan = flow_plan.context
+plan["number"] = 3
+plan["nested"] = {"list": [1, (2, 3)], "set": {4}}
+del plan["delete_me"]
+plan["stays"] = object()      # not JSON: keeps the old value
+plan["absent"] = lambda: 1    # not JSON: stays absent
+plan["ip"] = ak_client_ip
 return True
 "#;
     let out = eval_with(
@@ -423,7 +426,7 @@ return True
     let out = eval_with(
         &evaluator,
         &env,
-        "context['seen'] = True\nreturn 1 / 0",
+        "flow_plan.context['seen'] = True\nreturn 1 / 0",
         None,
         &mut context,
         None,
@@ -683,6 +686,7 @@ async fn compiled_once_per_policy_and_source() {
             user: None,
             username: None,
             context: &mut context,
+            flow_plan: true,
             flow: &flow,
             client_ip: None,
             env: env.engine.env(),
@@ -747,4 +751,64 @@ async fn ak_logger_logs_through_tracing_without_secrets() {
         !line.contains("hunter2") && !line.contains("abc'"),
         "{line}"
     );
+}
+
+// authentik/flows/planner.py `FlowPlanner.plan` runs flow-level policies on a copy of the
+// default context (no `flow_plan`); `_build_plan` and flows/markers.py
+// `ReevaluateMarker.process` give a stage binding's policies a new `request.context` with
+// `flow_plan` and the plan context's keys copied in. The expression's `context` is that
+// `request.context` (authentik/policies/expression/evaluator.py
+// `PolicyEvaluator.set_policy_request`), so only writes to `flow_plan.context` stay in the
+// plan: `context["redirect"] = …` does not change where the flow ends.
+#[tokio::test]
+async fn context() {
+    let env = env();
+    let flow = env
+        .create_test_flow(FlowDesignation::StageConfiguration)
+        .await;
+    let dummy = env.stage(DummyStage::default()).await;
+    let binding = env.bind(&flow, &dummy, 0).await;
+    let on_flow = env
+        .policy(expression(
+            "assert \"flow_plan\" not in request.context\ncontext[\"redirect\"] = \"/flow-level\"\nreturn True",
+        ))
+        .await;
+    env.bind_policy(
+        BindingTarget::Flow(flow.pk),
+        BindingSubject::Policy(on_flow.pk),
+        0,
+    )
+    .await;
+    let on_stage = env
+        .policy(expression(
+            "assert request.context[\"flow_plan\"] is flow_plan\ncontext[\"redirect\"] = \"/stage-level\"\nflow_plan.context[\"kept\"] = 1\nreturn True",
+        ))
+        .await;
+    env.bind_policy(
+        BindingTarget::Stage(binding.pk),
+        BindingSubject::Policy(on_stage.pk),
+        0,
+    )
+    .await;
+
+    let mut client = env.client();
+    let out = client.get(&flow.slug).await;
+    assert_eq!(
+        out.challenge.component(),
+        "ak-stage-dummy",
+        "{}",
+        out.challenge.to_json()
+    );
+    let plan = env
+        .stored_plan(&client.session_id(), &flow.slug)
+        .await
+        .unwrap();
+    assert_eq!(plan.context.get("redirect"), None);
+    assert_eq!(plan.context.get("kept"), Some(&json!(1)));
+    let out = client
+        .post(&flow.slug, json!({"component": "ak-stage-dummy"}))
+        .await;
+    let challenge = out.challenge.to_json();
+    assert_eq!(challenge["component"], "xak-flow-redirect", "{challenge}");
+    assert_eq!(challenge["to"], "/", "{challenge}");
 }

@@ -175,6 +175,12 @@ impl<'a> Importer<'a> {
         self
     }
 
+    /// Sets [`ImportOptions::expressions`].
+    pub fn expressions(mut self, yes: bool) -> Self {
+        self.options.expressions = yes;
+        self
+    }
+
     /// Sets [`ImportOptions::skip_unsupported`].
     pub fn skip_unsupported(mut self, yes: bool) -> Self {
         self.options.skip_unsupported = yes;

@@ -166,10 +166,12 @@ impl Importer<'_> {
                 let pk = old.as_ref().map_or(PolicyId::from_uuid(new_pk), |o| o.pk);
                 let policy = models::build_policy(*kind, pk, merged)?;
                 if let crate::model::PolicyKind::Expression { .. } = policy.kind {
-                    f.report.warnings.push(format!(
-                        "entries[{index}]: expression policy `{}` needs an expression evaluator (feature `python`); without one, its bindings yield their failure_result",
-                        policy.name
-                    ));
+                    if !self.options.expressions {
+                        return Err(format!(
+                            "expression policy `{}` cannot run: no expression evaluator is configured (build with the `python` feature, give the engine `authflow::python::PythonEvaluator` and import with `ImportOptions::expressions`)",
+                            policy.name
+                        ));
+                    }
                 }
                 let changed = old.as_ref().is_none_or(|o| !same(o, &policy));
                 if changed {

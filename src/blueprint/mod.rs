@@ -35,6 +35,9 @@
 //!   kept as a stage that denies access naming its kind, other entries are left out,
 //!   and every such entry is listed in [`ImportReport::skipped`]. Settings that
 //!   would weaken a stage if ignored (an identification stage's captcha) are errors.
+//!   An expression policy is an error unless [`ImportOptions::expressions`] says the
+//!   engine has an expression evaluator: without one it could only fail, silently
+//!   changing the flow (in `flows-login-2fa`, skipping the MFA stage).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

@@ -27,6 +27,11 @@ pub struct ImportOptions {
     /// [`Importer::apply_dir`](super::Importer::apply_dir): also apply files labelled
     /// `blueprints.goauthentik.io/instantiate: "false"` (authentik does not).
     pub apply_not_instantiated: bool,
+    /// The engine that runs the imported flows has an expression evaluator
+    /// ([`EngineBuilder::expressions`](crate::EngineBuilder::expressions), e.g.
+    /// `authflow::python::PythonEvaluator`). Without it an expression policy is refused:
+    /// it could only fail, and a failing policy silently changes what a flow does.
+    pub expressions: bool,
 }
 
 impl ImportOptions {
@@ -38,6 +43,12 @@ impl ImportOptions {
     /// Sets [`skip_unsupported`](Self::skip_unsupported).
     pub fn skip_unsupported(mut self, yes: bool) -> Self {
         self.skip_unsupported = yes;
+        self
+    }
+
+    /// Sets [`expressions`](Self::expressions).
+    pub fn expressions(mut self, yes: bool) -> Self {
+        self.expressions = yes;
         self
     }
 

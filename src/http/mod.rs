@@ -10,6 +10,7 @@
 //! | `GET/PATCH/DELETE /api/v3/flows/instances/{slug}/` | read / change / delete a flow |
 //! | `GET /api/v3/flows/instances/{slug}/execute/` | start a flow for a token-authenticated client |
 //! | `GET /api/v3/flows/instances/{slug}/export/` | the flow as an authentik blueprint (feature `blueprints`) |
+//! | `GET /api/v3/core/users/me/` | the logged-in user (session or bearer token), as authentik's `{"user": …}`; 403 without one |
 //! | `GET /flows/-/cancel/` | drop the plans; redirect to a relative `next` or the invalidation flow |
 //! | `GET /flows/-/default/{designation}/` | the first applicable flow of a designation |
 //! | `GET /if/flow/{slug}/` | a minimal browser page that runs a flow |
@@ -46,6 +47,7 @@ mod error;
 mod executor;
 #[cfg(feature = "blueprints")]
 mod export;
+mod me;
 mod pool;
 mod session;
 mod tokens;
@@ -88,6 +90,7 @@ pub fn router(engine: Arc<Engine>, config: HttpConfig) -> Router {
             get(api::retrieve).patch(api::update).delete(api::destroy),
         )
         .route("/api/v3/flows/instances/{slug}/execute/", get(api::execute))
+        .route("/api/v3/core/users/me/", get(me::me))
         .route("/flows/-/cancel/", get(api::cancel))
         .route("/flows/-/default/{designation}/", get(api::default_flow))
         .route("/if/flow/{slug}/", get(executor::page));

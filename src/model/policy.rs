@@ -39,8 +39,8 @@ impl Policy {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PolicyKind {
     /// An expression run by the engine's [`ExpressionEvaluator`](crate::policy::ExpressionEvaluator)
-    /// (authentik's Python expressions; without an evaluator it errors and yields the
-    /// binding's `failure_result`).
+    /// (authentik's Python expressions; without an evaluator blueprint import refuses it,
+    /// and evaluating it errors and yields the binding's `failure_result`).
     Expression {
         /// The expression source.
         expression: String,
@@ -99,6 +99,25 @@ pub struct PasswordPolicy {
     /// Characters that count as symbols.
     #[serde(default = "symbols")]
     pub symbol_charset: String,
+    /// Look the password up in Have I Been Pwned's range API (through the host's
+    /// [`PwnedPasswords`](crate::policy::PwnedPasswords) hook; without one the policy
+    /// errors, naming this field).
+    #[serde(default)]
+    pub check_have_i_been_pwned: bool,
+    /// How many times the password may appear in Have I Been Pwned (default 0).
+    #[serde(default)]
+    pub hibp_allowed_count: u64,
+    /// Estimate the password's strength with zxcvbn (the `zxcvbn` crate, a port of the
+    /// estimator authentik uses).
+    #[serde(default)]
+    pub check_zxcvbn: bool,
+    /// The policy fails when the zxcvbn score (0–4) is at or below this (default 2).
+    #[serde(default = "two")]
+    pub zxcvbn_score_threshold: u32,
+}
+
+fn two() -> u32 {
+    2
 }
 
 fn yes() -> bool {
@@ -125,6 +144,10 @@ impl Default for PasswordPolicy {
             amount_lowercase: 0,
             amount_symbols: 0,
             symbol_charset: symbols(),
+            check_have_i_been_pwned: false,
+            hibp_allowed_count: 0,
+            check_zxcvbn: false,
+            zxcvbn_score_threshold: two(),
         }
     }
 }

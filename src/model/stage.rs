@@ -214,6 +214,9 @@ pub struct PasswordStage {
     #[serde(default)]
     pub backends: Vec<String>,
     /// Failed attempts after which the plan is dropped and access denied (default 5).
+    ///
+    /// As in authentik, the count is compared after it is incremented, so `0` (like `1`)
+    /// denies on the first wrong password; there is no "unlimited".
     #[serde(default = "five")]
     pub failed_attempts_before_cancel: u32,
     /// Offer "show password".

@@ -13,6 +13,7 @@
 //! - messages of every binding are collected.
 
 mod builtin;
+mod pwned;
 
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,13 @@ pub struct PolicyRequest<'a> {
     pub username: Option<&'a str>,
     /// The plan context; policies may read and write it (authentik's `flow_plan.context`).
     pub context: &'a mut PlanContext,
+    /// Whether the policy runs for a stage binding of a plan (while planning, or when the
+    /// binding is re-evaluated). authentik then puts `flow_plan` into `request.context`;
+    /// expression policies only keep what they write to `flow_plan.context`. `false` for
+    /// flow-level policies (they run before the plan exists: their expressions get a
+    /// copy of the context without `flow_plan`, and their writes are dropped) and for
+    /// prompt validation policies.
+    pub flow_plan: bool,
     /// The flow being planned or run.
     pub flow: &'a Flow,
     /// The client IP.
@@ -294,7 +302,7 @@ pub async fn run_policy(
 ) -> Result<PolicyOutcome, PolicyError> {
     match &policy.kind {
         PolicyKind::Dummy { result } => Ok(PolicyOutcome::new(*result, vec!["dummy".into()])),
-        PolicyKind::Password(p) => Ok(builtin::password(p, request.context)),
+        PolicyKind::Password(p) => builtin::password(p, request).await,
         PolicyKind::Reputation(p) => builtin::reputation(p, request).await,
         PolicyKind::Expression { expression } => match request.env.expressions.clone() {
             Some(eval) => eval.evaluate(policy, expression, request).await,
@@ -308,3 +316,4 @@ pub async fn run_policy(
 }
 
 pub use builtin::check_password_rules;
+pub use pwned::PwnedPasswords;

@@ -35,7 +35,8 @@
 //! |---|---|
 //! | `request` | `.user`, `.context`, `.http_request`, `.obj` (the flow: `slug`, `name`, `title`, `designation`), `.debug` (`False`) |
 //! | `request.user` | the policy subject ([`PolicyRequest::user`]): `pk` (str), `username`, `email`, `name`, `is_authenticated`, `is_active`, `attributes`, `path`, `type`, `groups` (direct groups: `.all()`, `.filter(name=…)`), `all_groups()` (with ancestors). Anonymous: `username` `"AnonymousUser"`, `pk` `None`, `is_authenticated`/`is_anonymous` `False`/`True`; a pretended (unknown) user has `pk` `None` and the typed `username` |
-//! | `context`, `request.context`, `flow_plan.context` | one dict: the plan context, with `context["flow_plan"]` the `flow_plan` object (as in authentik's `request.context`; here also for flow-level policies, which authentik runs without it). `pending_user` is a user object (with `.backend` when the context has `user_backend`) |
+//! | `context`, `request.context` | one dict, as authentik's `request.context`: a copy of the plan context's keys and, for a stage binding's policies ([`PolicyRequest::flow_plan`]), `context["flow_plan"]`, the `flow_plan` object. Flow-level policies (authentik runs them before the plan exists) get the copy without `flow_plan`. `pending_user` is a user object (with `.backend` when the context has `user_backend`) |
+//! | `flow_plan`, `flow_plan.context` | the plan and the plan context itself (`None` for flow-level policies) |
 //! | `http_request` | `.client_ip` and `.META` (`REMOTE_ADDR`) |
 //! | `ak_message(msg)` | adds a message to the result |
 //! | `ak_user_by(**filters)` | a user by `username=`, `email=`, `pk=` or `attributes__upn=` (also `…__iexact`), other filters narrow it; `None` when none matches. Looked up through the [`UserDirectory`](crate::store::UserDirectory) |
@@ -45,9 +46,11 @@
 //! | `ak_logger` | `.debug/.info/.warning/.error(event, **fields)`: logged through `tracing` (target `authflow::python`); fields whose names look secret ([`is_secret_key`](crate::plan::is_secret_key)) are redacted |
 //! | `ip_address`, `ip_network`, `regex_match`, `regex_replace`, `list_flatten` | authentik's helpers |
 //!
-//! After the expression returns (or raises), the context dict is copied back into the
+//! After the expression returns (or raises), `flow_plan.context` is copied back into the
 //! [`PlanContext`](crate::plan::PlanContext): keys it added, changed or deleted are
-//! added, changed or deleted, so later stages see them. Values are converted to JSON
+//! added, changed or deleted, so later stages see them. Writes to `context` /
+//! `request.context` are dropped, as in authentik (where `context["redirect"] = …` in a
+//! policy does not change where the flow ends). Values are converted to JSON
 //! (a user object becomes the `pending_user` record `{pk, username, email, name}`, a
 //! group its pk, a set a list, an IP address its text); a value that cannot be converted
 //! keeps its previous value (or stays absent) and a warning is logged with its key (never
@@ -215,6 +218,7 @@ impl ExpressionEvaluator for PythonEvaluator {
             "username": request.username,
             "client_ip": request.client_ip,
             "flow": request.flow,
+            "flow_plan": request.flow_plan,
         })
         .to_string();
         let digest = sha2::Sha256::digest(expression.as_bytes());

@@ -450,8 +450,17 @@ def evaluate(code, bridge, tracer, inputs):
         context["pending_user"] = User(
             bridge, pending, backend=backend if isinstance(backend, str) else None
         )
-    plan = FlowPlan(context, inputs["flow"].get("pk"))
-    context["flow_plan"] = plan
+    # authentik (flows/planner.py, flows/markers.py) gives a policy of a stage binding a
+    # new `request.context`: `flow_plan` plus a copy of the plan context's keys, so only
+    # writes to `flow_plan.context` stay in the plan. Flow-level policies run before the
+    # plan exists: a copy without `flow_plan`, whose writes go nowhere.
+    plan_context = context
+    context = dict(plan_context)
+    if inputs.get("flow_plan"):
+        plan = FlowPlan(plan_context, inputs["flow"].get("pk"))
+        context["flow_plan"] = plan
+    else:
+        plan = None
 
     if inputs["user"] is not None:
         user = User(bridge, inputs["user"])
@@ -507,7 +516,7 @@ def evaluate(code, bridge, tracer, inputs):
             raise
         except BaseException as exc:  # noqa: BLE001 - any failure is the policy's error
             error = describe(exc)
-        exported = export(context, plan)
+        exported = export(plan_context, plan)
     finally:
         sys.settrace(None)
     return passing, error, messages, exported

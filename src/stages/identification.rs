@@ -6,11 +6,12 @@
 //! password hash).
 
 use async_trait::async_trait;
+use serde_json::Value;
 
 use super::{Fields, Response, StageContext, StageError, StageKind, StageMeta, StageOutcome};
 use crate::challenge::{Challenge, ChallengeBody, IdentificationChallenge};
 use crate::events::{Event, EventAction};
-use crate::model::{FlowDesignation, IdentificationStage};
+use crate::model::{FlowDesignation, IdentificationStage, StageConfig};
 use crate::plan::{PendingUser, keys};
 use crate::secret::Password;
 use crate::throttle;
@@ -19,10 +20,28 @@ const FAILED: &str = "Failed to authenticate.";
 
 impl IdentificationStage {
     fn build(&self, ctx: &StageContext<'_>) -> Challenge {
+        // authentik's `reverse_with_qs`: the query is appended only when there is one.
         let link = |slug: &Option<String>| {
-            slug.as_ref()
-                .map(|s| format!("/if/flow/{s}/?{}", ctx.request.query))
+            slug.as_ref().map(|s| {
+                if ctx.request.query.is_empty() {
+                    format!("/if/flow/{s}/")
+                } else {
+                    format!("/if/flow/{s}/?{}", ctx.request.query)
+                }
+            })
         };
+        let allow_show_password = self
+            .password_stage
+            .and_then(|id| ctx.definition.referenced_stages.get(&id))
+            .is_some_and(|stage| match &stage.config {
+                StageConfig::Password(p) => p.allow_show_password,
+                _ => false,
+            });
+        let application_pre = ctx
+            .context
+            .get(keys::APPLICATION)
+            .and_then(|a| a.get("name").and_then(Value::as_str).or(a.as_str()))
+            .map(str::to_owned);
         Challenge::new(ChallengeBody::Identification(IdentificationChallenge {
             user_fields: self
                 .user_fields
@@ -30,7 +49,7 @@ impl IdentificationStage {
                 .map(|f| f.as_str().to_owned())
                 .collect(),
             password_fields: self.password_stage.is_some(),
-            allow_show_password: false,
+            allow_show_password,
             flow_designation: ctx.flow.designation,
             captcha_stage: None,
             primary_action: if ctx.flow.designation == FlowDesignation::Authentication {
@@ -46,6 +65,7 @@ impl IdentificationStage {
             enroll_url: link(&self.enrollment_flow),
             recovery_url: link(&self.recovery_flow),
             passwordless_url: link(&self.passwordless_flow),
+            application_pre,
         }))
     }
 }

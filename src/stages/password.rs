@@ -107,9 +107,8 @@ impl PasswordStage {
             .unwrap_or(0)
             .saturating_add(1);
         ctx.context.insert(FAILURES_KEY, failures.into());
-        if self.failed_attempts_before_cancel > 0
-            && failures >= u64::from(self.failed_attempts_before_cancel)
-        {
+        // authentik counts first and compares with `>=`: `0` cancels on the first failure.
+        if failures >= u64::from(self.failed_attempts_before_cancel) {
             return StageOutcome::Deny(message);
         }
         StageOutcome::Invalid(

@@ -342,6 +342,7 @@ impl PromptStage {
             user: subject.as_ref(),
             username: username.as_deref(),
             context: &mut context,
+            flow_plan: false,
             flow: ctx.flow,
             client_ip: ctx.request.client_ip.as_deref(),
             env: ctx.env,

@@ -40,6 +40,9 @@ pub struct FlowDefinition {
     pub stages: Vec<BoundStage>,
     /// Policies referenced by prompt stages' `validation_policies`.
     pub validation_policies: HashMap<PolicyId, Arc<Policy>>,
+    /// Stages referenced from bound stages without a binding of their own (the
+    /// identification stage's inline `password_stage`).
+    pub referenced_stages: HashMap<crate::model::StageId, Arc<Stage>>,
 }
 
 impl FlowDefinition {
@@ -85,13 +88,22 @@ impl FlowDefinition {
             .collect();
         bound.sort_by_key(|s| (s.binding.order, s.binding.pk));
         let mut validation_policies = HashMap::new();
+        let mut referenced_stages = HashMap::new();
         for s in &bound {
-            if let crate::model::StageConfig::Prompt(p) = &s.stage.config {
-                for id in &p.validation_policies {
-                    if let Some(policy) = policies.get(id) {
-                        validation_policies.insert(*id, policy.clone());
+            match &s.stage.config {
+                crate::model::StageConfig::Prompt(p) => {
+                    for id in &p.validation_policies {
+                        if let Some(policy) = policies.get(id) {
+                            validation_policies.insert(*id, policy.clone());
+                        }
                     }
                 }
+                crate::model::StageConfig::Identification(i) => {
+                    if let Some(stage) = i.password_stage.and_then(|id| stages.get(&id)) {
+                        referenced_stages.insert(stage.pk, stage.clone());
+                    }
+                }
+                _ => {}
             }
         }
         let flow_policies = resolve(BindingTarget::Flow(flow.pk));
@@ -100,6 +112,7 @@ impl FlowDefinition {
             policies: flow_policies,
             stages: bound,
             validation_policies,
+            referenced_stages,
         }
     }
 
