@@ -12,8 +12,13 @@ use authflow::model::{
     Flow, FlowDesignation, FlowStageBinding, IdentificationStage, PasswordStage, Stage, UserField,
     UserLoginStage,
 };
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use authflow::blocking::{Blocking, BlockingJob, PoolBusy};
 use authflow::store::FlowStore;
-use common::kit::{Kit, kit, wire};
+use common::kit::{Client, Kit, kit, wire};
 use serde_json::{Value, json};
 
 const INLINE: &str = "inline-login";
@@ -82,4 +87,97 @@ async fn a_login_never_keeps_an_unstored_id_the_client_brought() {
             .unwrap()
             .is_some()
     );
+}
+
+/// A hashing pool that takes its time before each job (a busy server) and counts the
+/// jobs it ran, i.e. the passwords actually evaluated.
+#[derive(Default)]
+struct SlowPool {
+    ran: AtomicUsize,
+}
+
+#[async_trait]
+impl Blocking for SlowPool {
+    async fn run(&self, job: BlockingJob) -> Result<(), PoolBusy> {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        self.ran.fetch_add(1, Ordering::SeqCst);
+        job.await;
+        Ok(())
+    }
+}
+
+/// The throttle's check and its count must not be separable: guesses sent at once all
+/// passed `refused()` before the first failure was counted (the hash runs on the pool
+/// in between), so a burst got as many guesses as the server admits concurrently
+/// instead of `max_failures_per_ip` (10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_cannot_outrun_the_throttle() {
+    let k = kit().await;
+    inline_login_flow(&k).await;
+    k.create_user("victim", "Victim-Pw-12345").await;
+    let pool = Arc::new(SlowPool::default());
+    let engine = Arc::new(k.stores.engine().blocking(pool.clone()).build());
+
+    let guesses = (0..25).map(|i| {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let mut c = Client::new(engine).with_ip("203.0.113.7");
+            c.post(INLINE, inline("victim", &format!("guess-{i}")))
+                .await
+        })
+    });
+    let mut answers = Vec::new();
+    for g in guesses.collect::<Vec<_>>() {
+        answers.push(wire(&g.await.unwrap()));
+    }
+    let evaluated = pool.ran.load(Ordering::SeqCst);
+    assert!(
+        evaluated <= 10,
+        "{evaluated} passwords evaluated in one burst (limit 10): {answers:?}"
+    );
+    // And the right password is refused from there too now.
+    let mut c = Client::new(engine.clone()).with_ip("203.0.113.7");
+    let out = c.post(INLINE, inline("victim", "Victim-Pw-12345")).await;
+    assert!(!out.logged_in, "{}", wire(&out));
+}
+
+/// A hashing pool that is always full.
+struct AlwaysBusy;
+
+#[async_trait]
+impl Blocking for AlwaysBusy {
+    async fn run(&self, _job: BlockingJob) -> Result<(), PoolBusy> {
+        Err(PoolBusy)
+    }
+}
+
+/// Counting a check before evaluating it must not turn "Too many logins at once"
+/// answers into failed attempts: a user retrying while the pool is full is not
+/// locked out once it drains.
+#[tokio::test]
+async fn checks_the_full_pool_refused_are_not_failed_attempts() {
+    let k = kit().await;
+    inline_login_flow(&k).await;
+    k.create_user("victim", "Victim-Pw-12345").await;
+    let throttle = Arc::new(authflow::memory::MemoryThrottle::new());
+    let busy = Arc::new(
+        k.stores
+            .engine()
+            .throttle_store(throttle.clone())
+            .blocking(Arc::new(AlwaysBusy))
+            .build(),
+    );
+    for _ in 0..15 {
+        let mut c = Client::new(busy.clone()).with_ip("203.0.113.8");
+        let v = wire(&c.post(INLINE, inline("victim", "Victim-Pw-12345")).await);
+        assert_eq!(
+            v["response_errors"]["non_field_errors"][0]["string"],
+            "Too many logins at once, try again",
+            "{v}"
+        );
+    }
+    let drained = Arc::new(k.stores.engine().throttle_store(throttle).build());
+    let mut c = Client::new(drained).with_ip("203.0.113.8");
+    let out = c.post(INLINE, inline("victim", "Victim-Pw-12345")).await;
+    assert!(out.logged_in, "{}", wire(&out));
 }
