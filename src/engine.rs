@@ -616,11 +616,21 @@ impl Engine {
                     Err(e) => Err(e),
                 }
             } else {
+                // A session stored for the first time by its login (one POST that
+                // identifies and logs in) must not keep an id the client brought: an
+                // unstored minted id is handed to anyone who asks, so a planted one
+                // would otherwise become the victim's login (session fixation).
+                let id = if effects.login.is_some() && req.session_id.as_ref() == Some(&session_id)
+                {
+                    self.ids.mint()
+                } else {
+                    session_id.clone()
+                };
                 self.env
                     .sessions
-                    .save(&session_id, &state, version)
+                    .save(&id, &state, version)
                     .await
-                    .map(|_| session_id.clone())
+                    .map(|_| id)
             };
             match result {
                 Ok(new_id) => {

@@ -24,6 +24,10 @@
 //!   unknown identifiers alike: the counters are keyed by the identifier as typed
 //!   (normalised with [`canonical_identifier`]), so
 //!   whether an account exists changes nothing.
+//! - A check and its count are one step: the attempt is counted (atomically) before
+//!   the password is evaluated and given back on success or when the hashing pool
+//!   refused the check, so concurrent guesses cannot all pass the check before the
+//!   first failure is counted.
 //! - A request without a client IP counts under one `unknown` bucket (fail closed);
 //!   IPv6 addresses count per /64 (one host usually owns a whole /64).
 //!
@@ -34,7 +38,7 @@
 use std::net::IpAddr;
 
 use crate::env::Env;
-use crate::store::{StoreError, canonical_identifier};
+use crate::store::{StoreError, ThrottleCounter, canonical_identifier};
 
 /// Plan-context key holding the identifier as the user typed it (set by the
 /// identification stage), so the password stage counts under the same key for known and
@@ -124,6 +128,34 @@ fn keys(ip: Option<&str>, identifier: &str) -> Keys {
     }
 }
 
+/// The key counting hits of `counter`'s window opened at `since` that were given back
+/// (successes, checks the hashing pool refused). It names the window, so what was
+/// given back in one window never offsets the next one.
+fn given_back(counter: &str, since: u64) -> String {
+    format!("back:{since}:{counter}")
+}
+
+/// Failures in a counter's open window: its hits minus those given back.
+async fn failures(
+    env: &Env,
+    key: &str,
+    counter: ThrottleCounter,
+    now: u64,
+) -> Result<u32, StoreError> {
+    if counter.count == 0 {
+        return Ok(0);
+    }
+    let back = env
+        .throttle
+        .get(
+            &given_back(key, counter.since),
+            now,
+            env.throttle_config.window,
+        )
+        .await?;
+    Ok(counter.count.saturating_sub(back.count))
+}
+
 /// `Some(seconds to wait)` when a password check for `identifier` from `ip` must be
 /// refused without evaluating the password.
 pub(crate) async fn refused(
@@ -140,19 +172,17 @@ pub(crate) async fn refused(
     let left = |since: u64| since.saturating_add(cfg.window).saturating_sub(now).max(1);
     if cfg.max_failures_per_ip > 0 {
         let pair = env.throttle.get(&k.pair, now, cfg.window).await?;
-        if pair.count >= cfg.max_failures_per_ip {
+        if pair.count >= cfg.max_failures_per_ip
+            && failures(env, &k.pair, pair, now).await? >= cfg.max_failures_per_ip
+        {
             return Ok(Some(left(pair.since)));
         }
     }
     if cfg.max_failures_per_identifier > 0 {
         let all = env.throttle.get(&k.identifier, now, cfg.window).await?;
         if all.count >= cfg.max_failures_per_identifier
-            && env
-                .throttle
-                .get(&k.familiar, now, cfg.familiar_for)
-                .await?
-                .count
-                == 0
+            && failures(env, &k.identifier, all, now).await? >= cfg.max_failures_per_identifier
+            && !familiar(env, &k, now).await?
         {
             return Ok(Some(left(all.since)));
         }
@@ -160,11 +190,74 @@ pub(crate) async fn refused(
     Ok(None)
 }
 
-/// Counts one failed (evaluated) password check.
-pub(crate) async fn record_failure(
+async fn familiar(env: &Env, k: &Keys, now: u64) -> Result<bool, StoreError> {
+    Ok(env
+        .throttle
+        .get(&k.familiar, now, env.throttle_config.familiar_for)
+        .await?
+        .count
+        > 0)
+}
+
+/// A password check counted by [`reserve`] before it was evaluated: the windows its
+/// hits went into, so that [`record_success`] or [`release`] can give them back.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Reservation {
+    pair_since: Option<u64>,
+    identifier_since: Option<u64>,
+}
+
+/// Checks and counts one password check before the password is evaluated:
+/// `Err(seconds to wait)` when it must be refused without evaluating the password,
+/// else the [`Reservation`] of the failure counted up front (with the store's atomic
+/// `hit`). Checking with [`refused`] and counting only after the (slow, pooled) hash
+/// let a burst of concurrent guesses all pass the check before the first failure was
+/// counted; reserving makes the check and the count one step, so no more than the
+/// threshold are ever evaluated. A success gives the hits back through
+/// [`record_success`], a check the hashing pool refused through [`release`].
+pub(crate) async fn reserve(
     env: &Env,
     ip: Option<&str>,
     identifier: &str,
+) -> Result<Result<Reservation, u64>, StoreError> {
+    if let Some(wait) = refused(env, ip, identifier).await? {
+        return Ok(Err(wait));
+    }
+    let cfg = &env.throttle_config;
+    let mut r = Reservation::default();
+    if !cfg.enabled() {
+        return Ok(Ok(r));
+    }
+    let now = env.clock.now();
+    let k = keys(ip, identifier);
+    let left = |since: u64| since.saturating_add(cfg.window).saturating_sub(now).max(1);
+    let pair = env.throttle.hit(&k.pair, now, cfg.window).await?;
+    r.pair_since = Some(pair.since);
+    if cfg.max_failures_per_ip > 0
+        && pair.count > cfg.max_failures_per_ip
+        && failures(env, &k.pair, pair, now).await? > cfg.max_failures_per_ip
+    {
+        return Ok(Err(left(pair.since)));
+    }
+    let all = env.throttle.hit(&k.identifier, now, cfg.window).await?;
+    r.identifier_since = Some(all.since);
+    if cfg.max_failures_per_identifier > 0
+        && all.count > cfg.max_failures_per_identifier
+        && failures(env, &k.identifier, all, now).await? > cfg.max_failures_per_identifier
+        && !familiar(env, &k, now).await?
+    {
+        return Ok(Err(left(all.since)));
+    }
+    Ok(Ok(r))
+}
+
+/// Gives back the hits of a reservation whose password was never evaluated (the
+/// hashing pool was full): a refused check is no failed attempt.
+pub(crate) async fn release(
+    env: &Env,
+    ip: Option<&str>,
+    identifier: &str,
+    r: &Reservation,
 ) -> Result<(), StoreError> {
     let cfg = &env.throttle_config;
     if !cfg.enabled() {
@@ -172,18 +265,27 @@ pub(crate) async fn record_failure(
     }
     let now = env.clock.now();
     let k = keys(ip, identifier);
-    env.throttle.hit(&k.pair, now, cfg.window).await?;
-    env.throttle.hit(&k.identifier, now, cfg.window).await?;
+    if let Some(since) = r.pair_since {
+        env.throttle
+            .hit(&given_back(&k.pair, since), now, cfg.window)
+            .await?;
+    }
+    if let Some(since) = r.identifier_since {
+        env.throttle
+            .hit(&given_back(&k.identifier, since), now, cfg.window)
+            .await?;
+    }
     Ok(())
 }
 
-/// A successful check: clears the (IP, identifier) counter and makes the IP familiar
-/// for the identifier. The per-identifier counter stays (it counts an attack, not the
-/// owner).
+/// A successful check: clears the (IP, identifier) counter, gives the reservation's
+/// hit of the per-identifier counter back (that counter counts an attack, not the
+/// owner) and makes the IP familiar for the identifier.
 pub(crate) async fn record_success(
     env: &Env,
     ip: Option<&str>,
     identifier: &str,
+    r: &Reservation,
 ) -> Result<(), StoreError> {
     let cfg = &env.throttle_config;
     if !cfg.enabled() {
@@ -192,6 +294,11 @@ pub(crate) async fn record_success(
     let now = env.clock.now();
     let k = keys(ip, identifier);
     env.throttle.clear(&k.pair).await?;
+    if let Some(since) = r.identifier_since {
+        env.throttle
+            .hit(&given_back(&k.identifier, since), now, cfg.window)
+            .await?;
+    }
     env.throttle.clear(&k.familiar).await?;
     env.throttle.hit(&k.familiar, now, cfg.familiar_for).await?;
     Ok(())

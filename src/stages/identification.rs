@@ -143,22 +143,33 @@ impl StageKind for IdentificationStage {
         let mut message = FAILED.to_owned();
         let password_ok = match (&self.password_stage, &password) {
             (Some(_), Some(pw)) => {
-                if let Some(wait) = throttle::refused(ctx.env, ip.as_deref(), &uid).await? {
-                    message = throttle::refused_message(wait);
-                    false
-                } else {
-                    let ok = ctx
-                        .env
-                        .users
-                        .verify_password(found.as_ref().map(|u| u.pk), &Password::new(pw.as_str()))
-                        .await?
-                        && found.as_ref().is_some_and(|u| u.is_active);
-                    if ok {
-                        throttle::record_success(ctx.env, ip.as_deref(), &uid).await?;
-                    } else {
-                        throttle::record_failure(ctx.env, ip.as_deref(), &uid).await?;
+                // The check counts this attempt as a failure up front (given back on
+                // success), so concurrent guesses cannot all pass it.
+                match throttle::reserve(ctx.env, ip.as_deref(), &uid).await? {
+                    Err(wait) => {
+                        message = throttle::refused_message(wait);
+                        false
                     }
-                    ok
+                    Ok(reservation) => {
+                        let verified = ctx
+                            .env
+                            .users
+                            .verify_password(
+                                found.as_ref().map(|u| u.pk),
+                                &Password::new(pw.as_str()),
+                            )
+                            .await;
+                        if matches!(verified, Err(crate::store::StoreError::Busy)) {
+                            // Not evaluated: no failed attempt.
+                            throttle::release(ctx.env, ip.as_deref(), &uid, &reservation).await?;
+                        }
+                        let ok = verified? && found.as_ref().is_some_and(|u| u.is_active);
+                        if ok {
+                            throttle::record_success(ctx.env, ip.as_deref(), &uid, &reservation)
+                                .await?;
+                        }
+                        ok
+                    }
                 }
             }
             (Some(_), None) => false,

@@ -9,6 +9,7 @@ use crate::challenge::{Challenge, ChallengeBody, ErrorDetail, PasswordChallenge}
 use crate::model::PasswordStage;
 use crate::plan::{PendingUser, keys};
 use crate::secret::Password;
+use crate::store::StoreError;
 use crate::throttle;
 
 /// Plan-context key counting failed attempts in this plan.
@@ -67,13 +68,22 @@ impl StageKind for PasswordStage {
             .map(str::to_owned)
             .unwrap_or_else(|| pending.username.clone());
         // Throttled: refused without looking at the password, the same for every
-        // identifier (known or not).
-        if let Some(wait) = throttle::refused(ctx.env, ip.as_deref(), &identifier).await? {
-            login_failed(ctx, &pending.username).await?;
-            return Ok(self.failure(ctx, throttle::refused_message(wait)));
-        }
+        // identifier (known or not). The check also counts this attempt as a failure
+        // (given back on success), so concurrent guesses cannot all pass it.
+        let reservation = match throttle::reserve(ctx.env, ip.as_deref(), &identifier).await? {
+            Ok(r) => r,
+            Err(wait) => {
+                login_failed(ctx, &pending.username).await?;
+                return Ok(self.failure(ctx, throttle::refused_message(wait)));
+            }
+        };
         // Pretended users (pk None) get the same hashing work and the same answer.
-        let mut ok = ctx.env.users.verify_password(pending.pk, &password).await?;
+        let verified = ctx.env.users.verify_password(pending.pk, &password).await;
+        if matches!(verified, Err(StoreError::Busy)) {
+            // Not evaluated: no failed attempt.
+            throttle::release(ctx.env, ip.as_deref(), &identifier, &reservation).await?;
+        }
+        let mut ok = verified?;
         let mut record = None;
         if ok {
             record = ctx.pending_user_record().await?;
@@ -81,7 +91,7 @@ impl StageKind for PasswordStage {
             ok = record.as_ref().is_some_and(|u| u.is_active);
         }
         if let (true, Some(user)) = (ok, record) {
-            throttle::record_success(ctx.env, ip.as_deref(), &identifier).await?;
+            throttle::record_success(ctx.env, ip.as_deref(), &identifier, &reservation).await?;
             ctx.context.remove(FAILURES_KEY);
             ctx.context.set_pending_user(&PendingUser::of(&user));
             ctx.context.insert(
@@ -91,7 +101,6 @@ impl StageKind for PasswordStage {
             ctx.context.insert(keys::AUTH_METHOD, "password".into());
             return Ok(StageOutcome::Done);
         }
-        throttle::record_failure(ctx.env, ip.as_deref(), &identifier).await?;
         login_failed(ctx, &pending.username).await?;
         Ok(self.failure(ctx, INVALID.into()))
     }
