@@ -161,7 +161,8 @@ impl<'a> Exec<'a> {
                     fs.plan = None;
                     return Ok(self.denied(
                         fs,
-                        "The flow changed while it was running; please start again.".into(),
+                        "A stage of this flow was removed while it was running; please start again."
+                            .into(),
                     ));
                 }
             };
@@ -321,6 +322,15 @@ impl<'a> Exec<'a> {
 
     /// The current stage after re-evaluating marked stages.
     async fn next(&self, fs: &mut FlowState) -> Result<Next<'a>, Error> {
+        // An edit of the flow leaves the plan running (authentik's executor only drops a
+        // plan of another flow); a planned stage that no longer exists ends it clearly.
+        if fs.plan.as_ref().is_some_and(|p| {
+            p.bindings
+                .iter()
+                .any(|b| self.def.binding(b.binding).is_none())
+        }) {
+            return Ok(Next::Stale);
+        }
         loop {
             let Some(plan) = fs.plan.as_mut() else {
                 return Ok(Next::Finished);

@@ -726,3 +726,61 @@ async fn test_cancel_next() {
         })
     );
 }
+
+// authentik/flows/views/executor.py `FlowExecutorView.dispatch`: a stored plan is only
+// discarded when its `flow_pk` is not the flow's; an edit of the flow (title, stage
+// settings, a new binding) leaves the running plan alone and the executor continues it
+// (`FlowPlan.next`). authflow continues too, and denies clearly when a stage the plan
+// still needs was deleted meanwhile (authentik would run its pickled copy).
+#[tokio::test]
+async fn plan_survives_an_edit_of_its_flow() {
+    use authflow::store::FlowStore;
+    let env = TestEnv::new();
+    let mut flow = env.create_test_flow(FlowDesignation::Authentication).await;
+    let first = env.named_stage("edit-first", dummy()).await;
+    let second = env.named_stage("edit-second", dummy()).await;
+    let third = env.named_stage("edit-third", dummy()).await;
+    env.bind(&flow, &first, 0).await;
+    env.bind(&flow, &second, 1).await;
+    let third_binding = env.bind(&flow, &third, 2).await;
+
+    let mut client = env.client();
+    assert_eq!(
+        dummy_name(&client.get(&flow.slug).await.challenge.to_json()),
+        "edit-first"
+    );
+
+    // An admin edits the flow while the plan runs.
+    flow.title = "Renamed while running".into();
+    env.save_flow(&flow).await;
+    let mut edited = second.clone();
+    edited.name = "edit-second-renamed".into();
+    env.stores.flows.put_stage(edited).await.unwrap();
+    let late = env.named_stage("edit-late", dummy()).await;
+    env.bind(&flow, &late, 3).await;
+
+    let out = client
+        .post(&flow.slug, json!({"component": "ak-stage-dummy"}))
+        .await;
+    let v = out.challenge.to_json();
+    assert_eq!(dummy_name(&v), "edit-second-renamed", "{v}");
+    assert_eq!(v["flow_info"]["title"], "Renamed while running");
+
+    // A stage of the plan is deleted: a clear denial naming what happened.
+    assert!(
+        env.stores
+            .flows
+            .delete_binding(third_binding.pk)
+            .await
+            .unwrap()
+    );
+    let out = client
+        .post(&flow.slug, json!({"component": "ak-stage-dummy"}))
+        .await;
+    let v = out.challenge.to_json();
+    assert_eq!(v["component"], "ak-stage-access-denied", "{v}");
+    assert_eq!(
+        v["error_message"],
+        "A stage of this flow was removed while it was running; please start again."
+    );
+}
