@@ -784,3 +784,49 @@ async fn plan_survives_an_edit_of_its_flow() {
         "A stage of this flow was removed while it was running; please start again."
     );
 }
+
+// authentik/flows/views/executor.py `FlowExecutorView.restart_flow`: a restart plans
+// again and, when the flow no longer applies, answers `handle_invalid_flow` — the
+// "already logged in" shortcut of the first planning (`dispatch`, which calls
+// `_flow_done` for an authenticated user on a non-applicable authentication flow) is
+// not taken.
+#[tokio::test]
+async fn restart_replans_without_the_logged_in_shortcut() {
+    let env = TestEnv::new();
+    let flow = env.create_test_flow(FlowDesignation::Authentication).await;
+    let ident = env
+        .stage(IdentificationStage {
+            user_fields: vec![UserField::Username],
+            ..IdentificationStage::default()
+        })
+        .await;
+    env.bind_with(&flow, &ident, 0, |b| {
+        b.invalid_response_action = InvalidResponseAction::Restart;
+    })
+    .await;
+    let toggle = Toggle::new(true);
+    let policy = env.policy(custom(toggle.clone())).await;
+    env.bind_policy(
+        BindingTarget::Flow(flow.pk),
+        BindingSubject::Policy(policy.pk),
+        0,
+    )
+    .await;
+    let user = env.create_test_user("restarter").await;
+    let mut client = env.client_as(&user).await;
+    let out = client.get(&flow.slug).await;
+    assert_eq!(out.challenge.component(), "ak-stage-identification");
+
+    // The flow stops applying; the invalid answer restarts it.
+    toggle.set(false);
+    let out = client
+        .post(&flow.slug, json!({"component": "ak-stage-identification"}))
+        .await;
+    let v = out.challenge.to_json();
+    assert_eq!(v["component"], "ak-stage-access-denied", "{v}");
+    assert_eq!(v["error_message"], "dummy");
+    assert_eq!(
+        env.stored_plan(&client.session_id(), &flow.slug).await,
+        None
+    );
+}
