@@ -44,6 +44,9 @@ pub struct Outcome {
     pub logged_in: bool,
     /// This call logged the user out.
     pub logged_out: bool,
+    /// Seconds the login lasts from now (`None`: no login, or one that lasts as long as
+    /// the browser session). Hosts give their session cookie this lifetime.
+    pub login_expires_in: Option<u64>,
 }
 
 struct Cached {
@@ -352,6 +355,7 @@ impl Engine {
                     user: None,
                     logged_in: false,
                     logged_out: false,
+                    login_expires_in: None,
                 })
             }
         }
@@ -578,6 +582,7 @@ impl Engine {
                     user: None,
                     logged_in: false,
                     logged_out: false,
+                    login_expires_in: None,
                 });
             }
 
@@ -634,6 +639,14 @@ impl Engine {
             };
             match result {
                 Ok(new_id) => {
+                    if let (Some(user), true) = (effects.login, effects.terminate_other_sessions) {
+                        // authentik's UserLoginStageView.do_login: the user's other
+                        // sessions are deleted once this one is logged in.
+                        self.env
+                            .sessions
+                            .delete_user_sessions(user, &new_id)
+                            .await?;
+                    }
                     return Ok(Outcome {
                         challenge,
                         session_rotated: req.session_id.as_ref() != Some(&new_id),
@@ -641,6 +654,10 @@ impl Engine {
                         user: state.user,
                         logged_in: effects.login.is_some(),
                         logged_out: effects.logout,
+                        login_expires_in: state
+                            .user
+                            .and(state.login_expires_at)
+                            .map(|t| t.saturating_sub(now)),
                     });
                 }
                 Err(StoreError::Conflict) => continue,

@@ -139,7 +139,7 @@ impl<'a> Exec<'a> {
         if fs.plan.is_none() {
             fs.history.clear();
             fs.decisions.clear();
-            if let Some(early) = self.start(fs, PlanContext::new()).await? {
+            if let Some(early) = self.start(fs, PlanContext::new(), true).await? {
                 return Ok(early);
             }
             self.fresh_plan = fs.plan.clone();
@@ -161,7 +161,8 @@ impl<'a> Exec<'a> {
                     fs.plan = None;
                     return Ok(self.denied(
                         fs,
-                        "The flow changed while it was running; please start again.".into(),
+                        "A stage of this flow was removed while it was running; please start again."
+                            .into(),
                     ));
                 }
             };
@@ -264,10 +265,16 @@ impl<'a> Exec<'a> {
     }
 
     /// Plans the flow into `fs`. `Some(challenge)` when planning ended the request.
+    ///
+    /// `initial`: the first planning of the flow (authentik's `dispatch`), where a
+    /// non-applicable authentication flow finishes for a user who is already logged
+    /// in. A restart (authentik's `restart_flow`) has no such shortcut: a flow that no
+    /// longer applies is handled by `handle_invalid_flow`.
     async fn start(
         &mut self,
         fs: &mut FlowState,
         context: PlanContext,
+        initial: bool,
     ) -> Result<Option<Challenge>, Error> {
         let input = PlanInput {
             request: self.req,
@@ -290,7 +297,8 @@ impl<'a> Exec<'a> {
                     outcome: "not_applicable".into(),
                     messages: messages.clone(),
                 });
-                if self.def.flow.designation == FlowDesignation::Authentication
+                if initial
+                    && self.def.flow.designation == FlowDesignation::Authentication
                     && self.request_user.is_some()
                 {
                     return Ok(Some(self.flow_done(fs)));
@@ -316,11 +324,20 @@ impl<'a> Exec<'a> {
             (InvalidResponseAction::RestartWithContext, Some(plan)) => plan.context,
             _ => PlanContext::new(),
         };
-        self.start(fs, context).await
+        self.start(fs, context, false).await
     }
 
     /// The current stage after re-evaluating marked stages.
     async fn next(&self, fs: &mut FlowState) -> Result<Next<'a>, Error> {
+        // An edit of the flow leaves the plan running (authentik's executor only drops a
+        // plan of another flow); a planned stage that no longer exists ends it clearly.
+        if fs.plan.as_ref().is_some_and(|p| {
+            p.bindings
+                .iter()
+                .any(|b| self.def.binding(b.binding).is_none())
+        }) {
+            return Ok(Next::Stale);
+        }
         loop {
             let Some(plan) = fs.plan.as_mut() else {
                 return Ok(Next::Finished);

@@ -4,7 +4,7 @@
 //! For several server instances, use a shared [`SessionStore`] (e.g. Redis) instead of
 //! [`MemorySessionStore`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -442,6 +442,9 @@ pub const SWEEP_EVERY: u64 = 1024;
 
 struct Sessions {
     map: HashMap<SessionId, Entry>,
+    /// Sessions saved with a user, per user. May name sessions that are gone or no
+    /// longer logged in as that user (checked on use; pruned at every sweep).
+    by_user: HashMap<UserId, HashSet<SessionId>>,
     /// New sessions since the last sweep.
     inserts: u64,
 }
@@ -483,6 +486,7 @@ impl MemorySessionStore {
         Self {
             sessions: Mutex::new(Sessions {
                 map: HashMap::new(),
+                by_user: HashMap::new(),
                 inserts: 0,
             }),
             clock,
@@ -524,6 +528,11 @@ impl MemorySessionStore {
 
     fn sweep_locked(&self, s: &mut Sessions, now: u64) {
         s.map.retain(|_, e| !self.expired(e, now));
+        let Sessions { map, by_user, .. } = s;
+        by_user.retain(|user, ids| {
+            ids.retain(|id| map.get(id).is_some_and(|e| e.state.user == Some(*user)));
+            !ids.is_empty()
+        });
         s.inserts = 0;
     }
 
@@ -595,7 +604,7 @@ impl SessionStore for MemorySessionStore {
             .get(id)
             .filter(|e| !self.expired(e, now))
             .map(|e| (e.version, e.created));
-        match (current, expected) {
+        let saved = match (current, expected) {
             (None, None) => {
                 s.map.remove(id);
                 self.make_room(&mut s, now);
@@ -623,12 +632,37 @@ impl SessionStore for MemorySessionStore {
                 Ok(v + 1)
             }
             _ => Err(StoreError::Conflict),
+        };
+        if let (Ok(_), Some(user)) = (&saved, state.user) {
+            s.by_user.entry(user).or_default().insert(id.clone());
         }
+        saved
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         self.sessions.lock().map_err(|_| poisoned())?.map.remove(id);
         Ok(())
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user: UserId,
+        keep: &SessionId,
+    ) -> Result<usize, StoreError> {
+        let mut s = self.sessions.lock().map_err(|_| poisoned())?;
+        let Some(ids) = s.by_user.remove(&user) else {
+            return Ok(0);
+        };
+        let mut deleted = 0;
+        for id in ids {
+            if &id == keep {
+                s.by_user.entry(user).or_default().insert(id);
+            } else if s.map.get(&id).is_some_and(|e| e.state.user == Some(user)) {
+                s.map.remove(&id);
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 }
 

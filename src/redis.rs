@@ -4,7 +4,10 @@
 //! `{prefix}session:{id}`. Saving is compare-and-swap done atomically in Redis by a Lua
 //! script: a stale `expected` version fails with [`StoreError::Conflict`] and writes
 //! nothing. The key's TTL is the idle expiry, refreshed by every write and capped so the
-//! session never outlives its absolute expiry.
+//! session never outlives its absolute expiry. A session saved with a user is also
+//! added to the set `{prefix}user-sessions:{user}` (the per-user index behind
+//! [`SessionStore::delete_user_sessions`]); members are checked against the session
+//! itself before anything is deleted, so stale members are harmless.
 //!
 //! Every call has a timeout; an unreachable Redis yields [`StoreError::Unavailable`]
 //! (the HTTP adapter answers 503) and nothing is half-written. The connection manager
@@ -20,6 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use crate::model::UserId;
 use crate::plan::{SessionId, SessionState};
 use crate::store::{SessionStore, StoreError, ThrottleCounter, ThrottleStore, Versioned};
 
@@ -48,8 +52,9 @@ impl Default for RedisConfig {
 }
 
 /// Compare-and-swap save. KEYS[1] = key; ARGV = expected ('' = must not exist), payload,
-/// now, idle_ttl, absolute_ttl. Returns the new version, or -1 on conflict, -2 when the
-/// session is past its absolute expiry.
+/// now, idle_ttl, absolute_ttl, session id. With KEYS[2] (the user's index set, when the
+/// state names a user) the session id is added to it. Returns the new version, or -1 on
+/// conflict, -2 when the session is past its absolute expiry.
 const SAVE: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 local ver = 0
@@ -72,6 +77,10 @@ if ttl <= 0 then
 end
 ver = ver + 1
 redis.call('SET', KEYS[1], ver .. ':' .. created .. ':' .. ARGV[2], 'EX', ttl)
+if KEYS[2] then
+  redis.call('SADD', KEYS[2], ARGV[6])
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
+end
 return ver
 "#;
 
@@ -153,6 +162,10 @@ impl RedisSessionStore {
         format!("{}session:{}", self.config.key_prefix, id.as_str())
     }
 
+    fn user_key(&self, user: UserId) -> String {
+        format!("{}user-sessions:{user}", self.config.key_prefix)
+    }
+
     async fn bounded<T>(
         &self,
         fut: impl std::future::Future<Output = redis::RedisResult<T>>,
@@ -195,17 +208,23 @@ impl SessionStore for RedisSessionStore {
         let mut conn = self.conn.clone();
         let script = self.save.clone();
         let key = self.key(id);
+        let user_key = state.user.map(|u| self.user_key(u));
         let expected = expected.map(|v| v.to_string()).unwrap_or_default();
         let (idle, absolute) = (self.config.idle_ttl, self.config.absolute_ttl);
+        let sid = id.as_str().to_owned();
         let result: i64 = self
             .bounded(async move {
-                script
-                    .key(key)
+                let mut invocation = script.key(key);
+                if let Some(user_key) = user_key {
+                    invocation.key(user_key);
+                }
+                invocation
                     .arg(expected)
                     .arg(payload)
                     .arg(now())
                     .arg(idle)
                     .arg(absolute)
+                    .arg(sid)
                     .invoke_async(&mut conn)
                     .await
             })
@@ -227,6 +246,54 @@ impl SessionStore for RedisSessionStore {
         })
         .await
         .map(|_| ())
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user: UserId,
+        keep: &SessionId,
+    ) -> Result<usize, StoreError> {
+        let index = self.user_key(user);
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = {
+            let index = index.clone();
+            self.bounded(async move {
+                redis::cmd("SMEMBERS")
+                    .arg(index)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?
+        };
+        let mut deleted = 0;
+        for member in members {
+            if member == keep.as_str() {
+                continue;
+            }
+            let Some(id) = SessionId::parse(&member) else {
+                continue;
+            };
+            // Only a session still logged in as `user` is ended; stale members just go.
+            if self
+                .load(&id)
+                .await?
+                .is_some_and(|v| v.value.user == Some(user))
+            {
+                self.delete(&id).await?;
+                deleted += 1;
+            }
+            let mut conn = self.conn.clone();
+            let index = index.clone();
+            self.bounded(async move {
+                redis::cmd("SREM")
+                    .arg(index)
+                    .arg(member)
+                    .query_async::<i64>(&mut conn)
+                    .await
+            })
+            .await?;
+        }
+        Ok(deleted)
     }
 }
 

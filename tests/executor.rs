@@ -726,3 +726,107 @@ async fn test_cancel_next() {
         })
     );
 }
+
+// authentik/flows/views/executor.py `FlowExecutorView.dispatch`: a stored plan is only
+// discarded when its `flow_pk` is not the flow's; an edit of the flow (title, stage
+// settings, a new binding) leaves the running plan alone and the executor continues it
+// (`FlowPlan.next`). authflow continues too, and denies clearly when a stage the plan
+// still needs was deleted meanwhile (authentik would run its pickled copy).
+#[tokio::test]
+async fn plan_survives_an_edit_of_its_flow() {
+    use authflow::store::FlowStore;
+    let env = TestEnv::new();
+    let mut flow = env.create_test_flow(FlowDesignation::Authentication).await;
+    let first = env.named_stage("edit-first", dummy()).await;
+    let second = env.named_stage("edit-second", dummy()).await;
+    let third = env.named_stage("edit-third", dummy()).await;
+    env.bind(&flow, &first, 0).await;
+    env.bind(&flow, &second, 1).await;
+    let third_binding = env.bind(&flow, &third, 2).await;
+
+    let mut client = env.client();
+    assert_eq!(
+        dummy_name(&client.get(&flow.slug).await.challenge.to_json()),
+        "edit-first"
+    );
+
+    // An admin edits the flow while the plan runs.
+    flow.title = "Renamed while running".into();
+    env.save_flow(&flow).await;
+    let mut edited = second.clone();
+    edited.name = "edit-second-renamed".into();
+    env.stores.flows.put_stage(edited).await.unwrap();
+    let late = env.named_stage("edit-late", dummy()).await;
+    env.bind(&flow, &late, 3).await;
+
+    let out = client
+        .post(&flow.slug, json!({"component": "ak-stage-dummy"}))
+        .await;
+    let v = out.challenge.to_json();
+    assert_eq!(dummy_name(&v), "edit-second-renamed", "{v}");
+    assert_eq!(v["flow_info"]["title"], "Renamed while running");
+
+    // A stage of the plan is deleted: a clear denial naming what happened.
+    assert!(
+        env.stores
+            .flows
+            .delete_binding(third_binding.pk)
+            .await
+            .unwrap()
+    );
+    let out = client
+        .post(&flow.slug, json!({"component": "ak-stage-dummy"}))
+        .await;
+    let v = out.challenge.to_json();
+    assert_eq!(v["component"], "ak-stage-access-denied", "{v}");
+    assert_eq!(
+        v["error_message"],
+        "A stage of this flow was removed while it was running; please start again."
+    );
+}
+
+// authentik/flows/views/executor.py `FlowExecutorView.restart_flow`: a restart plans
+// again and, when the flow no longer applies, answers `handle_invalid_flow` — the
+// "already logged in" shortcut of the first planning (`dispatch`, which calls
+// `_flow_done` for an authenticated user on a non-applicable authentication flow) is
+// not taken.
+#[tokio::test]
+async fn restart_replans_without_the_logged_in_shortcut() {
+    let env = TestEnv::new();
+    let flow = env.create_test_flow(FlowDesignation::Authentication).await;
+    let ident = env
+        .stage(IdentificationStage {
+            user_fields: vec![UserField::Username],
+            ..IdentificationStage::default()
+        })
+        .await;
+    env.bind_with(&flow, &ident, 0, |b| {
+        b.invalid_response_action = InvalidResponseAction::Restart;
+    })
+    .await;
+    let toggle = Toggle::new(true);
+    let policy = env.policy(custom(toggle.clone())).await;
+    env.bind_policy(
+        BindingTarget::Flow(flow.pk),
+        BindingSubject::Policy(policy.pk),
+        0,
+    )
+    .await;
+    let user = env.create_test_user("restarter").await;
+    let mut client = env.client_as(&user).await;
+    let out = client.get(&flow.slug).await;
+    assert_eq!(out.challenge.component(), "ak-stage-identification");
+
+    // The flow stops applying; the invalid answer restarts it.
+    toggle.set(false);
+    let out = client
+        .post(&flow.slug, json!({"component": "ak-stage-identification"}))
+        .await;
+    let v = out.challenge.to_json();
+    assert_eq!(v["component"], "ak-stage-access-denied", "{v}");
+    assert_eq!(v["error_message"], "dummy");
+    assert_eq!(
+        env.stored_plan(&client.session_id(), &flow.slug).await,
+        None
+    );
+}

@@ -69,6 +69,85 @@ async fn get_with_cookie(b: &Browser, path: &str, cookie: &str) -> Resp {
 // ---------------------------------------------------------------------------------------
 // Login, logout, enrollment, password change
 
+/// The `Max-Age` of a `Set-Cookie` line, and whether it has `Expires`.
+fn cookie_lifetime(line: &str) -> (Option<u64>, bool) {
+    let attrs: Vec<String> = line
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    let max_age = attrs
+        .iter()
+        .find_map(|a| a.strip_prefix("max-age=").map(|v| v.parse().unwrap()));
+    (max_age, attrs.iter().any(|a| a.starts_with("expires=")))
+}
+
+// authentik/stages/user_login/stage.py `UserLoginStageView.set_session_duration`: the
+// session (and Django's session cookie) lasts `session_duration`, plus
+// `remember_me_offset` when the `ak-stage-user-login` challenge is answered with
+// `remember_me: true`; `seconds=0` leaves a browser-session cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remember_me_offset() {
+    use authflow::model::{StageConfig, UserLoginStage};
+    use authflow::store::FlowStore;
+    let s = start().await;
+    // The default `seconds=0`: browser-session cookies, without Max-Age or Expires.
+    let b = s.browser();
+    b.exec(LOGIN).await;
+    b.answer(LOGIN, identification("akadmin")).await;
+    let r = b.answer(LOGIN, password(ADMIN_PASSWORD)).await;
+    let line = r
+        .set_cookie(SESSION_COOKIE)
+        .expect("login re-issues the cookie");
+    assert_eq!(cookie_lifetime(&line), (None, false), "{line}");
+
+    let mut stage = s
+        .stores
+        .flows
+        .catalogue()
+        .stages
+        .into_iter()
+        .find(|st| st.name == "default-authentication-login")
+        .expect("default login stage");
+    stage.config = StageConfig::UserLogin(UserLoginStage {
+        session_duration: "hours=2".into(),
+        remember_me_offset: "days=14".into(),
+        ..UserLoginStage::default()
+    });
+    s.stores.flows.put_stage(stage).await.unwrap();
+
+    for (remember, lasts) in [(true, 7200 + 14 * 86_400), (false, 7200)] {
+        let b = s.browser();
+        b.exec(LOGIN).await;
+        b.answer(LOGIN, identification("akadmin")).await;
+        let r = b.answer(LOGIN, password(ADMIN_PASSWORD)).await;
+        let v = r.challenge("ak-stage-user-login");
+        assert_eq!(v["pending_user"], "akadmin");
+        assert!(r.set_cookie(SESSION_COOKIE).is_none(), "not logged in yet");
+
+        let body = json!({"component": "ak-stage-user-login", "remember_me": remember});
+        assert_eq!(
+            schema().validate_named("UserLoginChallengeResponseRequest", &body),
+            Vec::<String>::new()
+        );
+        let r = b.answer(LOGIN, body).await;
+        assert_eq!(r.challenge("xak-flow-redirect")["to"], "/");
+        for name in [SESSION_COOKIE, CSRF_COOKIE] {
+            let line = r.set_cookie(name).expect("login re-issues the cookies");
+            let (max_age, expires) = cookie_lifetime(&line);
+            let max_age = max_age.unwrap_or_else(|| panic!("no Max-Age: {line}"));
+            assert!(
+                max_age <= lasts && max_age + 5 >= lasts,
+                "remember_me {remember}: {line}"
+            );
+            assert!(expires, "no Expires: {line}");
+        }
+        assert_eq!(b.get(FLOWS).await.status, 200, "logged in");
+    }
+
+    s.finish();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_rotates_the_session_cookie_and_sets_csrf() {
     let s = start().await;

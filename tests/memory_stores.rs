@@ -96,6 +96,12 @@ async fn session_parallel_savers_one_wins() {
     session_conformance::parallel_savers_one_wins(Arc::new(sessions())).await;
 }
 
+#[tokio::test]
+async fn sessions_delete_user_sessions() {
+    session_conformance::delete_user_sessions_ends_only_that_users_other_sessions(&sessions())
+        .await;
+}
+
 fn anonymous() -> SessionState {
     SessionState::default()
 }

@@ -10,7 +10,9 @@
 mod common;
 
 use authflow::FlowRequest;
-use authflow::model::{FlowDesignation, IdentificationStage, PasswordStage, UserField};
+use authflow::model::{
+    FlowDesignation, IdentificationStage, PasswordStage, UserField, UserLoginStage,
+};
 use authflow::plan::{PlanContext, SessionId, keys};
 use authflow::store::{NewUser, UserDirectory};
 use common::upstream::TestEnv;
@@ -317,4 +319,153 @@ async fn expression_policy_without_an_evaluator() {
     let message = challenge["error_message"].as_str().unwrap();
     assert!(message.contains(&format!("`{}`", policy.name)), "{message}");
     assert!(message.contains("no expression evaluator"), "{message}");
+}
+
+/// A flow of identification, password and a user-login stage configured by `login`.
+async fn login_flow(env: &TestEnv, login: UserLoginStage) -> authflow::model::Flow {
+    let flow = password_flow(env, PasswordStage::default()).await;
+    let login = env.stage(login).await;
+    env.bind(&flow, &login, 2).await;
+    flow
+}
+
+/// Runs `flow` up to the user-login stage as `username` / `password`.
+async fn identify_and_authenticate(
+    client: &mut common::kit::Client,
+    flow: &authflow::model::Flow,
+    username: &str,
+    password: &str,
+) -> authflow::Outcome {
+    client.get(&flow.slug).await;
+    let out = client
+        .post(&flow.slug, json!({"uid_field": username}))
+        .await;
+    assert_eq!(out.challenge.component(), "ak-stage-password");
+    client.post(&flow.slug, json!({"password": password})).await
+}
+
+// authentik/stages/user_login/stage.py `UserLoginStageView.do_login`: with
+// `terminate_other_sessions` the login deletes the user's other sessions
+// (`Session.objects.filter(authenticatedsession__user=user).exclude(session_key=...)`);
+// the new session and other users' sessions stay.
+#[tokio::test]
+async fn terminate_other_sessions() {
+    let env = TestEnv::new();
+    let user = env
+        .stores
+        .users
+        .create_user(NewUser::new("multi-device").password("Right-Password-1"))
+        .await
+        .expect("create user");
+    let bystander = env.create_test_user("bystander").await;
+    let laptop = env.login_session(&user).await;
+    let phone = env.login_session(&user).await;
+    let theirs = env.login_session(&bystander).await;
+    let flow = login_flow(
+        &env,
+        UserLoginStage {
+            terminate_other_sessions: true,
+            ..UserLoginStage::default()
+        },
+    )
+    .await;
+    let mut client = env.client();
+    let out =
+        identify_and_authenticate(&mut client, &flow, "multi-device", "Right-Password-1").await;
+    assert!(out.logged_in, "{}", out.challenge.to_json());
+    assert!(
+        env.session(&laptop).await.is_none(),
+        "the laptop session survived"
+    );
+    assert!(
+        env.session(&phone).await.is_none(),
+        "the phone session survived"
+    );
+    assert_eq!(
+        env.session(&theirs).await.and_then(|s| s.user),
+        Some(bystander.pk)
+    );
+    assert_eq!(
+        env.session(&client.session_id()).await.and_then(|s| s.user),
+        Some(user.pk)
+    );
+
+    // Without the option (the default) nothing else ends.
+    let flow = login_flow(&env, UserLoginStage::default()).await;
+    let tablet = env.login_session(&user).await;
+    let mut client = env.client();
+    let out =
+        identify_and_authenticate(&mut client, &flow, "multi-device", "Right-Password-1").await;
+    assert!(out.logged_in);
+    assert!(env.session(&tablet).await.is_some());
+}
+
+// authentik/stages/user_login/stage.py `UserLoginStageView.dispatch`: with a
+// `remember_me_offset` above zero the stage answers its `ak-stage-user-login` challenge
+// (`UserLoginChallengeResponse.remember_me`, required) before logging in, and
+// `set_session_duration` makes the session last `session_duration`, plus the offset when
+// `remember_me` is true.
+#[tokio::test]
+async fn remember_me_offset() {
+    let env = TestEnv::new();
+    env.stores
+        .users
+        .create_user(NewUser::new("rememberer").password("Right-Password-1"))
+        .await
+        .expect("create user");
+    let flow = login_flow(
+        &env,
+        UserLoginStage {
+            session_duration: "hours=1".into(),
+            remember_me_offset: "days=30".into(),
+            ..UserLoginStage::default()
+        },
+    )
+    .await;
+    for (remember, lasts) in [(true, 3600 + 30 * 86_400), (false, 3600)] {
+        let mut client = env.client();
+        let out =
+            identify_and_authenticate(&mut client, &flow, "rememberer", "Right-Password-1").await;
+        assert!(!out.logged_in, "logged in before the remember-me answer");
+        let v = out.challenge.to_json();
+        assert_eq!(v["component"], "ak-stage-user-login", "{v}");
+        assert_eq!(v["pending_user"], "rememberer");
+
+        // `remember_me` is required.
+        let out = client
+            .post(&flow.slug, json!({"component": "ak-stage-user-login"}))
+            .await;
+        assert!(!out.logged_in);
+        let v = out.challenge.to_json();
+        assert_eq!(
+            v["response_errors"]["remember_me"][0]["string"], "This field is required.",
+            "{v}"
+        );
+
+        let out = client
+            .post(
+                &flow.slug,
+                json!({"component": "ak-stage-user-login", "remember_me": remember}),
+            )
+            .await;
+        assert!(out.logged_in, "{}", out.challenge.to_json());
+        assert_eq!(out.login_expires_in, Some(lasts), "remember_me {remember}");
+        let state = env.session(&client.session_id()).await.expect("session");
+        let at = state.authenticated_at.expect("authenticated_at");
+        assert_eq!(state.login_expires_at, Some(at + lasts));
+    }
+
+    // Without an offset the stage stays silent (no remember-me question).
+    let flow = login_flow(
+        &env,
+        UserLoginStage {
+            session_duration: "hours=1".into(),
+            ..UserLoginStage::default()
+        },
+    )
+    .await;
+    let mut client = env.client();
+    let out = identify_and_authenticate(&mut client, &flow, "rememberer", "Right-Password-1").await;
+    assert!(out.logged_in, "{}", out.challenge.to_json());
+    assert_eq!(out.login_expires_in, Some(3600));
 }

@@ -460,3 +460,52 @@ async fn test_to_redirect_skip_policies() {
     let out = env.client().get(&flow.slug).await;
     assert_stage_redirects(&out.challenge.to_json(), "https://authentik.company");
 }
+
+// authentik/stages/redirect/stage.py `RedirectStageView.get_challenge`: an
+// `ak-flow://` `redirect_stage_target` naming a flow that does not exist (`parse_target`
+// finds none) falls back to the stage's own target; one naming a flow goes there.
+#[tokio::test]
+async fn redirect_stage_target() {
+    let env = TestEnv::new();
+    let target = env
+        .create_test_flow(FlowDesignation::StageConfiguration)
+        .await;
+    let target_stage = env.stage(DummyStage::default()).await;
+    env.bind(&target, &target_stage, 0).await;
+    let flow = env
+        .create_test_flow(FlowDesignation::StageConfiguration)
+        .await;
+    let redirect = env
+        .stage(RedirectStage {
+            mode: RedirectMode::Static,
+            target_static: "https://authentik.company".into(),
+            ..RedirectStage::default()
+        })
+        .await;
+    env.bind(&flow, &redirect, 0).await;
+
+    for (override_target, expected) in [
+        (
+            "ak-flow://unknown".to_owned(),
+            "https://authentik.company".to_owned(),
+        ),
+        (
+            format!("ak-flow://{}", target.slug),
+            format!("/if/flow/{}/?", target.slug),
+        ),
+    ] {
+        let mut context = PlanContext::new();
+        context.insert(keys::REDIRECT_STAGE_TARGET, json!(override_target));
+        let plan = env
+            .engine
+            .plan_only(&FlowRequest::default(), &flow.slug, context)
+            .await
+            .unwrap();
+        let session = authflow::plan::SessionId::generate();
+        env.store_plan(&session, &flow.slug, plan).await;
+        let mut client = env.client();
+        client.session = Some(session);
+        let out = client.get(&flow.slug).await;
+        assert_stage_redirects(&out.challenge.to_json(), &expected);
+    }
+}

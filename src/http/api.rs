@@ -355,7 +355,7 @@ pub(crate) async fn execute(
                 let link = app.config.link(&format!("/if/flow/{slug}/"));
                 let mut response = axum::Json(json!({ "link": link })).into_response();
                 if freq.session_id.as_ref() != Some(&id) {
-                    for v in session::set_cookies(&app.config, &id, false) {
+                    for v in session::set_cookies(&app.config, &id, false, None) {
                         response.headers_mut().append(header::SET_COOKIE, v);
                     }
                 }

@@ -54,7 +54,12 @@ pub(crate) fn respond(
 ) -> Response {
     let mut response = (status, axum::Json(&out.challenge)).into_response();
     if out.session_rotated {
-        let mut cookies = session::set_cookies(&app.config, &out.session_id, out.user.is_some());
+        let mut cookies = session::set_cookies(
+            &app.config,
+            &out.session_id,
+            out.user.is_some(),
+            out.login_expires_in,
+        );
         if out.user.is_none() && !out.logged_out && !had_session {
             // The request had no session: there is no session's CSRF cookie to clear
             // (the clearing header stays at logout and when a session is replaced).
@@ -265,7 +270,12 @@ async fn post_inner(app: &AppState, slug: &str, req: Request<Body>) -> Result<Re
         let mut response =
             (StatusCode::FOUND, [(header::LOCATION, uri.to_string())]).into_response();
         if out.session_rotated {
-            for v in session::set_cookies(&app.config, &out.session_id, out.user.is_some()) {
+            for v in session::set_cookies(
+                &app.config,
+                &out.session_id,
+                out.user.is_some(),
+                out.login_expires_in,
+            ) {
                 response.headers_mut().append(header::SET_COOKIE, v);
             }
         }

@@ -67,26 +67,43 @@ pub(crate) fn csrf_ok(headers: &HeaderMap, config: &HttpConfig, id: &SessionId) 
 }
 
 /// `Set-Cookie` values for a session id (and the CSRF cookie when logged in).
+///
+/// `lifetime` is what is left of the login in seconds (the user-login stage's
+/// `session_duration`, plus `remember_me_offset` when remembered): the cookies then
+/// carry `Max-Age` and `Expires`, as Django's do after authentik's
+/// `request.session.set_expiry(delta)`. `None`: cookies of the browser session.
 pub(crate) fn set_cookies(
     config: &HttpConfig,
     id: &SessionId,
     logged_in: bool,
+    lifetime: Option<u64>,
 ) -> Vec<HeaderValue> {
     let secure = if config.secure_cookies {
         "; Secure"
     } else {
         ""
     };
+    let expiry = match lifetime {
+        Some(seconds) => {
+            let expires = std::time::SystemTime::now()
+                .checked_add(std::time::Duration::from_secs(seconds))
+                .map(httpdate::fmt_http_date)
+                .map(|d| format!("; Expires={d}"))
+                .unwrap_or_default();
+            format!("; Max-Age={seconds}{expires}")
+        }
+        None => String::new(),
+    };
     let mut out = Vec::with_capacity(2);
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={}; HttpOnly; Path=/; SameSite=Lax{secure}",
+        "{SESSION_COOKIE}={}; HttpOnly; Path=/; SameSite=Lax{expiry}{secure}",
         id.as_str()
     )) {
         out.push(v);
     }
     let csrf = if logged_in {
         format!(
-            "{CSRF_COOKIE}={}; Path=/; SameSite=Lax{secure}",
+            "{CSRF_COOKIE}={}; Path=/; SameSite=Lax{expiry}{secure}",
             csrf_token(config, id)
         )
     } else {

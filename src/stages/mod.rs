@@ -101,6 +101,8 @@ pub struct Effects {
     pub login_duration: Option<u64>,
     /// Log the current user out (rotates the session id).
     pub logout: bool,
+    /// With `login`: end the user's other sessions (`terminate_other_sessions`).
+    pub terminate_other_sessions: bool,
 }
 
 impl StageContext<'_> {

@@ -29,15 +29,24 @@ impl StageKind for RedirectStage {
             .get_str(keys::REDIRECT_STAGE_TARGET)
             .map(str::to_owned);
         if let Some(t) = target.filter(|t| !t.is_empty()) {
-            if let Some(slug) = t.strip_prefix(FLOW_SCHEME) {
-                return Ok(StageOutcome::RedirectToFlow {
-                    slug: slug.to_owned(),
-                    keep_context: self.keep_context,
-                });
+            match t.strip_prefix(FLOW_SCHEME) {
+                Some(rest) => {
+                    // authentik's `RedirectStageView.parse_target`: the flow is the URL's
+                    // host; a flow that does not exist falls back to the stage's target.
+                    let slug = rest.split(['/', '?', '#']).next().unwrap_or("");
+                    if !slug.is_empty() && ctx.env.flows.revision(slug).await?.is_some() {
+                        return Ok(StageOutcome::RedirectToFlow {
+                            slug: slug.to_owned(),
+                            keep_context: self.keep_context,
+                        });
+                    }
+                }
+                None => {
+                    return Ok(StageOutcome::Challenge(Challenge::new(
+                        ChallengeBody::Redirect(RedirectChallenge { to: t }),
+                    )));
+                }
             }
-            return Ok(StageOutcome::Challenge(Challenge::new(
-                ChallengeBody::Redirect(RedirectChallenge { to: t }),
-            )));
         }
         match self.mode {
             RedirectMode::Flow => match &self.target_flow {

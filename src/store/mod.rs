@@ -118,6 +118,15 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<u64, StoreError>;
     /// Deletes a session.
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError>;
+    /// Deletes every session logged in as `user` except `keep` (the user-login stage's
+    /// `terminate_other_sessions`). Stores keep a per-user index of sessions for this;
+    /// a session whose state no longer names `user` is not deleted. Returns how many
+    /// sessions were deleted.
+    async fn delete_user_sessions(
+        &self,
+        user: crate::model::UserId,
+        keep: &SessionId,
+    ) -> Result<usize, StoreError>;
 }
 
 /// The host's users and groups.

@@ -22,6 +22,7 @@ use std::task::Poll;
 
 use authflow::StoreError;
 use authflow::clock::ManualClock;
+use authflow::model::UserId;
 use authflow::plan::{SessionId, SessionState};
 use authflow::store::SessionStore;
 
@@ -286,6 +287,61 @@ pub async fn parallel_savers_one_wins(store: Arc<dyn SessionStore>) {
     }
 }
 
+/// A state logged in as `user`.
+fn logged_in(user: UserId) -> SessionState {
+    SessionState {
+        user: Some(user),
+        ..SessionState::default()
+    }
+}
+
+/// `delete_user_sessions(user, keep)` deletes every session logged in as `user` but
+/// `keep`; sessions of other users, anonymous sessions and a session that was logged in
+/// as `user` and has since logged out stay.
+pub async fn delete_user_sessions_ends_only_that_users_other_sessions(store: &dyn SessionStore) {
+    let (user, other) = (UserId::new(), UserId::new());
+    let (a, b, keep) = (
+        SessionId::generate(),
+        SessionId::generate(),
+        SessionId::generate(),
+    );
+    for id in [&a, &b, &keep] {
+        store.save(id, &logged_in(user), None).await.unwrap();
+    }
+    // Saved twice while logged in: still one session to delete.
+    store.save(&b, &logged_in(user), Some(1)).await.unwrap();
+    let others = SessionId::generate();
+    store.save(&others, &logged_in(other), None).await.unwrap();
+    let anonymous = SessionId::generate();
+    store.save(&anonymous, &marked(3), None).await.unwrap();
+    let logged_out = SessionId::generate();
+    store
+        .save(&logged_out, &logged_in(user), None)
+        .await
+        .unwrap();
+    store.save(&logged_out, &marked(4), Some(1)).await.unwrap();
+
+    assert_eq!(store.delete_user_sessions(user, &keep).await.unwrap(), 2);
+    assert!(store.load(&a).await.unwrap().is_none());
+    assert!(store.load(&b).await.unwrap().is_none());
+    for id in [&keep, &others, &anonymous, &logged_out] {
+        assert!(
+            store.load(id).await.unwrap().is_some(),
+            "{id:?} was deleted"
+        );
+    }
+    // Nothing left to end; the other user's session is untouched by a second call.
+    assert_eq!(store.delete_user_sessions(user, &keep).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .delete_user_sessions(UserId::new(), &keep)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(store.load(&others).await.unwrap().is_some());
+}
+
 /// Every check that needs no clock, in order.
 pub async fn run_without_clock(store: Arc<dyn SessionStore>) {
     load_missing_is_none(store.as_ref()).await;
@@ -294,5 +350,6 @@ pub async fn run_without_clock(store: Arc<dyn SessionStore>) {
     stale_version_conflicts_and_writes_nothing(store.as_ref()).await;
     delete_removes_the_session(store.as_ref()).await;
     concurrent_savers_one_wins(store.as_ref()).await;
+    delete_user_sessions_ends_only_that_users_other_sessions(store.as_ref()).await;
     parallel_savers_one_wins(store).await;
 }
