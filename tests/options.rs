@@ -12,7 +12,7 @@ mod common;
 use authflow::FlowRequest;
 use authflow::model::{FlowDesignation, IdentificationStage, PasswordStage, UserField};
 use authflow::plan::{PlanContext, SessionId, keys};
-use authflow::store::{NewUser, UserDirectory};
+use authflow::store::{FlowStore, NewUser, UserDirectory};
 use common::upstream::TestEnv;
 use serde_json::{Value, json};
 
@@ -317,4 +317,102 @@ async fn expression_policy_without_an_evaluator() {
     let message = challenge["error_message"].as_str().unwrap();
     assert!(message.contains(&format!("`{}`", policy.name)), "{message}");
     assert!(message.contains("no expression evaluator"), "{message}");
+}
+
+/// An authenticator-validation stage with one setting changed by `adjust`: saving it is
+/// refused naming `field`; so is importing it (attribute `field: yaml_value`), and with
+/// `skip_unsupported` it is kept as a stage that denies access, the report naming `field`.
+async fn refused_mfa_setting(
+    field: &str,
+    adjust: impl FnOnce(&mut authflow::model::AuthenticatorValidateStage),
+    yaml_value: &str,
+) {
+    let env = TestEnv::new();
+    let mut config = authflow::model::AuthenticatorValidateStage::default();
+    adjust(&mut config);
+    let err = env
+        .flows
+        .put_stage(authflow::model::Stage::new("mfa", config))
+        .await
+        .unwrap_err();
+    let authflow::store::StoreError::Validation(errors) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(errors.get(field)[0].contains(&format!("`{field}`")), "{err}");
+    // The default is accepted.
+    env.stage(authflow::model::AuthenticatorValidateStage::default())
+        .await;
+    #[cfg(feature = "blueprints")]
+    {
+        use authflow::blueprint::{ImportOptions, Importer};
+        let stores = authflow::memory::Stores::new();
+        let other = env.stage(authflow::model::DummyStage::default()).await;
+        let yaml = format!(
+            "version: 1\nentries:\n  - model: authentik_stages_authenticator_validate.authenticatorvalidatestage\n    identifiers: {{name: mfa}}\n    attrs: {{{field}: {}}}\n",
+            yaml_value.replace("OTHER", &other.pk.to_string())
+        );
+        // A stage `configuration_stages` can refer to, in the importing stores.
+        stores.flows.put_stage(other).await.unwrap();
+        let err = Importer::for_stores(&stores)
+            .options(ImportOptions::new().skip_unsupported(false))
+            .apply_str("mfa.yaml", &yaml)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(&format!("`{field}`")), "{err}");
+        let report = Importer::for_stores(&stores)
+            .options(ImportOptions::new().skip_unsupported(true))
+            .apply_str("mfa.yaml", &yaml)
+            .await
+            .unwrap();
+        let skipped = &report.skipped[0];
+        assert!(skipped.kept_as_denying_stage);
+        assert!(skipped.reason.contains(&format!("`{field}`")), "{skipped:?}");
+        let stage = stores.flows.catalogue().stages.into_iter().find(|s| s.name == "mfa");
+        assert!(
+            matches!(
+                stage.map(|s| s.config),
+                Some(authflow::model::StageConfig::Unsupported(_))
+            ),
+            "kept as a denying stage"
+        );
+    }
+}
+
+// authentik/stages/authenticator_validate/models.py `AuthenticatorValidateStage.configuration_stages`
+// (used with `not_configured_action: configure` to enroll a device): authflow has no MFA
+// setup stages yet, so a non-empty list is refused by name.
+#[tokio::test]
+async fn configuration_stages() {
+    refused_mfa_setting(
+        "configuration_stages",
+        |a| a.configuration_stages = vec![authflow::model::StageId::new()],
+        "[\"OTHER\"]",
+    )
+    .await;
+}
+
+// authentik/stages/authenticator_validate/models.py `last_auth_threshold` (default
+// `seconds=0`): a previous MFA validation within it skips the stage. authflow keeps no MFA
+// cookie, so any other value is refused by name.
+#[tokio::test]
+async fn last_auth_threshold() {
+    refused_mfa_setting(
+        "last_auth_threshold",
+        |a| a.last_auth_threshold = "hours=12".into(),
+        "hours=12",
+    )
+    .await;
+}
+
+// authentik/stages/authenticator_validate/models.py `webauthn_user_verification` (default
+// `preferred`): authflow validates no WebAuthn device yet, so another value is refused by
+// name.
+#[tokio::test]
+async fn webauthn_user_verification() {
+    refused_mfa_setting(
+        "webauthn_user_verification",
+        |a| a.webauthn_user_verification = "required".into(),
+        "required",
+    )
+    .await;
 }

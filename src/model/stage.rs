@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{GroupId, PolicyId, PromptId, StageId};
+use super::{GroupId, PolicyId, PromptId, StageId, ValidationErrors};
 use crate::stages::StageKind;
 
 /// A stage: one step of a flow (authentik's `Stage` subclasses).
@@ -30,6 +30,28 @@ impl Stage {
             name: name.into(),
             config: config.into(),
         }
+    }
+}
+
+impl Stage {
+    /// Refuses settings authflow accepts from authentik but does not implement yet, when
+    /// they are not authentik's default, naming the field (ignoring them would make the
+    /// stage behave unlike authentik's). For now these are the authenticator-validation
+    /// stage's `configuration_stages`, `last_auth_threshold` and
+    /// `webauthn_user_verification`, which wait for MFA devices.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        if let StageConfig::AuthenticatorValidate(a) = &self.config {
+            for (field, value) in a.unimplemented_settings() {
+                errors.add(
+                    field,
+                    format!(
+                        "`{field}` is {value}, but authflow does not implement it yet (no MFA devices); leave it at authentik's default"
+                    ),
+                );
+            }
+        }
+        errors.into_result()
     }
 }
 
@@ -653,6 +675,33 @@ pub struct AuthenticatorValidateStage {
     /// WebAuthn user verification (`required`, `preferred`, `discouraged`).
     #[serde(default = "preferred")]
     pub webauthn_user_verification: String,
+}
+
+impl AuthenticatorValidateStage {
+    /// The settings that differ from authentik's defaults although authflow cannot honour
+    /// them yet, with their values (for messages).
+    pub(crate) fn unimplemented_settings(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if !self.configuration_stages.is_empty() {
+            out.push((
+                "configuration_stages",
+                format!("set ({} stages)", self.configuration_stages.len()),
+            ));
+        }
+        if parse_timedelta(&self.last_auth_threshold) != Ok(0) {
+            out.push((
+                "last_auth_threshold",
+                format!("`{}`", self.last_auth_threshold),
+            ));
+        }
+        if self.webauthn_user_verification != "preferred" {
+            out.push((
+                "webauthn_user_verification",
+                format!("`{}`", self.webauthn_user_verification),
+            ));
+        }
+        out
+    }
 }
 
 impl Default for AuthenticatorValidateStage {
