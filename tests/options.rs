@@ -319,6 +319,32 @@ async fn expression_policy_without_an_evaluator() {
     assert!(message.contains("no expression evaluator"), "{message}");
 }
 
+// authentik's blueprints/system/bootstrap.yaml gives akadmin
+// `email: !Env [AUTHENTIK_BOOTSTRAP_EMAIL, "root@localhost"]`. The reference server reads
+// `AUTHFLOW_BOOTSTRAP_EMAIL` into `bootstrap_admin_with_email`.
+#[tokio::test]
+async fn bootstrap_email() {
+    let stores = authflow::memory::Stores::new();
+    let admin = authflow::defaults::bootstrap_admin_with_email(
+        stores.users.as_ref(),
+        "pw".to_owned().into(),
+        "admin@example.com",
+    )
+    .await
+    .unwrap();
+    assert_eq!(admin.email, "admin@example.com");
+    let stores = authflow::memory::Stores::new();
+    let admin = authflow::defaults::bootstrap_admin_with_email(
+        stores.users.as_ref(),
+        "pw".to_owned().into(),
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(admin.email, authflow::defaults::DEFAULT_ADMIN_EMAIL);
+    assert_eq!(authflow::defaults::DEFAULT_ADMIN_EMAIL, "root@localhost");
+}
+
 /// An authenticator-validation stage with one setting changed by `adjust`: saving it is
 /// refused naming `field`; so is importing it (attribute `field: yaml_value`), and with
 /// `skip_unsupported` it is kept as a stage that denies access, the report naming `field`.
