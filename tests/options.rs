@@ -442,3 +442,155 @@ async fn webauthn_user_verification() {
     )
     .await;
 }
+
+/// A flow of a prompt stage with text fields `keys` then `write`.
+async fn write_flow(
+    env: &TestEnv,
+    keys: &[&str],
+    write: authflow::model::UserWriteStage,
+) -> authflow::model::Flow {
+    use authflow::model::{Prompt, PromptStage, PromptType};
+    let flow = env.create_test_flow(FlowDesignation::Enrollment).await;
+    let fields = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| Prompt::new(*k, *k, PromptType::Text, i as i32).optional())
+        .collect();
+    let prompt = env
+        .stage(PromptStage {
+            fields,
+            validation_policies: vec![],
+        })
+        .await;
+    env.bind(&flow, &prompt, 0).await;
+    let write = env.stage(write).await;
+    env.bind(&flow, &write, 1).await;
+    flow
+}
+
+async fn user_named(env: &TestEnv, username: &str) -> authflow::store::User {
+    env.stores
+        .users
+        .find_user(UserField::Username, username, true)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no user {username}"))
+}
+
+// authentik/stages/user_write/stage.py `UserWriteStageView.write_attribute`: the key is
+// `key.replace("_", ".")` split on dots, so `attributes_a_b` and `attributes.c_d` write the
+// nested paths `a.b` and `c.d`.
+#[tokio::test]
+async fn attributes_prompt_keys() {
+    let env = TestEnv::new();
+    let flow = write_flow(
+        &env,
+        &["username", "attributes_a_b", "attributes.c_d"],
+        authflow::model::UserWriteStage::default(),
+    )
+    .await;
+    let mut client = env.client();
+    client.get(&flow.slug).await;
+    let out = client
+        .post(
+            &flow.slug,
+            json!({"username": "attr-user", "attributes_a_b": "1", "attributes.c_d": "2"}),
+        )
+        .await;
+    assert_eq!(out.challenge.component(), "xak-flow-redirect", "{}", out.challenge.to_json());
+    let user = user_named(&env, "attr-user").await;
+    assert_eq!(user.attributes["a"]["b"], "1", "{:?}", user.attributes);
+    assert_eq!(user.attributes["c"]["d"], "2", "{:?}", user.attributes);
+    assert!(!user.attributes.contains_key("a_b"));
+}
+
+// authentik/stages/user_write/stage.py `UserWriteStageView.update_user`: a prompt key naming
+// an existing user field is written to it (`hasattr`/`setattr`), e.g. `path`. authflow keeps
+// a deny-list for privileged fields (`is_active`, `is_superuser`, `type`, `pk`, `groups`,
+// password hashes), which are never written from prompt data.
+#[tokio::test]
+async fn user_field_prompt_keys() {
+    let env = TestEnv::new();
+    let flow = write_flow(
+        &env,
+        &["username", "path", "is_active", "type", "is_superuser"],
+        authflow::model::UserWriteStage::default(),
+    )
+    .await;
+    let mut client = env.client();
+    client.get(&flow.slug).await;
+    client
+        .post(
+            &flow.slug,
+            json!({"username": "field-user", "path": "users/partners", "is_active": "false",
+                   "type": "internal", "is_superuser": "true"}),
+        )
+        .await;
+    let user = user_named(&env, "field-user").await;
+    assert_eq!(user.path, "users/partners");
+    assert!(user.is_active);
+    assert_eq!(user.user_type, "external");
+    assert!(user.attributes.is_empty(), "{:?}", user.attributes);
+}
+
+// authentik/stages/user_write/stage.py `UserWriteStageView.dispatch`: after `user.save()`,
+// `user.ak_groups.add(create_users_group)` runs on every write, also when an existing user
+// is updated.
+#[tokio::test]
+async fn create_users_group() {
+    let env = TestEnv::new();
+    let group = env.group("writers", None).await;
+    let user = env.create_test_user("group-user").await;
+    let flow = write_flow(
+        &env,
+        &["name"],
+        authflow::model::UserWriteStage {
+            create_users_group: Some(group.pk),
+            ..authflow::model::UserWriteStage::default()
+        },
+    )
+    .await;
+    let mut client = env.client_as(&user).await;
+    client.get(&flow.slug).await;
+    let out = client.post(&flow.slug, json!({"name": "Group User"})).await;
+    assert_eq!(out.challenge.component(), "xak-flow-redirect", "{}", out.challenge.to_json());
+    let user = user_named(&env, "group-user").await;
+    assert_eq!(user.name, "Group User");
+    assert!(user.groups.contains(&group.pk), "{:?}", user.groups);
+}
+
+// authentik/stages/user_write/stage.py `UserWriteStageView.ensure_user`: the new user's path
+// is `plan.context.get("user_path", user_path_template)`.
+#[tokio::test]
+async fn user_path_template() {
+    let env = TestEnv::new();
+    let flow = write_flow(
+        &env,
+        &["username"],
+        authflow::model::UserWriteStage {
+            user_path_template: "users/template".into(),
+            ..authflow::model::UserWriteStage::default()
+        },
+    )
+    .await;
+    for (context_path, username, expected) in [
+        (Some("users/from-context"), "path-a", "users/from-context"),
+        (None, "path-b", "users/template"),
+    ] {
+        let mut context = PlanContext::new();
+        if let Some(p) = context_path {
+            context.insert("user_path", json!(p));
+        }
+        let session = SessionId::generate();
+        let plan = env
+            .engine
+            .plan_only(&FlowRequest::default(), &flow.slug, context)
+            .await
+            .expect("plan");
+        env.store_plan(&session, &flow.slug, plan).await;
+        let mut client = env.client();
+        client.session = Some(session);
+        client.post(&flow.slug, json!({"username": username})).await;
+        assert_eq!(user_named(&env, username).await.path, expected);
+    }
+}
