@@ -364,7 +364,10 @@ async fn refused_mfa_setting(
     let authflow::store::StoreError::Validation(errors) = &err else {
         panic!("{err:?}");
     };
-    assert!(errors.get(field)[0].contains(&format!("`{field}`")), "{err}");
+    assert!(
+        errors.get(field)[0].contains(&format!("`{field}`")),
+        "{err}"
+    );
     // The default is accepted.
     env.stage(authflow::model::AuthenticatorValidateStage::default())
         .await;
@@ -392,8 +395,16 @@ async fn refused_mfa_setting(
             .unwrap();
         let skipped = &report.skipped[0];
         assert!(skipped.kept_as_denying_stage);
-        assert!(skipped.reason.contains(&format!("`{field}`")), "{skipped:?}");
-        let stage = stores.flows.catalogue().stages.into_iter().find(|s| s.name == "mfa");
+        assert!(
+            skipped.reason.contains(&format!("`{field}`")),
+            "{skipped:?}"
+        );
+        let stage = stores
+            .flows
+            .catalogue()
+            .stages
+            .into_iter()
+            .find(|s| s.name == "mfa");
         assert!(
             matches!(
                 stage.map(|s| s.config),
@@ -497,7 +508,12 @@ async fn attributes_prompt_keys() {
             json!({"username": "attr-user", "attributes_a_b": "1", "attributes.c_d": "2"}),
         )
         .await;
-    assert_eq!(out.challenge.component(), "xak-flow-redirect", "{}", out.challenge.to_json());
+    assert_eq!(
+        out.challenge.component(),
+        "xak-flow-redirect",
+        "{}",
+        out.challenge.to_json()
+    );
     let user = user_named(&env, "attr-user").await;
     assert_eq!(user.attributes["a"]["b"], "1", "{:?}", user.attributes);
     assert_eq!(user.attributes["c"]["d"], "2", "{:?}", user.attributes);
@@ -553,7 +569,12 @@ async fn create_users_group() {
     let mut client = env.client_as(&user).await;
     client.get(&flow.slug).await;
     let out = client.post(&flow.slug, json!({"name": "Group User"})).await;
-    assert_eq!(out.challenge.component(), "xak-flow-redirect", "{}", out.challenge.to_json());
+    assert_eq!(
+        out.challenge.component(),
+        "xak-flow-redirect",
+        "{}",
+        out.challenge.to_json()
+    );
     let user = user_named(&env, "group-user").await;
     assert_eq!(user.name, "Group User");
     assert!(user.groups.contains(&group.pk), "{:?}", user.groups);
@@ -593,4 +614,283 @@ async fn user_path_template() {
         client.post(&flow.slug, json!({"username": username})).await;
         assert_eq!(user_named(&env, username).await.path, expected);
     }
+}
+
+/// A prompt stage with `fields` followed by a dummy stage, planned with `prompt_data`
+/// (when given) in a fresh session: the client and the flow's slug.
+async fn prompt_flow(
+    env: &TestEnv,
+    fields: Vec<authflow::model::Prompt>,
+    validation_policies: Vec<authflow::model::PolicyId>,
+    prompt_data: Option<Value>,
+) -> (common::kit::Client, String) {
+    let flow = env.create_test_flow(FlowDesignation::Enrollment).await;
+    let prompt = env
+        .stage(authflow::model::PromptStage {
+            fields,
+            validation_policies,
+        })
+        .await;
+    env.bind(&flow, &prompt, 0).await;
+    let dummy = env.stage(authflow::model::DummyStage::default()).await;
+    env.bind(&flow, &dummy, 1).await;
+    let mut context = PlanContext::new();
+    if let Some(d) = prompt_data {
+        context.insert(keys::PROMPT_DATA, d);
+    }
+    let session = SessionId::generate();
+    let plan = env
+        .engine
+        .plan_only(&FlowRequest::default(), &flow.slug, context)
+        .await
+        .expect("plan");
+    env.store_plan(&session, &flow.slug, plan).await;
+    let mut client = env.client();
+    client.session = Some(session);
+    (client, flow.slug)
+}
+
+/// POSTs `body` to the prompt and answers the stored `prompt_data` (the prompt must
+/// accept it: the dummy stage comes next).
+async fn submitted(
+    env: &TestEnv,
+    client: &mut common::kit::Client,
+    slug: &str,
+    body: Value,
+) -> serde_json::Map<String, Value> {
+    let out = client.post(slug, body).await;
+    assert_eq!(
+        out.challenge.component(),
+        "ak-stage-dummy",
+        "{}",
+        out.challenge.to_json()
+    );
+    let session = client.session.clone().unwrap();
+    env.stored_plan(&session, slug)
+        .await
+        .unwrap()
+        .context
+        .prompt_data()
+        .cloned()
+        .unwrap()
+}
+
+fn field(key: &str, t: authflow::model::PromptType) -> authflow::model::Prompt {
+    let mut p = authflow::model::Prompt::new(key, key, t, 0);
+    p.placeholder = String::new();
+    p
+}
+
+// authentik/stages/prompt/models.py `Prompt.field` (hidden/static: `default=placeholder`,
+// overridden by a non-empty current value) and `Prompt.get_initial_value` (the value already
+// in `prompt_data`, else `initial_value`); authentik/stages/prompt/stage.py
+// `PromptChallengeResponse.validate` stores that default for hidden, static and read-only
+// fields, whatever the client sent.
+#[tokio::test]
+async fn hidden_field_value() {
+    use authflow::model::PromptType;
+    let env = TestEnv::new();
+    let mut from_placeholder = field("h1", PromptType::Hidden);
+    from_placeholder.placeholder = "ph".into();
+    let mut from_initial = field("h2", PromptType::Hidden);
+    from_initial.placeholder = "ph".into();
+    from_initial.initial_value = "init".into();
+    let mut from_context = field("h3", PromptType::Hidden);
+    from_context.initial_value = "init".into();
+    let mut stat = field("s", PromptType::Static);
+    stat.placeholder = "static text".into();
+    let mut read_only = field("r", PromptType::TextReadOnly);
+    read_only.placeholder = "not a value".into();
+    let (mut client, slug) = prompt_flow(
+        &env,
+        vec![
+            from_placeholder,
+            from_initial,
+            from_context,
+            stat,
+            read_only,
+        ],
+        vec![],
+        Some(json!({"h3": "ctx"})),
+    )
+    .await;
+    let challenge = client.get(&slug).await.challenge.to_json();
+    assert_eq!(
+        challenge["fields"][2]["initial_value"], "ctx",
+        "{challenge}"
+    );
+    let data = submitted(
+        &env,
+        &mut client,
+        &slug,
+        json!({"h1": "forged", "h2": "forged", "h3": "forged", "s": "forged", "r": "forged"}),
+    )
+    .await;
+    assert_eq!(data["h1"], "ph");
+    assert_eq!(data["h2"], "init");
+    assert_eq!(data["h3"], "ctx");
+    // Static values are stored too.
+    assert_eq!(data["s"], "static text");
+    // Read-only fields have no placeholder default.
+    assert_eq!(data["r"], "");
+}
+
+// authentik/stages/prompt/models.py `Prompt.get_choices`: `prompt_data["<key>__choices"]`
+// when present, else the placeholder — one choice unless it is an expression returning a
+// list; `Prompt.get_initial_value`: an initial value that is not a choice becomes the first.
+#[tokio::test]
+async fn placeholder_choices() {
+    use authflow::model::PromptType;
+    let env = TestEnv::new();
+    let mut one = field("one", PromptType::Dropdown);
+    one.placeholder = "a, b".into();
+    one.initial_value = "zzz".into();
+    let mut listed = field("listed", PromptType::RadioButtonGroup);
+    listed.placeholder = "ignored".into();
+    listed.initial_value = "zzz".into();
+    let (mut client, slug) = prompt_flow(
+        &env,
+        vec![one, listed],
+        vec![],
+        Some(json!({"listed__choices": ["x", "y"]})),
+    )
+    .await;
+    let challenge = client.get(&slug).await.challenge.to_json();
+    let fields = &challenge["fields"];
+    assert_eq!(
+        fields[0]["choices"],
+        json!([{"value": "a, b", "label": "a, b"}]),
+        "{challenge}"
+    );
+    assert_eq!(fields[0]["initial_value"], "a, b");
+    assert_eq!(fields[1]["choices"][1]["value"], "y", "{challenge}");
+    assert_eq!(fields[1]["initial_value"], "x");
+    let out = client.post(&slug, json!({"one": "a", "listed": "y"})).await;
+    assert!(out.challenge.to_json()["response_errors"]["one"].is_array());
+    let data = submitted(
+        &env,
+        &mut client,
+        &slug,
+        json!({"one": "a, b", "listed": "y"}),
+    )
+    .await;
+    assert_eq!(data["listed"], "y");
+}
+
+// authentik/stages/prompt/stage.py `PromptChallengeResponse.validate`: the validation
+// policies' request context is replaced by `{"prompt_data": attrs}` — this stage's values
+// only, not earlier prompt data.
+#[tokio::test]
+async fn validation_policies() {
+    use authflow::model::PromptType;
+    use std::sync::{Arc, Mutex};
+    struct Seen(Arc<Mutex<Option<Value>>>);
+    #[async_trait::async_trait]
+    impl authflow::policy::PolicyEvaluator for Seen {
+        async fn evaluate(
+            &self,
+            request: &mut authflow::policy::PolicyRequest<'_>,
+        ) -> Result<authflow::policy::PolicyOutcome, authflow::policy::PolicyError> {
+            *self.0.lock().unwrap() = Some(serde_json::to_value(&*request.context).unwrap());
+            Ok(authflow::policy::PolicyOutcome::pass())
+        }
+    }
+    let env = TestEnv::new();
+    let seen = Arc::new(Mutex::new(None));
+    let policy = env
+        .policy(common::upstream::custom(Seen(seen.clone())))
+        .await;
+    let (mut client, slug) = prompt_flow(
+        &env,
+        vec![field("mine", PromptType::Text)],
+        vec![policy.pk],
+        Some(json!({"earlier": "x"})),
+    )
+    .await;
+    client.get(&slug).await;
+    submitted(&env, &mut client, &slug, json!({"mine": "v"})).await;
+    let seen = seen.lock().unwrap().clone().unwrap();
+    assert_eq!(seen, json!({"prompt_data": {"mine": "v"}}));
+}
+
+// authentik/stages/prompt/models.py `Prompt.field`: text and text-area fields are
+// `CharField(trim_whitespace=False, allow_blank=not required)`, so their whitespace is kept
+// and a blank optional value is stored as "" (clearing the field in a user settings flow).
+#[tokio::test]
+async fn text_field_whitespace_and_blank() {
+    use authflow::model::PromptType;
+    let env = TestEnv::new();
+    let (mut client, slug) = prompt_flow(
+        &env,
+        vec![
+            field("t", PromptType::Text),
+            field("opt", PromptType::TextArea).optional(),
+            field("mail", PromptType::Email).optional(),
+        ],
+        vec![],
+        None,
+    )
+    .await;
+    client.get(&slug).await;
+    let data = submitted(
+        &env,
+        &mut client,
+        &slug,
+        json!({"t": "  spaced  ", "opt": "", "mail": ""}),
+    )
+    .await;
+    assert_eq!(data["t"], "  spaced  ");
+    assert_eq!(data["opt"], "");
+    assert_eq!(data["mail"], "");
+}
+
+// authentik/stages/prompt/models.py `Prompt.field`: number fields are DRF `IntegerField`s.
+#[tokio::test]
+async fn number_field() {
+    use authflow::model::PromptType;
+    let env = TestEnv::new();
+    let (mut client, slug) =
+        prompt_flow(&env, vec![field("n", PromptType::Number)], vec![], None).await;
+    client.get(&slug).await;
+    let out = client.post(&slug, json!({"n": "1.5"})).await;
+    assert_eq!(
+        out.challenge.to_json()["response_errors"]["n"][0]["string"],
+        "A valid integer is required."
+    );
+    let data = submitted(&env, &mut client, &slug, json!({"n": "42"})).await;
+    assert_eq!(data["n"], json!(42));
+    assert!(data["n"].is_i64());
+}
+
+// authentik/stages/prompt/stage.py `PromptChallengeResponse.validate`: passwords are compared
+// only when the stage has exactly two password fields.
+#[tokio::test]
+async fn password_fields() {
+    use authflow::model::PromptType;
+    let env = TestEnv::new();
+    let three = vec![
+        field("p1", PromptType::Password),
+        field("p2", PromptType::Password),
+        field("p3", PromptType::Password),
+    ];
+    let (mut client, slug) = prompt_flow(&env, three, vec![], None).await;
+    client.get(&slug).await;
+    submitted(
+        &env,
+        &mut client,
+        &slug,
+        json!({"p1": "a", "p2": "b", "p3": "c"}),
+    )
+    .await;
+    let two = vec![
+        field("p1", PromptType::Password),
+        field("p2", PromptType::Password),
+    ];
+    let (mut client, slug) = prompt_flow(&env, two, vec![], None).await;
+    client.get(&slug).await;
+    let out = client.post(&slug, json!({"p1": "a", "p2": "b"})).await;
+    assert_eq!(
+        out.challenge.to_json()["response_errors"]["non_field_errors"][0]["string"],
+        "Passwords don't match."
+    );
 }

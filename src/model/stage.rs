@@ -273,7 +273,7 @@ pub enum PromptType {
     /// Multi-line text.
     #[serde(rename = "text_area")]
     TextArea,
-    /// Read-only text (the initial value is always used).
+    /// Read-only text (the current or initial value is always used).
     #[serde(rename = "text_read_only")]
     TextReadOnly,
     /// Read-only multi-line text.
@@ -312,10 +312,11 @@ pub enum PromptType {
     /// Visual separator (no value).
     #[serde(rename = "separator")]
     Separator,
-    /// Hidden field (the initial value is always used).
+    /// Hidden field (the current or initial value, else the placeholder, is always used).
     #[serde(rename = "hidden")]
     Hidden,
-    /// Static text (the initial value is always used).
+    /// Static text (the current or initial value, else the placeholder, is always used
+    /// and stored).
     #[serde(rename = "static")]
     Static,
     /// Info box (no value).
@@ -351,7 +352,9 @@ pub struct Prompt {
     /// A value is required.
     #[serde(default = "yes")]
     pub required: bool,
-    /// Placeholder; for dropdown/radio, the choices separated by commas or newlines.
+    /// Placeholder; for dropdown and radio fields, the one choice (authentik's
+    /// `get_choices` without an expression; `prompt_data["<field_key>__choices"]`
+    /// overrides it with a list).
     #[serde(default)]
     pub placeholder: String,
     /// Initial value.

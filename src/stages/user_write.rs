@@ -231,7 +231,10 @@ impl StageKind for UserWriteStage {
             };
             apply(&mut user, &data);
             // authentik adds `create_users_group` on every write, not only on create.
-            for g in context_groups(ctx).into_iter().chain(self.create_users_group) {
+            for g in context_groups(ctx)
+                .into_iter()
+                .chain(self.create_users_group)
+            {
                 if !user.groups.contains(&g) {
                     user.groups.push(g);
                 }
