@@ -244,7 +244,9 @@ pub struct PasswordStage {
     /// Offer "show password".
     #[serde(default)]
     pub allow_show_password: bool,
-    /// Slug of the flow that changes a password.
+    /// Slug of the flow that changes a password: with the `http` feature,
+    /// `GET /flows/-/configure/{stage_uuid}/` runs it for the logged-in user (authentik's
+    /// `ConfigureFlowInitView`).
     #[serde(default)]
     pub configure_flow: Option<String>,
 }
