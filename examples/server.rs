@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Environment: `AUTHFLOW_LISTEN` (default `127.0.0.1:9000`), `AUTHFLOW_BOOTSTRAP_PASSWORD`
-//! (default: random, printed once), `AUTHFLOW_BOOTSTRAP_TOKEN` (an API token for akadmin),
+//! (default: random, printed once), `AUTHFLOW_BOOTSTRAP_EMAIL` (akadmin's email, default
+//! `root@localhost`), `AUTHFLOW_BOOTSTRAP_TOKEN` (an API token for akadmin),
 //! `AUTHFLOW_SECRET_KEY` (CSRF key; random if unset — set the same value on every
 //! instance that shares sessions), `AUTHFLOW_REDIS_URL` (share sessions, flows and the
 //! login-throttle counters through Redis; needs the `redis` feature), `RUST_LOG` (default
@@ -209,7 +210,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             p
         }
     };
-    let admin = defaults::bootstrap_admin(stores.users.as_ref(), password.into()).await?;
+    let email = std::env::var("AUTHFLOW_BOOTSTRAP_EMAIL").unwrap_or_default();
+    let admin =
+        defaults::bootstrap_admin_with_email(stores.users.as_ref(), password.into(), &email)
+            .await?;
     if let Some(dir) = arg("--blueprints") {
         apply_blueprints(
             &dir,

@@ -288,12 +288,32 @@ pub async fn unenrollment(store: &dyn FlowStore) -> Result<Flow, StoreError> {
     Ok(flow)
 }
 
-/// Creates the superuser group and the `akadmin` user in it with `password`. Their
-/// ids are fixed, so several instances that each bootstrap agree on them.
+/// The bootstrap admin's email when none is configured (authentik's default of
+/// `AUTHENTIK_BOOTSTRAP_EMAIL`).
+pub const DEFAULT_ADMIN_EMAIL: &str = "root@localhost";
+
+/// Creates the superuser group and the `akadmin` user in it with `password` and the
+/// email [`DEFAULT_ADMIN_EMAIL`]. Their ids are fixed, so several instances that each
+/// bootstrap agree on them.
 pub async fn bootstrap_admin(
     users: &dyn UserDirectory,
     password: Password,
 ) -> Result<User, StoreError> {
+    bootstrap_admin_with_email(users, password, DEFAULT_ADMIN_EMAIL).await
+}
+
+/// [`bootstrap_admin`] with akadmin's email (authentik's `AUTHENTIK_BOOTSTRAP_EMAIL`;
+/// the reference server reads `AUTHFLOW_BOOTSTRAP_EMAIL`). A blank `email` means
+/// [`DEFAULT_ADMIN_EMAIL`].
+pub async fn bootstrap_admin_with_email(
+    users: &dyn UserDirectory,
+    password: Password,
+    email: &str,
+) -> Result<User, StoreError> {
+    let email = match email.trim() {
+        "" => DEFAULT_ADMIN_EMAIL,
+        e => e,
+    };
     let group = match users.find_group(ADMIN_GROUP).await? {
         Some(g) => g,
         None => {
@@ -310,7 +330,7 @@ pub async fn bootstrap_admin(
         .create_user(
             admin
                 .name("authentik Default Admin")
-                .email("root@localhost")
+                .email(email)
                 .group(group.pk)
                 .password(password),
         )

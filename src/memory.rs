@@ -285,6 +285,7 @@ impl FlowStore for MemoryFlowStore {
     }
 
     async fn put_stage(&self, stage: Stage) -> Result<(), StoreError> {
+        stage.validate().map_err(StoreError::Validation)?;
         if stage.name.trim().is_empty() {
             return Err(StoreError::Validation(ValidationErrors::field(
                 "name",

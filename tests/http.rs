@@ -2407,3 +2407,66 @@ async fn users_me() {
     assert_eq!(r.json["user"]["username"], "akadmin");
     s.finish();
 }
+
+// authentik/flows/views/executor.py `ConfigureFlowInitView.get`: the stage must have a
+// `configure_flow` (else 404); it is planned with `pending_user` = the logged-in user
+// (not applicable: 404) and the browser redirected into it; the view needs a login.
+#[tokio::test]
+async fn configure_flow() {
+    use authflow::model::{PasswordStage, Stage};
+    use authflow::store::FlowStore;
+    let s = start().await;
+    let flows = s.stores.flows.clone();
+    let with = Stage::new(
+        "pw-configurable",
+        PasswordStage {
+            configure_flow: Some(defaults::PASSWORD_CHANGE.into()),
+            ..PasswordStage::default()
+        },
+    );
+    let without = Stage::new("pw-plain", PasswordStage::default());
+    let flow = authflow::model::Flow::new(
+        "configure-probe",
+        "configure-probe",
+        authflow::model::FlowDesignation::Authentication,
+    );
+    flows.put_flow(flow.clone()).await.unwrap();
+    for (i, stage) in [&with, &without].into_iter().enumerate() {
+        flows.put_stage(stage.clone()).await.unwrap();
+        flows
+            .put_binding(authflow::model::FlowStageBinding::new(
+                flow.pk, stage.pk, i as i32,
+            ))
+            .await
+            .unwrap();
+    }
+    let anonymous = s
+        .browser()
+        .get(&format!("/flows/-/configure/{}/", with.pk))
+        .await;
+    assert_eq!(anonymous.status, 302);
+    assert_eq!(
+        anonymous.location().as_deref(),
+        Some(
+            format!(
+                "/flows/-/default/authentication/?next=/flows/-/configure/{}/",
+                with.pk
+            )
+            .as_str()
+        )
+    );
+    let b = s.login("akadmin", ADMIN_PASSWORD).await;
+    let r = b.get(&format!("/flows/-/configure/{}/", with.pk)).await;
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.location().as_deref(),
+        Some(format!("/if/flow/{}/", defaults::PASSWORD_CHANGE).as_str())
+    );
+    let r = b.get(&format!("/flows/-/configure/{}/", without.pk)).await;
+    assert_eq!(r.status, 404);
+    let r = b
+        .get(&format!("/flows/-/configure/{}/", uuid::Uuid::new_v4()))
+        .await;
+    assert_eq!(r.status, 404);
+    s.finish();
+}

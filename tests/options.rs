@@ -14,7 +14,7 @@ use authflow::model::{
     FlowDesignation, IdentificationStage, PasswordStage, UserField, UserLoginStage,
 };
 use authflow::plan::{PlanContext, SessionId, keys};
-use authflow::store::{NewUser, UserDirectory};
+use authflow::store::{FlowStore, NewUser, UserDirectory};
 use common::upstream::TestEnv;
 use serde_json::{Value, json};
 
@@ -468,4 +468,580 @@ async fn remember_me_offset() {
     let out = identify_and_authenticate(&mut client, &flow, "rememberer", "Right-Password-1").await;
     assert!(out.logged_in, "{}", out.challenge.to_json());
     assert_eq!(out.login_expires_in, Some(3600));
+}
+
+// authentik's blueprints/system/bootstrap.yaml gives akadmin
+// `email: !Env [AUTHENTIK_BOOTSTRAP_EMAIL, "root@localhost"]`. The reference server reads
+// `AUTHFLOW_BOOTSTRAP_EMAIL` into `bootstrap_admin_with_email`.
+#[tokio::test]
+async fn bootstrap_email() {
+    let stores = authflow::memory::Stores::new();
+    let admin = authflow::defaults::bootstrap_admin_with_email(
+        stores.users.as_ref(),
+        "pw".to_owned().into(),
+        "admin@example.com",
+    )
+    .await
+    .unwrap();
+    assert_eq!(admin.email, "admin@example.com");
+    let stores = authflow::memory::Stores::new();
+    let admin = authflow::defaults::bootstrap_admin_with_email(
+        stores.users.as_ref(),
+        "pw".to_owned().into(),
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(admin.email, authflow::defaults::DEFAULT_ADMIN_EMAIL);
+    assert_eq!(authflow::defaults::DEFAULT_ADMIN_EMAIL, "root@localhost");
+}
+
+/// An authenticator-validation stage with one setting changed by `adjust`: saving it is
+/// refused naming `field`; so is importing it (attribute `field: yaml_value`), and with
+/// `skip_unsupported` it is kept as a stage that denies access, the report naming `field`.
+async fn refused_mfa_setting(
+    field: &str,
+    adjust: impl FnOnce(&mut authflow::model::AuthenticatorValidateStage),
+    yaml_value: &str,
+) {
+    let env = TestEnv::new();
+    let mut config = authflow::model::AuthenticatorValidateStage::default();
+    adjust(&mut config);
+    let err = env
+        .flows
+        .put_stage(authflow::model::Stage::new("mfa", config))
+        .await
+        .unwrap_err();
+    let authflow::store::StoreError::Validation(errors) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        errors.get(field)[0].contains(&format!("`{field}`")),
+        "{err}"
+    );
+    // The default is accepted.
+    env.stage(authflow::model::AuthenticatorValidateStage::default())
+        .await;
+    #[cfg(feature = "blueprints")]
+    {
+        use authflow::blueprint::{ImportOptions, Importer};
+        let stores = authflow::memory::Stores::new();
+        let other = env.stage(authflow::model::DummyStage::default()).await;
+        let yaml = format!(
+            "version: 1\nentries:\n  - model: authentik_stages_authenticator_validate.authenticatorvalidatestage\n    identifiers: {{name: mfa}}\n    attrs: {{{field}: {}}}\n",
+            yaml_value.replace("OTHER", &other.pk.to_string())
+        );
+        // A stage `configuration_stages` can refer to, in the importing stores.
+        stores.flows.put_stage(other).await.unwrap();
+        let err = Importer::for_stores(&stores)
+            .options(ImportOptions::new().skip_unsupported(false))
+            .apply_str("mfa.yaml", &yaml)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(&format!("`{field}`")), "{err}");
+        let report = Importer::for_stores(&stores)
+            .options(ImportOptions::new().skip_unsupported(true))
+            .apply_str("mfa.yaml", &yaml)
+            .await
+            .unwrap();
+        let skipped = &report.skipped[0];
+        assert!(skipped.kept_as_denying_stage);
+        assert!(
+            skipped.reason.contains(&format!("`{field}`")),
+            "{skipped:?}"
+        );
+        let stage = stores
+            .flows
+            .catalogue()
+            .stages
+            .into_iter()
+            .find(|s| s.name == "mfa");
+        assert!(
+            matches!(
+                stage.map(|s| s.config),
+                Some(authflow::model::StageConfig::Unsupported(_))
+            ),
+            "kept as a denying stage"
+        );
+    }
+}
+
+// authentik/stages/authenticator_validate/models.py `AuthenticatorValidateStage.configuration_stages`
+// (used with `not_configured_action: configure` to enroll a device): authflow has no MFA
+// setup stages yet, so a non-empty list is refused by name.
+#[tokio::test]
+async fn configuration_stages() {
+    refused_mfa_setting(
+        "configuration_stages",
+        |a| a.configuration_stages = vec![authflow::model::StageId::new()],
+        "[\"OTHER\"]",
+    )
+    .await;
+}
+
+// authentik/stages/authenticator_validate/models.py `last_auth_threshold` (default
+// `seconds=0`): a previous MFA validation within it skips the stage. authflow keeps no MFA
+// cookie, so any other value is refused by name.
+#[tokio::test]
+async fn last_auth_threshold() {
+    refused_mfa_setting(
+        "last_auth_threshold",
+        |a| a.last_auth_threshold = "hours=12".into(),
+        "hours=12",
+    )
+    .await;
+}
+
+// authentik/stages/authenticator_validate/models.py `webauthn_user_verification` (default
+// `preferred`): authflow validates no WebAuthn device yet, so another value is refused by
+// name.
+#[tokio::test]
+async fn webauthn_user_verification() {
+    refused_mfa_setting(
+        "webauthn_user_verification",
+        |a| a.webauthn_user_verification = "required".into(),
+        "required",
+    )
+    .await;
+}
+
+/// A flow of a prompt stage with text fields `keys` then `write`.
+async fn write_flow(
+    env: &TestEnv,
+    keys: &[&str],
+    write: authflow::model::UserWriteStage,
+) -> authflow::model::Flow {
+    use authflow::model::{Prompt, PromptStage, PromptType};
+    let flow = env.create_test_flow(FlowDesignation::Enrollment).await;
+    let fields = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| Prompt::new(*k, *k, PromptType::Text, i as i32).optional())
+        .collect();
+    let prompt = env
+        .stage(PromptStage {
+            fields,
+            validation_policies: vec![],
+        })
+        .await;
+    env.bind(&flow, &prompt, 0).await;
+    let write = env.stage(write).await;
+    env.bind(&flow, &write, 1).await;
+    flow
+}
+
+async fn user_named(env: &TestEnv, username: &str) -> authflow::store::User {
+    env.stores
+        .users
+        .find_user(UserField::Username, username, true)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no user {username}"))
+}
+
+// authentik/stages/user_write/stage.py `UserWriteStageView.write_attribute`: the key is
+// `key.replace("_", ".")` split on dots, so `attributes_a_b` and `attributes.c_d` write the
+// nested paths `a.b` and `c.d`.
+#[tokio::test]
+async fn attributes_prompt_keys() {
+    let env = TestEnv::new();
+    let flow = write_flow(
+        &env,
+        &["username", "attributes_a_b", "attributes.c_d"],
+        authflow::model::UserWriteStage::default(),
+    )
+    .await;
+    let mut client = env.client();
+    client.get(&flow.slug).await;
+    let out = client
+        .post(
+            &flow.slug,
+            json!({"username": "attr-user", "attributes_a_b": "1", "attributes.c_d": "2"}),
+        )
+        .await;
+    assert_eq!(
+        out.challenge.component(),
+        "xak-flow-redirect",
+        "{}",
+        out.challenge.to_json()
+    );
+    let user = user_named(&env, "attr-user").await;
+    assert_eq!(user.attributes["a"]["b"], "1", "{:?}", user.attributes);
+    assert_eq!(user.attributes["c"]["d"], "2", "{:?}", user.attributes);
+    assert!(!user.attributes.contains_key("a_b"));
+}
+
+// authentik/stages/user_write/stage.py `UserWriteStageView.update_user`: a prompt key naming
+// an existing user field is written to it (`hasattr`/`setattr`), e.g. `path`. authflow keeps
+// a deny-list for privileged fields (`is_active`, `is_superuser`, `type`, `pk`, `groups`,
+// password hashes), which are never written from prompt data.
+#[tokio::test]
+async fn user_field_prompt_keys() {
+    let env = TestEnv::new();
+    let flow = write_flow(
+        &env,
+        &["username", "path", "is_active", "type", "is_superuser"],
+        authflow::model::UserWriteStage::default(),
+    )
+    .await;
+    let mut client = env.client();
+    client.get(&flow.slug).await;
+    client
+        .post(
+            &flow.slug,
+            json!({"username": "field-user", "path": "users/partners", "is_active": "false",
+                   "type": "internal", "is_superuser": "true"}),
+        )
+        .await;
+    let user = user_named(&env, "field-user").await;
+    assert_eq!(user.path, "users/partners");
+    assert!(user.is_active);
+    assert_eq!(user.user_type, "external");
+    assert!(user.attributes.is_empty(), "{:?}", user.attributes);
+}
+
+// authentik/stages/user_write/stage.py `UserWriteStageView.dispatch`: after `user.save()`,
+// `user.ak_groups.add(create_users_group)` runs on every write, also when an existing user
+// is updated.
+#[tokio::test]
+async fn create_users_group() {
+    let env = TestEnv::new();
+    let group = env.group("writers", None).await;
+    let user = env.create_test_user("group-user").await;
+    let flow = write_flow(
+        &env,
+        &["name"],
+        authflow::model::UserWriteStage {
+            create_users_group: Some(group.pk),
+            ..authflow::model::UserWriteStage::default()
+        },
+    )
+    .await;
+    let mut client = env.client_as(&user).await;
+    client.get(&flow.slug).await;
+    let out = client.post(&flow.slug, json!({"name": "Group User"})).await;
+    assert_eq!(
+        out.challenge.component(),
+        "xak-flow-redirect",
+        "{}",
+        out.challenge.to_json()
+    );
+    let user = user_named(&env, "group-user").await;
+    assert_eq!(user.name, "Group User");
+    assert!(user.groups.contains(&group.pk), "{:?}", user.groups);
+}
+
+// authentik/stages/user_write/stage.py `UserWriteStageView.ensure_user`: the new user's path
+// is `plan.context.get("user_path", user_path_template)`.
+#[tokio::test]
+async fn user_path_template() {
+    let env = TestEnv::new();
+    let flow = write_flow(
+        &env,
+        &["username"],
+        authflow::model::UserWriteStage {
+            user_path_template: "users/template".into(),
+            ..authflow::model::UserWriteStage::default()
+        },
+    )
+    .await;
+    for (context_path, username, expected) in [
+        (Some("users/from-context"), "path-a", "users/from-context"),
+        (None, "path-b", "users/template"),
+    ] {
+        let mut context = PlanContext::new();
+        if let Some(p) = context_path {
+            context.insert("user_path", json!(p));
+        }
+        let session = SessionId::generate();
+        let plan = env
+            .engine
+            .plan_only(&FlowRequest::default(), &flow.slug, context)
+            .await
+            .expect("plan");
+        env.store_plan(&session, &flow.slug, plan).await;
+        let mut client = env.client();
+        client.session = Some(session);
+        client.post(&flow.slug, json!({"username": username})).await;
+        assert_eq!(user_named(&env, username).await.path, expected);
+    }
+}
+
+/// A prompt stage with `fields` followed by a dummy stage, planned with `prompt_data`
+/// (when given) in a fresh session: the client and the flow's slug.
+async fn prompt_flow(
+    env: &TestEnv,
+    fields: Vec<authflow::model::Prompt>,
+    validation_policies: Vec<authflow::model::PolicyId>,
+    prompt_data: Option<Value>,
+) -> (common::kit::Client, String) {
+    let flow = env.create_test_flow(FlowDesignation::Enrollment).await;
+    let prompt = env
+        .stage(authflow::model::PromptStage {
+            fields,
+            validation_policies,
+        })
+        .await;
+    env.bind(&flow, &prompt, 0).await;
+    let dummy = env.stage(authflow::model::DummyStage::default()).await;
+    env.bind(&flow, &dummy, 1).await;
+    let mut context = PlanContext::new();
+    if let Some(d) = prompt_data {
+        context.insert(keys::PROMPT_DATA, d);
+    }
+    let session = SessionId::generate();
+    let plan = env
+        .engine
+        .plan_only(&FlowRequest::default(), &flow.slug, context)
+        .await
+        .expect("plan");
+    env.store_plan(&session, &flow.slug, plan).await;
+    let mut client = env.client();
+    client.session = Some(session);
+    (client, flow.slug)
+}
+
+/// POSTs `body` to the prompt and answers the stored `prompt_data` (the prompt must
+/// accept it: the dummy stage comes next).
+async fn submitted(
+    env: &TestEnv,
+    client: &mut common::kit::Client,
+    slug: &str,
+    body: Value,
+) -> serde_json::Map<String, Value> {
+    let out = client.post(slug, body).await;
+    assert_eq!(
+        out.challenge.component(),
+        "ak-stage-dummy",
+        "{}",
+        out.challenge.to_json()
+    );
+    let session = client.session.clone().unwrap();
+    env.stored_plan(&session, slug)
+        .await
+        .unwrap()
+        .context
+        .prompt_data()
+        .cloned()
+        .unwrap()
+}
+
+fn field(key: &str, t: authflow::model::PromptType) -> authflow::model::Prompt {
+    let mut p = authflow::model::Prompt::new(key, key, t, 0);
+    p.placeholder = String::new();
+    p
+}
+
+// authentik/stages/prompt/models.py `Prompt.field` (hidden/static: `default=placeholder`,
+// overridden by a non-empty current value) and `Prompt.get_initial_value` (the value already
+// in `prompt_data`, else `initial_value`); authentik/stages/prompt/stage.py
+// `PromptChallengeResponse.validate` stores that default for hidden, static and read-only
+// fields, whatever the client sent.
+#[tokio::test]
+async fn hidden_field_value() {
+    use authflow::model::PromptType;
+    let env = TestEnv::new();
+    let mut from_placeholder = field("h1", PromptType::Hidden);
+    from_placeholder.placeholder = "ph".into();
+    let mut from_initial = field("h2", PromptType::Hidden);
+    from_initial.placeholder = "ph".into();
+    from_initial.initial_value = "init".into();
+    let mut from_context = field("h3", PromptType::Hidden);
+    from_context.initial_value = "init".into();
+    let mut stat = field("s", PromptType::Static);
+    stat.placeholder = "static text".into();
+    let mut read_only = field("r", PromptType::TextReadOnly);
+    read_only.placeholder = "not a value".into();
+    let (mut client, slug) = prompt_flow(
+        &env,
+        vec![
+            from_placeholder,
+            from_initial,
+            from_context,
+            stat,
+            read_only,
+        ],
+        vec![],
+        Some(json!({"h3": "ctx"})),
+    )
+    .await;
+    let challenge = client.get(&slug).await.challenge.to_json();
+    assert_eq!(
+        challenge["fields"][2]["initial_value"], "ctx",
+        "{challenge}"
+    );
+    let data = submitted(
+        &env,
+        &mut client,
+        &slug,
+        json!({"h1": "forged", "h2": "forged", "h3": "forged", "s": "forged", "r": "forged"}),
+    )
+    .await;
+    assert_eq!(data["h1"], "ph");
+    assert_eq!(data["h2"], "init");
+    assert_eq!(data["h3"], "ctx");
+    // Static values are stored too.
+    assert_eq!(data["s"], "static text");
+    // Read-only fields have no placeholder default.
+    assert_eq!(data["r"], "");
+}
+
+// authentik/stages/prompt/models.py `Prompt.get_choices`: `prompt_data["<key>__choices"]`
+// when present, else the placeholder — one choice unless it is an expression returning a
+// list; `Prompt.get_initial_value`: an initial value that is not a choice becomes the first.
+#[tokio::test]
+async fn placeholder_choices() {
+    use authflow::model::PromptType;
+    let env = TestEnv::new();
+    let mut one = field("one", PromptType::Dropdown);
+    one.placeholder = "a, b".into();
+    one.initial_value = "zzz".into();
+    let mut listed = field("listed", PromptType::RadioButtonGroup);
+    listed.placeholder = "ignored".into();
+    listed.initial_value = "zzz".into();
+    let (mut client, slug) = prompt_flow(
+        &env,
+        vec![one, listed],
+        vec![],
+        Some(json!({"listed__choices": ["x", "y"]})),
+    )
+    .await;
+    let challenge = client.get(&slug).await.challenge.to_json();
+    let fields = &challenge["fields"];
+    assert_eq!(
+        fields[0]["choices"],
+        json!([{"value": "a, b", "label": "a, b"}]),
+        "{challenge}"
+    );
+    assert_eq!(fields[0]["initial_value"], "a, b");
+    assert_eq!(fields[1]["choices"][1]["value"], "y", "{challenge}");
+    assert_eq!(fields[1]["initial_value"], "x");
+    let out = client.post(&slug, json!({"one": "a", "listed": "y"})).await;
+    assert!(out.challenge.to_json()["response_errors"]["one"].is_array());
+    let data = submitted(
+        &env,
+        &mut client,
+        &slug,
+        json!({"one": "a, b", "listed": "y"}),
+    )
+    .await;
+    assert_eq!(data["listed"], "y");
+}
+
+// authentik/stages/prompt/stage.py `PromptChallengeResponse.validate`: the validation
+// policies' request context is replaced by `{"prompt_data": attrs}` — this stage's values
+// only, not earlier prompt data.
+#[tokio::test]
+async fn validation_policies() {
+    use authflow::model::PromptType;
+    use std::sync::{Arc, Mutex};
+    struct Seen(Arc<Mutex<Option<Value>>>);
+    #[async_trait::async_trait]
+    impl authflow::policy::PolicyEvaluator for Seen {
+        async fn evaluate(
+            &self,
+            request: &mut authflow::policy::PolicyRequest<'_>,
+        ) -> Result<authflow::policy::PolicyOutcome, authflow::policy::PolicyError> {
+            *self.0.lock().unwrap() = Some(serde_json::to_value(&*request.context).unwrap());
+            Ok(authflow::policy::PolicyOutcome::pass())
+        }
+    }
+    let env = TestEnv::new();
+    let seen = Arc::new(Mutex::new(None));
+    let policy = env
+        .policy(common::upstream::custom(Seen(seen.clone())))
+        .await;
+    let (mut client, slug) = prompt_flow(
+        &env,
+        vec![field("mine", PromptType::Text)],
+        vec![policy.pk],
+        Some(json!({"earlier": "x"})),
+    )
+    .await;
+    client.get(&slug).await;
+    submitted(&env, &mut client, &slug, json!({"mine": "v"})).await;
+    let seen = seen.lock().unwrap().clone().unwrap();
+    assert_eq!(seen, json!({"prompt_data": {"mine": "v"}}));
+}
+
+// authentik/stages/prompt/models.py `Prompt.field`: text and text-area fields are
+// `CharField(trim_whitespace=False, allow_blank=not required)`, so their whitespace is kept
+// and a blank optional value is stored as "" (clearing the field in a user settings flow).
+#[tokio::test]
+async fn text_field_whitespace_and_blank() {
+    use authflow::model::PromptType;
+    let env = TestEnv::new();
+    let (mut client, slug) = prompt_flow(
+        &env,
+        vec![
+            field("t", PromptType::Text),
+            field("opt", PromptType::TextArea).optional(),
+            field("mail", PromptType::Email).optional(),
+        ],
+        vec![],
+        None,
+    )
+    .await;
+    client.get(&slug).await;
+    let data = submitted(
+        &env,
+        &mut client,
+        &slug,
+        json!({"t": "  spaced  ", "opt": "", "mail": ""}),
+    )
+    .await;
+    assert_eq!(data["t"], "  spaced  ");
+    assert_eq!(data["opt"], "");
+    assert_eq!(data["mail"], "");
+}
+
+// authentik/stages/prompt/models.py `Prompt.field`: number fields are DRF `IntegerField`s.
+#[tokio::test]
+async fn number_field() {
+    use authflow::model::PromptType;
+    let env = TestEnv::new();
+    let (mut client, slug) =
+        prompt_flow(&env, vec![field("n", PromptType::Number)], vec![], None).await;
+    client.get(&slug).await;
+    let out = client.post(&slug, json!({"n": "1.5"})).await;
+    assert_eq!(
+        out.challenge.to_json()["response_errors"]["n"][0]["string"],
+        "A valid integer is required."
+    );
+    let data = submitted(&env, &mut client, &slug, json!({"n": "42"})).await;
+    assert_eq!(data["n"], json!(42));
+    assert!(data["n"].is_i64());
+}
+
+// authentik/stages/prompt/stage.py `PromptChallengeResponse.validate`: passwords are compared
+// only when the stage has exactly two password fields.
+#[tokio::test]
+async fn password_fields() {
+    use authflow::model::PromptType;
+    let env = TestEnv::new();
+    let three = vec![
+        field("p1", PromptType::Password),
+        field("p2", PromptType::Password),
+        field("p3", PromptType::Password),
+    ];
+    let (mut client, slug) = prompt_flow(&env, three, vec![], None).await;
+    client.get(&slug).await;
+    submitted(
+        &env,
+        &mut client,
+        &slug,
+        json!({"p1": "a", "p2": "b", "p3": "c"}),
+    )
+    .await;
+    let two = vec![
+        field("p1", PromptType::Password),
+        field("p2", PromptType::Password),
+    ];
+    let (mut client, slug) = prompt_flow(&env, two, vec![], None).await;
+    client.get(&slug).await;
+    let out = client.post(&slug, json!({"p1": "a", "p2": "b"})).await;
+    assert_eq!(
+        out.challenge.to_json()["response_errors"]["non_field_errors"][0]["string"],
+        "Passwords don't match."
+    );
 }

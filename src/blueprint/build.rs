@@ -8,7 +8,7 @@ use super::apply::{FileRun, Importer, Instance, Outcome};
 use super::attrs::{EntryResult, bool_attr, string_attr};
 use super::models::{self, Model, StageModel};
 use super::objects::derived_ptr;
-use super::report::EntryAction;
+use super::report::{EntryAction, SkippedEntry};
 use super::target::UserTarget;
 use super::work::Op;
 use crate::model::{
@@ -335,7 +335,36 @@ impl Importer<'_> {
             }
             _ => return Err("not a stage".into()),
         };
-        let stage = Stage { pk, name, config };
+        let mut stage = Stage { pk, name, config };
+        if let (Err(errors), Model::Stage(_)) = (stage.validate(), model) {
+            let fields: Vec<&str> = errors.iter().map(|(k, _)| k).collect();
+            if !self.options.skip_unsupported {
+                return Err(format!(
+                    "{errors}; remove the setting, or import with `skip_unsupported` to keep the stage as one that denies access when a flow reaches it"
+                ));
+            }
+            // Kept as a stage that denies access (never left out: a flow without it
+            // would skip a check).
+            let model_name = models::canonical_name(model);
+            stage.config = StageConfig::Unsupported(UnsupportedStage {
+                model: model_name.clone(),
+            });
+            f.report.skipped.push(SkippedEntry {
+                index,
+                model: model_name,
+                id: None,
+                identifiers: json!({"name": stage.name}),
+                kept_as_denying_stage: true,
+                reason: format!(
+                    "authflow does not implement {}; a flow that reaches the stage denies access",
+                    fields
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
         let changed = old.as_ref().is_none_or(|o| !same(o, &stage));
         if changed {
             self.apply_op(f, Op::PutStage(stage)).await?;

@@ -16,7 +16,7 @@ use super::{AppState, session};
 use crate::inspector::flow_json;
 use crate::model::{
     AuthenticationRequirement, DeniedAction, Flow, FlowDesignation, FlowLayout, PolicyEngineMode,
-    ValidationErrors,
+    StageConfig, ValidationErrors,
 };
 use crate::plan::{PendingUser, PlanContext};
 use crate::planner::{self, PlanError};
@@ -369,6 +369,76 @@ pub(crate) async fn execute(
     }
     .await;
     reply(result)
+}
+
+/// `GET /flows/-/configure/{stage_uuid}/`: authentik's `ConfigureFlowInitView`
+/// (`authentik/flows/views/executor.py`). The stage's `configure_flow` (authflow: the
+/// password stage's) is planned for the logged-in user and the browser sent to it; a
+/// visitor who is not logged in is sent to the default authentication flow first. An
+/// unknown stage, one without `configure_flow`, or a flow that does not apply is 404.
+pub(crate) async fn configure_flow(
+    State(app): State<AppState>,
+    Path(stage): Path<String>,
+    req: Request<Body>,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    let result = async {
+        let pk: crate::model::StageId = stage.parse().map_err(|_| ApiError::NotFound)?;
+        let freq = flow_request(&parts);
+        let user = match &freq.session_id {
+            Some(id) => app.engine.session_user(id).await?,
+            None => None,
+        };
+        let Some(user) = user else {
+            let here = format!("/flows/-/configure/{pk}/");
+            let next: String = url_encode(&here);
+            return Ok::<_, ApiError>(redirect(&format!(
+                "/flows/-/default/authentication/?next={next}"
+            )));
+        };
+        let flows = app.engine.env().flows.clone();
+        let mut target = None;
+        for flow in flows.flows().await? {
+            let Some(def) = flows.flow(&flow.slug).await? else {
+                continue;
+            };
+            let stage = def
+                .stages
+                .iter()
+                .map(|b| &b.stage)
+                .find(|s| s.pk == pk)
+                .or_else(|| def.referenced_stages.get(&pk));
+            if let Some(stage) = stage {
+                if let StageConfig::Password(p) = &stage.config {
+                    target = p.configure_flow.clone();
+                }
+                break;
+            }
+        }
+        let slug = target.ok_or(ApiError::NotFound)?;
+        let mut context = PlanContext::new();
+        context.set_pending_user(&PendingUser::of(&user));
+        match app.engine.plan_only(&freq, &slug, context).await {
+            Ok(_) | Err(PlanError::Empty) => Ok(redirect(&format!("/if/flow/{slug}/"))),
+            Err(PlanError::NotApplicable { .. }) => Err(ApiError::NotFound),
+            Err(PlanError::Store(e)) => Err(e.into()),
+        }
+    }
+    .await;
+    reply(result)
+}
+
+/// Percent-encodes everything but unreserved characters and `/`.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// The handler's answer or its error, as a response.

@@ -13,6 +13,7 @@
 //! | `GET /api/v3/core/users/me/` | the logged-in user (session or bearer token), as authentik's `{"user": …}`; 403 without one |
 //! | `GET /flows/-/cancel/` | drop the plans; redirect to a relative `next` or the invalidation flow |
 //! | `GET /flows/-/default/{designation}/` | the first applicable flow of a designation |
+//! | `GET /flows/-/configure/{stage_uuid}/` | the stage's `configure_flow` for the logged-in user (password stage; login first when anonymous) |
 //! | `GET /if/flow/{slug}/` | a minimal browser page that runs a flow |
 //!
 //! Sessions: the cookie `authflow_session` (opaque, `HttpOnly`, `SameSite=Lax`,
@@ -93,6 +94,7 @@ pub fn router(engine: Arc<Engine>, config: HttpConfig) -> Router {
         .route("/api/v3/core/users/me/", get(me::me))
         .route("/flows/-/cancel/", get(api::cancel))
         .route("/flows/-/default/{designation}/", get(api::default_flow))
+        .route("/flows/-/configure/{stage}/", get(api::configure_flow))
         .route("/if/flow/{slug}/", get(executor::page));
     #[cfg(feature = "blueprints")]
     let routes = routes.route(

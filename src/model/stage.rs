@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{GroupId, PolicyId, PromptId, StageId};
+use super::{GroupId, PolicyId, PromptId, StageId, ValidationErrors};
 use crate::stages::StageKind;
 
 /// A stage: one step of a flow (authentik's `Stage` subclasses).
@@ -30,6 +30,28 @@ impl Stage {
             name: name.into(),
             config: config.into(),
         }
+    }
+}
+
+impl Stage {
+    /// Refuses settings authflow accepts from authentik but does not implement yet, when
+    /// they are not authentik's default, naming the field (ignoring them would make the
+    /// stage behave unlike authentik's). For now these are the authenticator-validation
+    /// stage's `configuration_stages`, `last_auth_threshold` and
+    /// `webauthn_user_verification`, which wait for MFA devices.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        if let StageConfig::AuthenticatorValidate(a) = &self.config {
+            for (field, value) in a.unimplemented_settings() {
+                errors.add(
+                    field,
+                    format!(
+                        "`{field}` is {value}, but authflow does not implement it yet (no MFA devices); leave it at authentik's default"
+                    ),
+                );
+            }
+        }
+        errors.into_result()
     }
 }
 
@@ -222,7 +244,9 @@ pub struct PasswordStage {
     /// Offer "show password".
     #[serde(default)]
     pub allow_show_password: bool,
-    /// Slug of the flow that changes a password.
+    /// Slug of the flow that changes a password: with the `http` feature,
+    /// `GET /flows/-/configure/{stage_uuid}/` runs it for the logged-in user (authentik's
+    /// `ConfigureFlowInitView`).
     #[serde(default)]
     pub configure_flow: Option<String>,
 }
@@ -251,7 +275,7 @@ pub enum PromptType {
     /// Multi-line text.
     #[serde(rename = "text_area")]
     TextArea,
-    /// Read-only text (the initial value is always used).
+    /// Read-only text (the current or initial value is always used).
     #[serde(rename = "text_read_only")]
     TextReadOnly,
     /// Read-only multi-line text.
@@ -290,10 +314,11 @@ pub enum PromptType {
     /// Visual separator (no value).
     #[serde(rename = "separator")]
     Separator,
-    /// Hidden field (the initial value is always used).
+    /// Hidden field (the current or initial value, else the placeholder, is always used).
     #[serde(rename = "hidden")]
     Hidden,
-    /// Static text (the initial value is always used).
+    /// Static text (the current or initial value, else the placeholder, is always used
+    /// and stored).
     #[serde(rename = "static")]
     Static,
     /// Info box (no value).
@@ -329,7 +354,9 @@ pub struct Prompt {
     /// A value is required.
     #[serde(default = "yes")]
     pub required: bool,
-    /// Placeholder; for dropdown/radio, the choices separated by commas or newlines.
+    /// Placeholder; for dropdown and radio fields, the one choice (authentik's
+    /// `get_choices` without an expression; `prompt_data["<field_key>__choices"]`
+    /// overrides it with a list).
     #[serde(default)]
     pub placeholder: String,
     /// Initial value.
@@ -653,6 +680,33 @@ pub struct AuthenticatorValidateStage {
     /// WebAuthn user verification (`required`, `preferred`, `discouraged`).
     #[serde(default = "preferred")]
     pub webauthn_user_verification: String,
+}
+
+impl AuthenticatorValidateStage {
+    /// The settings that differ from authentik's defaults although authflow cannot honour
+    /// them yet, with their values (for messages).
+    pub(crate) fn unimplemented_settings(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if !self.configuration_stages.is_empty() {
+            out.push((
+                "configuration_stages",
+                format!("set ({} stages)", self.configuration_stages.len()),
+            ));
+        }
+        if parse_timedelta(&self.last_auth_threshold) != Ok(0) {
+            out.push((
+                "last_auth_threshold",
+                format!("`{}`", self.last_auth_threshold),
+            ));
+        }
+        if self.webauthn_user_verification != "preferred" {
+            out.push((
+                "webauthn_user_verification",
+                format!("`{}`", self.webauthn_user_verification),
+            ));
+        }
+        out
+    }
 }
 
 impl Default for AuthenticatorValidateStage {

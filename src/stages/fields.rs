@@ -29,6 +29,11 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The field's value as sent, unchecked.
+    pub fn raw(&self, key: &str) -> Option<&'a Value> {
+        self.response.get(key)
+    }
+
     /// Adds an error for a field.
     pub fn error(&mut self, field: &str, error: ErrorDetail) {
         self.errors.entry(field.to_owned()).or_default().push(error);

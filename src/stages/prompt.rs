@@ -13,6 +13,7 @@ use crate::model::{
     BindingSubject, BindingTarget, PolicyBinding, PolicyEngineMode, Prompt, PromptStage,
     PromptType, UserField,
 };
+use crate::plan::{PlanContext, keys};
 use crate::policy::PolicyRequest;
 use crate::store::{ResolvedBinding, validate_username};
 
@@ -20,41 +21,122 @@ use crate::store::{ResolvedBinding, validate_username};
 const MAX_TEXT: usize = 4096;
 const MAX_FILE: usize = 1 << 20;
 
-fn choices(prompt: &Prompt) -> Option<Vec<PromptChoice>> {
-    matches!(
+/// `Python`'s `str()` of a value, as authentik puts choices and initial values in the
+/// challenge (strings as they are).
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Python truthiness (authentik's `if default:`).
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// authentik's `Prompt.get_choices`: for dropdown and radio fields,
+/// `prompt_data["<field_key>__choices"]` when present (a list, or one value), else the
+/// placeholder as one choice (authflow evaluates no placeholder expressions).
+fn choices(prompt: &Prompt, prompt_data: Option<&Map<String, Value>>) -> Option<Vec<String>> {
+    if !matches!(
         prompt.prompt_type,
         PromptType::Dropdown | PromptType::RadioButtonGroup
-    )
-    .then(|| {
-        prompt
-            .placeholder
-            .split(['\n', ','])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
+    ) {
+        return None;
+    }
+    let key = format!("{}{CHOICES_SUFFIX}", prompt.field_key);
+    Some(match prompt_data.and_then(|d| d.get(&key)) {
+        Some(Value::Array(a)) => a.iter().map(value_text).collect(),
+        Some(v) => vec![value_text(v)],
+        None => vec![prompt.placeholder.clone()],
+    })
+}
+
+/// The suffix of the `prompt_data` key that overrides a choice field's choices.
+pub const CHOICES_SUFFIX: &str = "__choices";
+
+fn challenge_choices(choices: Option<Vec<String>>) -> Option<Vec<PromptChoice>> {
+    choices.map(|c| {
+        c.into_iter()
             .map(|s| PromptChoice {
-                value: s.to_owned(),
-                label: s.to_owned(),
+                value: s.clone(),
+                label: s,
             })
             .collect()
     })
+}
+
+/// authentik's `Prompt.get_initial_value`: the value already in `prompt_data`, else
+/// `initial_value`; for choice fields a value that is not a choice becomes the first
+/// choice.
+fn initial_value(prompt: &Prompt, prompt_data: Option<&Map<String, Value>>) -> Value {
+    let value = prompt_data
+        .and_then(|d| d.get(&prompt.field_key))
+        .cloned()
+        .unwrap_or_else(|| Value::String(prompt.initial_value.clone()));
+    match choices(prompt, prompt_data) {
+        Some(c) if c.is_empty() => Value::String(String::new()),
+        Some(c) if !c.contains(&value_text(&value)) => {
+            Value::String(c.into_iter().next().unwrap_or_default())
+        }
+        _ => value,
+    }
+}
+
+/// The value a hidden, static or read-only field always has (authentik's
+/// `PromptChallengeResponse.validate` stores the field's default): the current value
+/// when it is not empty, else (hidden and static only) the placeholder, else `""`.
+fn fixed_value(prompt: &Prompt, prompt_data: Option<&Map<String, Value>>) -> Value {
+    let current = initial_value(prompt, prompt_data);
+    if truthy(&current) {
+        current
+    } else if matches!(prompt.prompt_type, PromptType::Hidden | PromptType::Static) {
+        Value::String(prompt.placeholder.clone())
+    } else {
+        Value::String(String::new())
+    }
 }
 
 fn carries_no_value(t: PromptType) -> bool {
     matches!(
         t,
         PromptType::Separator
-            | PromptType::Static
             | PromptType::AlertInfo
             | PromptType::AlertWarning
             | PromptType::AlertDanger
     )
 }
 
+/// Fields whose value the user cannot change.
 fn forced_default(t: PromptType) -> bool {
     matches!(
         t,
-        PromptType::Hidden | PromptType::TextReadOnly | PromptType::TextAreaReadOnly
+        PromptType::Hidden
+            | PromptType::Static
+            | PromptType::TextReadOnly
+            | PromptType::TextAreaReadOnly
     )
+}
+
+/// authentik's DRF `IntegerField`: an integer, or text of one (a trailing `.0` allowed).
+fn parse_integer(s: &str) -> Option<i64> {
+    let t = s.trim_end();
+    let t = match t.rfind('.') {
+        Some(i) if t.get(i + 1..).is_some_and(|r| r.bytes().all(|b| b == b'0')) => {
+            t.get(..i).unwrap_or_default()
+        }
+        _ => t,
+    };
+    t.trim().parse().ok()
 }
 
 /// A plausible email address: one `@`, a non-empty local part, a dotted domain, no
@@ -108,25 +190,27 @@ impl PromptStage {
             .sorted()
             .into_iter()
             .map(|p| {
-                let initial = match existing.and_then(|d| d.get(&p.field_key)) {
-                    Some(Value::String(s))
-                        if p.prompt_type != PromptType::Password
-                            && !forced_default(p.prompt_type) =>
-                    {
-                        s.clone()
-                    }
-                    _ => p.initial_value.clone(),
+                // authflow never echoes a password back into the form.
+                let initial = if p.prompt_type == PromptType::Password {
+                    p.initial_value.clone()
+                } else {
+                    value_text(&initial_value(p, existing))
                 };
                 StagePrompt {
                     field_key: p.field_key.clone(),
                     label: p.label.clone(),
                     prompt_type: p.prompt_type,
                     required: p.required,
-                    placeholder: p.placeholder.clone(),
+                    // Choice fields use the placeholder for their choices.
+                    placeholder: if choices(p, None).is_some() {
+                        String::new()
+                    } else {
+                        p.placeholder.clone()
+                    },
                     initial_value: initial,
                     order: p.order,
                     sub_text: p.sub_text.clone(),
-                    choices: choices(p),
+                    choices: challenge_choices(choices(p, existing)),
                 }
             })
             .collect();
@@ -141,8 +225,9 @@ impl PromptStage {
     ) -> Result<Option<Value>, StageError> {
         let key = prompt.field_key.as_str();
         let t = prompt.prompt_type;
+        let existing = ctx.context.prompt_data();
         if forced_default(t) {
-            return Ok(Some(Value::String(prompt.initial_value.clone())));
+            return Ok(Some(fixed_value(prompt, existing)));
         }
         if t == PromptType::Checkbox {
             let v = fields.boolean(key, false).unwrap_or(false);
@@ -156,8 +241,31 @@ impl PromptStage {
         } else {
             MAX_TEXT
         };
-        let Some(value) = fields.string(key, prompt.required, t != PromptType::Password, max)
-        else {
+        // authentik's `Prompt.field`: text and text areas keep their whitespace; text,
+        // text areas, emails and locales may be blank when optional, and a blank value
+        // is stored (it clears the user's field in a settings flow).
+        let trim = !matches!(
+            t,
+            PromptType::Password | PromptType::Text | PromptType::TextArea
+        );
+        let allow_blank = !prompt.required
+            && matches!(
+                t,
+                PromptType::Text | PromptType::TextArea | PromptType::Email | PromptType::AkLocale
+            );
+        if allow_blank {
+            if let Some(Value::String(raw)) = fields.raw(key) {
+                let blank = if trim {
+                    raw.trim().is_empty()
+                } else {
+                    raw.is_empty()
+                };
+                if blank {
+                    return Ok(Some(Value::String(String::new())));
+                }
+            }
+        }
+        let Some(value) = fields.string(key, prompt.required, trim, max) else {
             return Ok(None);
         };
         let invalid = |fields: &mut Fields<'_>, msg: &str| {
@@ -166,13 +274,9 @@ impl PromptStage {
         };
         match t {
             PromptType::Number => {
-                return match value.parse::<f64>() {
-                    Ok(n) if n.is_finite() => Ok(Some(
-                        serde_json::Number::from_f64(n)
-                            .map(Value::Number)
-                            .unwrap_or(Value::String(value)),
-                    )),
-                    _ => invalid(fields, "A valid number is required."),
+                return match parse_integer(&value) {
+                    Some(n) => Ok(Some(Value::from(n))),
+                    None => invalid(fields, "A valid integer is required."),
                 };
             }
             PromptType::Date if !is_date(&value) => {
@@ -191,10 +295,9 @@ impl PromptStage {
                 return invalid(fields, "Invalid file: expected a data URI.");
             }
             PromptType::Dropdown | PromptType::RadioButtonGroup => {
-                let ok = choices(prompt)
+                let ok = choices(prompt, existing)
                     .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.value == value);
+                    .contains(&value);
                 if !ok {
                     fields.error(
                         key,
@@ -282,14 +385,18 @@ impl StageKind for PromptStage {
         }
         if !fields.has_errors() {
             // Whole-object checks run only when every field is valid (as DRF does).
-            let passwords: Vec<&Value> = self
+            // authentik's `PromptChallengeResponse.validate`: compared only when the
+            // stage has exactly two password fields.
+            let passwords: Vec<Option<&Value>> = self
                 .sorted()
                 .into_iter()
                 .filter(|p| p.prompt_type == PromptType::Password)
-                .filter_map(|p| data.get(&p.field_key))
+                .map(|p| data.get(&p.field_key))
                 .collect();
-            if passwords.windows(2).any(|w| matches!(w, [a, b] if a != b)) {
-                fields.non_field("Passwords don't match.");
+            if let [a, b] = passwords.as_slice() {
+                if a != b {
+                    fields.non_field("Passwords don't match.");
+                }
             }
         }
         if !fields.has_errors() && !self.validation_policies.is_empty() {
@@ -311,8 +418,8 @@ impl StageKind for PromptStage {
 }
 
 impl PromptStage {
-    /// Runs the validation policies (mode all) on a copy of the context whose
-    /// `prompt_data` includes the submitted values. `Some(messages)` when they fail.
+    /// Runs the validation policies (mode all) on a context holding only this stage's
+    /// values as `prompt_data`. `Some(messages)` when they fail.
     async fn run_validation_policies(
         &self,
         ctx: &StageContext<'_>,
@@ -331,8 +438,10 @@ impl PromptStage {
                 policy: ctx.definition.validation_policies.get(id).cloned(),
             })
             .collect();
-        let mut context = ctx.context.clone();
-        context.update_prompt_data(|d| d.extend(data.iter().map(|(k, v)| (k.clone(), v.clone()))));
+        // authentik's `PromptChallengeResponse.validate`: the policies see only
+        // `{"prompt_data": <this stage's values>}`.
+        let mut context = PlanContext::new();
+        context.insert(keys::PROMPT_DATA, Value::Object(data.clone()));
         let subject = match ctx.pending_user_record().await? {
             Some(u) => Some(u),
             None => ctx.request_user.cloned(),

@@ -13,8 +13,36 @@ use crate::plan::{PendingUser, keys};
 use crate::secret::Password;
 use crate::store::{NewUser, StoreError, User};
 
-/// Keys of `prompt_data` that are never written to the user.
-const SKIP: &[&str] = &["password", "password_repeat", "component", "groups"];
+/// Keys of `prompt_data` that are never written to the user: the response's
+/// `component`, the passwords (written through the directory's `set_password`, like
+/// authentik's `set_password` setter), and fields that grant privileges or identify the
+/// record. authentik writes any prompt key naming a user field (`hasattr`/`setattr`) and
+/// discards only `groups`; authflow also refuses the privileged ones, so a prompt field
+/// (even a hidden one) can never make a user active, a superuser or another type, change
+/// their id or group memberships, or set a password hash.
+const DENIED: &[&str] = &[
+    "component",
+    "password",
+    "password_repeat",
+    "groups",
+    "ak_groups",
+    "pk",
+    "id",
+    "uuid",
+    "is_active",
+    "is_superuser",
+    "is_staff",
+    "type",
+    "user_type",
+    "password_hash",
+    "password_change_date",
+    "last_login",
+    "date_joined",
+];
+
+/// Prompt keys written to the user field of the same name (every other non-attribute
+/// key is dropped, as authentik drops keys that are not user fields).
+const USER_FIELDS: &[&str] = &["username", "name", "email", "path"];
 
 fn set_nested(attributes: &mut Map<String, Value>, path: &[&str], value: Value) {
     match path {
@@ -36,38 +64,49 @@ fn set_nested(attributes: &mut Map<String, Value>, path: &[&str], value: Value) 
     }
 }
 
-/// Applies prompt data to a user's fields and attributes.
+/// authentik's `UserWriteStageView.write_attribute`: the key with every `_` read as `.`
+/// (so `attributes_a_b` and `attributes.a_b` both write `a.b`), the leading
+/// `attributes` dropped, the rest a nested path.
+fn write_attribute(user: &mut User, key: &str, value: Value) {
+    let dotted = key.replace('_', ".");
+    let mut parts: Vec<&str> = dotted.split('.').collect();
+    if parts.first() == Some(&"attributes") {
+        parts.remove(0);
+    }
+    parts.retain(|p| !p.is_empty());
+    set_nested(&mut user.attributes, &parts, value);
+}
+
+/// Applies prompt data to a user's fields and attributes (authentik's
+/// `UserWriteStageView.update_user`).
 fn apply(user: &mut User, data: &Map<String, Value>) {
     for (key, value) in data {
-        if SKIP.contains(&key.as_str()) {
+        let key = key.as_str();
+        if DENIED.contains(&key) {
             continue;
         }
-        let text = value.as_str().map(str::to_owned);
-        match key.as_str() {
-            "username" => {
-                if let Some(t) = text.filter(|t| !t.is_empty()) {
-                    user.username = t;
+        if key == "attributes" {
+            if let Value::Object(m) = value {
+                for (k, v) in m {
+                    user.attributes.insert(k.clone(), v.clone());
                 }
             }
-            "name" => user.name = text.unwrap_or_default(),
-            "email" => user.email = text.unwrap_or_default(),
-            "attributes" => {
-                if let Value::Object(m) = value {
-                    for (k, v) in m {
-                        user.attributes.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-            k => {
-                if let Some(path) = k.strip_prefix("attributes.") {
-                    let parts: Vec<&str> = path.split('.').filter(|p| !p.is_empty()).collect();
-                    set_nested(&mut user.attributes, &parts, value.clone());
-                } else if let Some(path) = k.strip_prefix("attributes_") {
-                    set_nested(&mut user.attributes, &[path], value.clone());
-                }
-                // Other keys are not user fields: dropped, as in authentik.
+        } else if key.starts_with("attributes.") || key.starts_with("attributes_") {
+            write_attribute(user, key, value.clone());
+        } else if USER_FIELDS.contains(&key) {
+            let Some(text) = value.as_str() else {
+                continue;
+            };
+            match key {
+                // A blank username is never written (the stage refuses to create one).
+                "username" if !text.is_empty() => user.username = text.to_owned(),
+                "name" => user.name = text.to_owned(),
+                "email" => user.email = text.to_owned(),
+                "path" if !text.is_empty() => user.path = text.to_owned(),
+                _ => {}
             }
         }
+        // Other keys are not user fields: dropped, as in authentik.
     }
 }
 
@@ -136,10 +175,15 @@ impl StageKind for UserWriteStage {
                 name: String::new(),
                 email: String::new(),
                 is_active: !self.create_users_as_inactive,
-                path: if self.user_path_template.is_empty() {
-                    "users".into()
-                } else {
-                    self.user_path_template.clone()
+                // authentik's `ensure_user`: context `user_path`, else the template;
+                // blank means the default path.
+                path: match ctx
+                    .context
+                    .get_str("user_path")
+                    .unwrap_or(&self.user_path_template)
+                {
+                    "" => "users".into(),
+                    p => p.to_owned(),
                 },
                 user_type: ctx
                     .context
@@ -186,7 +230,11 @@ impl StageKind for UserWriteStage {
                 ));
             };
             apply(&mut user, &data);
-            for g in context_groups(ctx) {
+            // authentik adds `create_users_group` on every write, not only on create.
+            for g in context_groups(ctx)
+                .into_iter()
+                .chain(self.create_users_group)
+            {
                 if !user.groups.contains(&g) {
                     user.groups.push(g);
                 }
@@ -228,10 +276,12 @@ mod tests {
             attributes: Map::new(),
             groups: vec![],
         };
-        let data = serde_json::json!({"attributes.settings.locale": "de", "attributes_x": 1, "password": "s", "name": "N"});
+        let data = serde_json::json!({"attributes.settings.locale": "de", "attributes_x": 1, "attributes_a_b": 2, "password": "s", "name": "N", "is_active": false});
         apply(&mut user, data.as_object().unwrap());
         assert_eq!(user.attributes["settings"]["locale"], "de");
         assert_eq!(user.attributes["x"], 1);
+        assert_eq!(user.attributes["a"]["b"], 2);
+        assert!(user.is_active);
         assert_eq!(user.name, "N");
         assert!(!user.attributes.contains_key("password"));
     }
