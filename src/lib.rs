@@ -91,6 +91,7 @@ pub mod python;
 pub mod redis;
 pub mod request;
 pub mod secret;
+mod session_ids;
 pub mod stages;
 pub mod store;
 pub mod throttle;

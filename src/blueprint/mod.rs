@@ -71,6 +71,7 @@
 mod apply;
 mod attrs;
 mod build;
+mod build_directory;
 mod error;
 mod export;
 mod library;

@@ -5,6 +5,7 @@ mod enums;
 mod flow;
 mod ids;
 mod policy;
+mod prompt;
 mod stage;
 mod validation;
 
@@ -12,5 +13,6 @@ pub use enums::*;
 pub use flow::*;
 pub use ids::*;
 pub use policy::*;
+pub use prompt::*;
 pub use stage::*;
 pub use validation::*;
