@@ -170,6 +170,11 @@ impl<'a> Exec<'a> {
             let Some(plan) = fs.plan.as_mut() else {
                 return Ok(self.flow_done(fs));
             };
+            let policy_messages = plan
+                .bindings
+                .first()
+                .map(|p| p.messages.clone())
+                .unwrap_or_default();
             let mut ctx = StageContext {
                 env: &self.engine.env,
                 request: self.req,
@@ -179,6 +184,7 @@ impl<'a> Exec<'a> {
                 stage: &bound.stage,
                 context: &mut plan.context,
                 request_user: self.request_user,
+                policy_messages: &policy_messages,
                 effects: &mut self.effects,
             };
             let this_input = input.take().unwrap_or(Input::Get);
@@ -372,6 +378,9 @@ impl<'a> Exec<'a> {
                         messages: result.messages,
                     });
                     continue;
+                }
+                if let Some(current) = plan.bindings.first_mut() {
+                    current.messages = result.messages;
                 }
             }
             return Ok(Next::Stage(bound));

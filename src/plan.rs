@@ -190,6 +190,10 @@ pub struct PlannedStage {
     pub binding: BindingId,
     /// Its marker.
     pub marker: Marker,
+    /// Messages of the binding's policies when they let the stage in (a negated
+    /// failing policy keeps its messages): a deny stage shows them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<String>,
 }
 
 /// A plan: the stages still to run (index 0 is current) and the context they share.

@@ -169,6 +169,7 @@ pub async fn plan(
     let mut bindings = Vec::with_capacity(def.stages.len());
     for bound in &def.stages {
         let mut keep = true;
+        let mut messages = Vec::new();
         if bound.binding.evaluate_on_plan && !bound.policies.is_empty() {
             let mut req = PolicyRequest {
                 user: subject.as_ref(),
@@ -182,7 +183,9 @@ pub async fn plan(
             let result =
                 policy::evaluate(&bound.policies, bound.binding.policy_engine_mode, &mut req).await;
             keep = result.passing;
-            if !keep {
+            if keep {
+                messages = result.messages;
+            } else {
                 decisions.push(Decision {
                     binding: Some(bound.binding.pk),
                     subject: bound.stage.name.clone(),
@@ -200,6 +203,7 @@ pub async fn plan(
             bindings.push(PlannedStage {
                 binding: bound.binding.pk,
                 marker,
+                messages,
             });
         }
     }

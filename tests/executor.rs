@@ -75,6 +75,7 @@ async fn test_existing_plan_diff_flow() {
                 bindings: vec![PlannedStage {
                     binding: BindingId::new(),
                     marker: Marker::Stage,
+                    messages: Vec::new(),
                 }],
                 context: PlanContext::new(),
             }),
@@ -829,4 +830,60 @@ async fn restart_replans_without_the_logged_in_shortcut() {
         env.stored_plan(&client.session_id(), &flow.slug).await,
         None
     );
+}
+
+/// A policy bound to a stage that fails skips the stage (authentik's
+/// `FlowPlanner._build_plan`: bindings whose `PolicyEngine` does not pass are left out);
+/// the documented recipe to deny is a deny stage bound with the policy negated. The deny
+/// stage then shows the policy's messages after its own (authentik shows only the deny
+/// message: our improvement, so the host sees why).
+#[tokio::test]
+async fn negated_policy_on_a_deny_stage_denies_with_the_policy_messages() {
+    let env = TestEnv::new();
+    let flow = env.create_test_flow(FlowDesignation::Authentication).await;
+    let deny = env
+        .named_stage(
+            "deny-blocked-ip",
+            DenyStage {
+                deny_message: "Access denied".into(),
+            },
+        )
+        .await;
+    let deny_binding = env.bind(&flow, &deny, 0).await;
+    env.bind(&flow, &env.stage(dummy()).await, 1).await;
+    let blocked = env
+        .policy(custom(Fixed {
+            passing: false,
+            messages: vec!["Your network is blocked.".into()],
+        }))
+        .await;
+    env.save_policy_binding(
+        authflow::model::PolicyBinding::new(
+            BindingTarget::Stage(deny_binding.pk),
+            BindingSubject::Policy(blocked.pk),
+            0,
+        )
+        .negated(true),
+    )
+    .await;
+
+    let out = env.client().get(&flow.slug).await.challenge.to_json();
+    assert_eq!(out["component"], "ak-stage-access-denied", "{out}");
+    assert_eq!(
+        out["error_message"], "Access denied: Your network is blocked.",
+        "{out}"
+    );
+
+    // Without the negation the same failing policy only skips the deny stage.
+    let flow2 = env.create_test_flow(FlowDesignation::Authentication).await;
+    let deny_binding2 = env.bind(&flow2, &deny, 0).await;
+    env.bind(&flow2, &env.stage(dummy()).await, 1).await;
+    env.bind_policy(
+        BindingTarget::Stage(deny_binding2.pk),
+        BindingSubject::Policy(blocked.pk),
+        0,
+    )
+    .await;
+    let out = env.client().get(&flow2.slug).await.challenge.to_json();
+    assert_eq!(out["component"], "ak-stage-dummy", "{out}");
 }

@@ -177,6 +177,13 @@ pub enum BindingTarget {
     /// A flow's own policies (checked when planning).
     Flow(FlowId),
     /// A flow-stage binding's policies.
+    ///
+    /// **A failing policy here skips the stage; it does not deny the flow**
+    /// (authentik's semantics): an IP check bound to a password stage that fails lets
+    /// the flow go on without that stage. To deny, bind the policy *negated* to a deny
+    /// stage ([`DenyStage`](crate::model::DenyStage)) placed where the check belongs:
+    /// when the policy fails the deny stage runs and shows the policy's messages. To
+    /// refuse the whole flow, bind the policy to the flow ([`BindingTarget::Flow`]).
     Stage(BindingId),
 }
 

@@ -91,6 +91,12 @@ pub struct PolicyRequest<'a> {
 
 /// A host-implemented policy (wrap it in [`CustomPolicy`](crate::model::CustomPolicy)).
 ///
+/// Where it is bound decides what a failure does: bound to the flow it refuses the
+/// flow; bound to a stage it **skips that stage** (authentik's semantics), it does not
+/// deny. To deny at a point of the flow, bind it negated to a deny stage there — see
+/// [`BindingTarget::Stage`](crate::model::BindingTarget::Stage); the deny stage then
+/// shows this policy's messages.
+///
 /// ```
 /// use authflow::policy::{PolicyEvaluator, PolicyError, PolicyOutcome, PolicyRequest};
 /// struct OfficeHoursOnly;

@@ -1,4 +1,10 @@
-//! Deny (silent): denies access with the context's `deny_message` or the stage's.
+//! Deny (silent): denies access with the context's `deny_message` or the stage's,
+//! followed by the messages of the policies that let the stage in.
+//!
+//! A policy bound to a *stage* that fails skips the stage (authentik's semantics); to
+//! deny instead, bind a deny stage with the policy negated: when the policy fails, the
+//! negated binding passes, the deny stage runs, and its challenge shows the policy's
+//! messages (authentik shows only the deny message — our documented improvement).
 
 use async_trait::async_trait;
 
@@ -29,6 +35,12 @@ impl StageKind for DenyStage {
                     self.deny_message.clone()
                 }
             });
-        Ok(StageOutcome::Deny(message))
+        if ctx.policy_messages.is_empty() {
+            return Ok(StageOutcome::Deny(message));
+        }
+        Ok(StageOutcome::Deny(format!(
+            "{message}: {}",
+            ctx.policy_messages.join("; ")
+        )))
     }
 }

@@ -88,6 +88,9 @@ pub struct StageContext<'a> {
     pub context: &'a mut PlanContext,
     /// The logged-in user, if any.
     pub request_user: Option<&'a User>,
+    /// Messages of the binding's policies that let this stage in (see
+    /// [`PlannedStage::messages`](crate::plan::PlannedStage::messages)).
+    pub policy_messages: &'a [String],
     /// Session changes the stage asks for.
     pub effects: &'a mut Effects,
 }
