@@ -68,6 +68,7 @@
 pub mod blocking;
 #[cfg(feature = "blueprints")]
 pub mod blueprint;
+pub mod catalogue;
 pub mod challenge;
 pub mod clock;
 mod confirmation;

@@ -301,17 +301,17 @@ impl SessionStore for RedisSessionStore {
 ///
 /// The whole catalogue (flows, stages, bindings, policies) is one JSON document under
 /// `{prefix}flows:doc`, with a generation counter under `{prefix}flows:gen`. A write
-/// applies the change to the current catalogue with the same validation as
-/// [`MemoryFlowStore`](crate::memory::MemoryFlowStore) and stores it only if the
+/// applies the change to the current [`Catalogue`](crate::catalogue::Catalogue) (the rules
+/// every flow store shares) and stores it only if the
 /// generation did not move meanwhile (compare-and-swap in a Lua script), then bumps the
-/// generation. [`FlowStore::revision`](crate::store::FlowStore::revision) is the generation: when any instance changes a
+/// generation. [`FlowSource::revision`](crate::store::FlowSource::revision) is the generation: when any instance changes a
 /// flow, every other instance's engine sees a new revision on its next request and drops
 /// its cached definition. Each instance parses the document once per generation.
 pub struct RedisFlowStore {
     conn: ConnectionManager,
     config: RedisConfig,
     write: std::sync::Arc<redis::Script>,
-    local: std::sync::RwLock<Option<(u64, std::sync::Arc<crate::memory::MemoryFlowStore>)>>,
+    local: std::sync::RwLock<Option<(u64, std::sync::Arc<Catalogue>)>>,
 }
 
 impl std::fmt::Debug for RedisFlowStore {
@@ -331,19 +331,7 @@ redis.call('SET', KEYS[2], ARGV[2])
 return redis.call('INCR', KEYS[1])
 "#;
 
-/// One write of the flow store, applied to a catalogue.
-enum Op {
-    PutFlow(crate::model::Flow),
-    DeleteFlow(String),
-    PutStage(crate::model::Stage),
-    DeleteStage(crate::model::StageId),
-    PutBinding(crate::model::FlowStageBinding),
-    DeleteBinding(crate::model::BindingId),
-    PutPolicy(crate::model::Policy),
-    DeletePolicy(crate::model::PolicyId),
-    PutPolicyBinding(crate::model::PolicyBinding),
-    DeletePolicyBinding(crate::model::PolicyBindingId),
-}
+use crate::catalogue::{Catalogue, CatalogueSnapshot, Op};
 
 impl RedisFlowStore {
     /// A flow store over the same connection as a session store.
@@ -380,9 +368,7 @@ impl RedisFlowStore {
     }
 
     /// The catalogue at the current generation (parsed once per generation).
-    async fn current(
-        &self,
-    ) -> Result<(u64, std::sync::Arc<crate::memory::MemoryFlowStore>), StoreError> {
+    async fn current(&self) -> Result<(u64, std::sync::Arc<Catalogue>), StoreError> {
         let generation = self.generation().await?;
         if let Ok(local) = self.local.read() {
             if let Some((g, store)) = local.as_ref().filter(|(g, _)| *g == generation) {
@@ -401,12 +387,12 @@ impl RedisFlowStore {
             })
             .await?;
         let g = g.unwrap_or(0);
-        let catalogue: crate::memory::Catalogue = match doc {
+        let snapshot: CatalogueSnapshot = match doc {
             Some(d) => serde_json::from_str(&d)
                 .map_err(|e| unavailable(format!("malformed flow catalogue: {e}")))?,
-            None => crate::memory::Catalogue::default(),
+            None => CatalogueSnapshot::default(),
         };
-        let store = std::sync::Arc::new(crate::memory::MemoryFlowStore::from_catalogue(catalogue));
+        let store = std::sync::Arc::new(Catalogue::from_snapshot(snapshot));
         if let Ok(mut local) = self.local.write() {
             *local = Some((g, store.clone()));
         }
@@ -414,28 +400,14 @@ impl RedisFlowStore {
     }
 
     async fn apply(&self, op: Op) -> Result<bool, StoreError> {
-        use crate::store::FlowStore as _;
         for _ in 0..16 {
             let (generation, current) = self.current().await?;
-            let scratch = crate::memory::MemoryFlowStore::from_catalogue(current.catalogue());
-            let changed = match &op {
-                Op::PutFlow(f) => scratch.put_flow(f.clone()).await.map(|_| true)?,
-                Op::DeleteFlow(s) => scratch.delete_flow(s).await?,
-                Op::PutStage(s) => scratch.put_stage(s.clone()).await.map(|_| true)?,
-                Op::DeleteStage(s) => scratch.delete_stage(*s).await?,
-                Op::PutBinding(b) => scratch.put_binding(b.clone()).await.map(|_| true)?,
-                Op::DeleteBinding(b) => scratch.delete_binding(*b).await?,
-                Op::PutPolicy(p) => scratch.put_policy(p.clone()).await.map(|_| true)?,
-                Op::DeletePolicy(p) => scratch.delete_policy(*p).await?,
-                Op::PutPolicyBinding(b) => {
-                    scratch.put_policy_binding(b.clone()).await.map(|_| true)?
-                }
-                Op::DeletePolicyBinding(b) => scratch.delete_policy_binding(*b).await?,
-            };
+            let mut scratch = (*current).clone();
+            let changed = scratch.apply(op.clone())?;
             if !changed {
                 return Ok(false);
             }
-            let doc = serde_json::to_string(&scratch.catalogue()).map_err(|e| {
+            let doc = serde_json::to_string(&scratch.snapshot()).map_err(|e| {
                 StoreError::Validation(crate::model::ValidationErrors::field(
                     crate::model::NON_FIELD_ERRORS,
                     format!("cannot store this object in Redis (host-defined stages and policies are not serialisable): {e}"),
@@ -464,20 +436,23 @@ impl RedisFlowStore {
 }
 
 #[async_trait]
-impl crate::store::FlowStore for RedisFlowStore {
+impl crate::store::FlowSource for RedisFlowStore {
     async fn flow(&self, slug: &str) -> Result<Option<crate::store::FlowDefinition>, StoreError> {
-        self.current().await?.1.flow(slug).await
+        Ok(self.current().await?.1.definition(slug))
     }
 
     async fn revision(&self, slug: &str) -> Result<Option<u64>, StoreError> {
         let (generation, store) = self.current().await?;
-        Ok(store.revision(slug).await?.map(|_| generation))
+        Ok(store.revision(slug).map(|_| generation))
     }
 
     async fn flows(&self) -> Result<Vec<crate::model::Flow>, StoreError> {
-        self.current().await?.1.flows().await
+        Ok(self.current().await?.1.flows())
     }
+}
 
+#[async_trait]
+impl crate::store::FlowAdmin for RedisFlowStore {
     async fn put_flow(&self, flow: crate::model::Flow) -> Result<(), StoreError> {
         self.apply(Op::PutFlow(flow)).await.map(|_| ())
     }

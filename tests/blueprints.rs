@@ -26,7 +26,7 @@ use authflow::model::{
     BindingSubject, BindingTarget, NotConfiguredAction, PromptType, StageConfig, UserField,
 };
 use authflow::stages::MFA_DEVICES_ATTRIBUTE;
-use authflow::store::{FlowDefinition, FlowStore, UserDirectory};
+use authflow::store::{FlowAdmin, FlowDefinition, FlowSource, FlowStore, UserDirectory};
 use authflow::{Engine, Outcome, defaults, memory};
 use common::kit::{Client, error_messages, wire};
 use serde_json::{Value, json};

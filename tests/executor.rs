@@ -735,7 +735,7 @@ async fn test_cancel_next() {
 // still needs was deleted meanwhile (authentik would run its pickled copy).
 #[tokio::test]
 async fn plan_survives_an_edit_of_its_flow() {
-    use authflow::store::FlowStore;
+    use authflow::store::FlowAdmin;
     let env = TestEnv::new();
     let mut flow = env.create_test_flow(FlowDesignation::Authentication).await;
     let first = env.named_stage("edit-first", dummy()).await;

@@ -26,7 +26,9 @@ use authflow::model::{
 };
 use authflow::plan::{SessionId, SessionState};
 use authflow::secret::Password;
-use authflow::store::{FlowStore, Group, NewUser, SessionStore, User, UserDirectory};
+use authflow::store::{
+    FlowAdmin, FlowSource, FlowStore, Group, NewUser, SessionStore, User, UserDirectory,
+};
 use authflow::{StoreError, defaults};
 
 // ---------------------------------------------------------------------------------------

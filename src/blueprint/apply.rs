@@ -17,7 +17,7 @@ use super::python::truthy;
 use super::report::{DirectoryReport, EntryAction, EntryReport, ImportReport, SkippedEntry};
 use super::tags::{Context, EntryRef, EnvSource, Resolver};
 use super::target::{FlowTarget, UserTarget};
-use super::work::{Op, Work};
+use super::work::{FlowOp, Op, Work};
 use super::{Blueprint, BlueprintError, parse};
 use crate::model::{
     BindingId, FlowId, GroupId, PolicyBindingId, PolicyId, PromptId, StageConfig, StageId, UserId,
@@ -634,16 +634,18 @@ impl<'a> Importer<'a> {
         let total = ops.len();
         for (applied, op) in ops.iter().enumerate() {
             let result: Result<(), StoreError> = match op.clone() {
-                Op::PutFlow(x) => flows.put_flow(x).await,
-                Op::DeleteFlow(slug) => flows.delete_flow(&slug).await.map(|_| ()),
-                Op::PutStage(x) => flows.put_stage(x).await,
-                Op::DeleteStage(pk) => flows.delete_stage(pk).await.map(|_| ()),
-                Op::PutBinding(x) => flows.put_binding(x).await,
-                Op::DeleteBinding(pk) => flows.delete_binding(pk).await.map(|_| ()),
-                Op::PutPolicy(x) => flows.put_policy(x).await,
-                Op::DeletePolicy(pk) => flows.delete_policy(pk).await.map(|_| ()),
-                Op::PutPolicyBinding(x) => flows.put_policy_binding(x).await,
-                Op::DeletePolicyBinding(pk) => flows.delete_policy_binding(pk).await.map(|_| ()),
+                Op::Flow(FlowOp::PutFlow(x)) => flows.put_flow(x).await,
+                Op::Flow(FlowOp::DeleteFlow(slug)) => flows.delete_flow(&slug).await.map(|_| ()),
+                Op::Flow(FlowOp::PutStage(x)) => flows.put_stage(x).await,
+                Op::Flow(FlowOp::DeleteStage(pk)) => flows.delete_stage(pk).await.map(|_| ()),
+                Op::Flow(FlowOp::PutBinding(x)) => flows.put_binding(x).await,
+                Op::Flow(FlowOp::DeleteBinding(pk)) => flows.delete_binding(pk).await.map(|_| ()),
+                Op::Flow(FlowOp::PutPolicy(x)) => flows.put_policy(x).await,
+                Op::Flow(FlowOp::DeletePolicy(pk)) => flows.delete_policy(pk).await.map(|_| ()),
+                Op::Flow(FlowOp::PutPolicyBinding(x)) => flows.put_policy_binding(x).await,
+                Op::Flow(FlowOp::DeletePolicyBinding(pk)) => {
+                    flows.delete_policy_binding(pk).await.map(|_| ())
+                }
                 Op::PutGroup(g) => dir.put_group(g).await,
                 Op::CreateUser {
                     user,

@@ -10,7 +10,7 @@ use super::models::{self, Model, StageModel};
 use super::objects::derived_ptr;
 use super::report::{EntryAction, SkippedEntry};
 use super::target::UserTarget;
-use super::work::Op;
+use super::work::{FlowOp, Op};
 use crate::model::{
     BindingId, BindingSubject, FlowId, FlowStageBinding, GroupId, PolicyBinding, PolicyBindingId,
     PolicyId, Prompt, PromptId, Stage, StageConfig, StageId, UnsupportedStage, UserId,
@@ -79,7 +79,7 @@ impl Importer<'_> {
                 }
             }
             if !same(&before, &stage) {
-                self.apply_op(f, Op::PutStage(stage)).await?;
+                self.apply_op(f, Op::Flow(FlowOp::PutStage(stage))).await?;
             }
         }
         Ok(())
@@ -114,7 +114,7 @@ impl Importer<'_> {
                 flow.validate().map_err(|e| e.to_string())?;
                 let changed = old.as_ref() != Some(&flow);
                 if changed {
-                    self.apply_op(f, Op::PutFlow(flow)).await?;
+                    self.apply_op(f, Op::Flow(FlowOp::PutFlow(flow))).await?;
                 }
                 Ok(Outcome::Done(
                     created_or_updated(changed),
@@ -148,7 +148,8 @@ impl Importer<'_> {
                 }
                 let changed = old.as_ref() != Some(&binding);
                 if changed {
-                    self.apply_op(f, Op::PutBinding(binding)).await?;
+                    self.apply_op(f, Op::Flow(FlowOp::PutBinding(binding)))
+                        .await?;
                 }
                 Ok(Outcome::Done(
                     created_or_updated(changed),
@@ -173,7 +174,8 @@ impl Importer<'_> {
                 }
                 let changed = old.as_ref().is_none_or(|o| !same(o, &policy));
                 if changed {
-                    self.apply_op(f, Op::PutPolicy(policy)).await?;
+                    self.apply_op(f, Op::Flow(FlowOp::PutPolicy(policy)))
+                        .await?;
                 }
                 Ok(Outcome::Done(
                     created_or_updated(changed),
@@ -365,7 +367,7 @@ impl Importer<'_> {
         }
         let changed = old.as_ref().is_none_or(|o| !same(o, &stage));
         if changed {
-            self.apply_op(f, Op::PutStage(stage)).await?;
+            self.apply_op(f, Op::Flow(FlowOp::PutStage(stage))).await?;
         }
         let action = entry_action(old.is_some(), changed);
         Ok(Outcome::Done(action, Some(Instance::Stage(pk))))
@@ -455,7 +457,8 @@ impl Importer<'_> {
         };
         let changed = old.as_ref() != Some(&binding);
         if changed {
-            self.apply_op(f, Op::PutPolicyBinding(binding)).await?;
+            self.apply_op(f, Op::Flow(FlowOp::PutPolicyBinding(binding)))
+                .await?;
         }
         let action = entry_action(old.is_some(), changed);
         Ok(Outcome::Done(action, Some(Instance::PolicyBinding(pk))))

@@ -91,7 +91,7 @@ fn stage_refs(s: &Stage) -> Vec<StageId> {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use authflow::store::FlowStore;
+/// use authflow::store::FlowSource;
 /// let stores = authflow::memory::Stores::new();
 /// authflow::defaults::install(stores.flows.as_ref()).await?;
 /// let def = stores.flows.flow(authflow::defaults::INVALIDATION).await?.unwrap();

@@ -11,7 +11,7 @@ use super::attrs::EntryResult;
 use super::models::{self, Model};
 use super::python::merge_maps;
 use super::report::EntryAction;
-use super::work::Op;
+use super::work::{FlowOp, Op};
 use crate::model::{
     BindingSubject, FlowId, FlowStageBinding, GroupId, PolicyId, Prompt, Stage, StageId, UserId,
 };
@@ -468,12 +468,12 @@ impl Importer<'_> {
                     .get(&pk)
                     .map(|x| x.slug.clone())
                     .ok_or("the flow vanished")?;
-                Op::DeleteFlow(slug)
+                Op::Flow(FlowOp::DeleteFlow(slug))
             }
-            Instance::Stage(pk) => Op::DeleteStage(pk),
-            Instance::Binding(pk) => Op::DeleteBinding(pk),
-            Instance::Policy(pk) => Op::DeletePolicy(pk),
-            Instance::PolicyBinding(pk) => Op::DeletePolicyBinding(pk),
+            Instance::Stage(pk) => Op::Flow(FlowOp::DeleteStage(pk)),
+            Instance::Binding(pk) => Op::Flow(FlowOp::DeleteBinding(pk)),
+            Instance::Policy(pk) => Op::Flow(FlowOp::DeletePolicy(pk)),
+            Instance::PolicyBinding(pk) => Op::Flow(FlowOp::DeletePolicyBinding(pk)),
             Instance::Prompt(pk) => {
                 f.work.prompts.shift_remove(&pk);
                 return self.update_prompt_stages(f, pk, None).await;

@@ -1,7 +1,8 @@
 //! Where an import writes: [`FlowTarget`] and [`UserTarget`].
 
 use super::work::snapshot;
-use crate::memory::{Catalogue, MemoryFlowStore, MemoryUserDirectory};
+use crate::catalogue::CatalogueSnapshot;
+use crate::memory::{MemoryFlowStore, MemoryUserDirectory};
 use crate::store::{FlowStore, StoreError, UserDirectory};
 
 /// The flow store an import writes to.
@@ -39,7 +40,7 @@ impl<'a> FlowTarget<'a> {
         }
     }
 
-    pub(super) async fn catalogue(&self) -> Result<Catalogue, StoreError> {
+    pub(super) async fn catalogue(&self) -> Result<CatalogueSnapshot, StoreError> {
         match self {
             FlowTarget::Memory(m) => Ok(m.catalogue()),
             FlowTarget::Store(s) => snapshot(*s).await,

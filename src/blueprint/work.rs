@@ -1,6 +1,6 @@
 //! The working copy an import builds its result on: every flow object of the target
-//! store (mirrored in a scratch [`MemoryFlowStore`] that validates each change with the
-//! memory store's rules), the prompt definitions found in prompt stages, and an overlay
+//! store (mirrored in a [`Catalogue`] that validates each change with the rules every
+//! flow store shares), the prompt definitions found in prompt stages, and an overlay
 //! over the user directory. Changes are recorded as [`Op`]s and written to the real
 //! stores only once the whole file has been applied here.
 
@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use indexmap::IndexMap;
 
-use crate::memory::{Catalogue, MemoryFlowStore};
+pub(crate) use crate::catalogue::Op as FlowOp;
+use crate::catalogue::{Catalogue, CatalogueSnapshot};
 use crate::model::{
     BindingId, BindingTarget, Flow, FlowId, FlowStageBinding, GroupId, Policy, PolicyBinding,
     PolicyBindingId, PolicyId, Prompt, PromptId, Stage, StageConfig, StageId, UserField, UserId,
@@ -16,19 +17,10 @@ use crate::model::{
 use crate::secret::Password;
 use crate::store::{FlowStore, Group, StoreError, User, UserDirectory};
 
-/// One change to the stores.
+/// One change to the stores: a flow-catalogue [`FlowOp`] or a user-directory change.
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
-    PutFlow(Flow),
-    DeleteFlow(String),
-    PutStage(Stage),
-    DeleteStage(StageId),
-    PutBinding(FlowStageBinding),
-    DeleteBinding(BindingId),
-    PutPolicy(Policy),
-    DeletePolicy(PolicyId),
-    PutPolicyBinding(PolicyBinding),
-    DeletePolicyBinding(PolicyBindingId),
+    Flow(FlowOp),
     PutGroup(Group),
     CreateUser {
         user: User,
@@ -44,8 +36,8 @@ pub(crate) enum Op {
 /// Everything a [`FlowStore`] shows through its trait: the flows and what their
 /// definitions reach (bound stages, bindings, enabled policy bindings, their policies
 /// and the prompt stages' validation policies).
-pub(crate) async fn snapshot(store: &dyn FlowStore) -> Result<Catalogue, StoreError> {
-    let mut c = Catalogue::default();
+pub(crate) async fn snapshot(store: &dyn FlowStore) -> Result<CatalogueSnapshot, StoreError> {
+    let mut c = CatalogueSnapshot::default();
     let mut stages = HashSet::new();
     let mut policies = HashSet::new();
     let mut pbs = HashSet::new();
@@ -54,7 +46,7 @@ pub(crate) async fn snapshot(store: &dyn FlowStore) -> Result<Catalogue, StoreEr
             continue;
         };
         c.flows.push(def.flow.clone());
-        let mut add_pb = |rb: &crate::store::ResolvedBinding, c: &mut Catalogue| {
+        let mut add_pb = |rb: &crate::store::ResolvedBinding, c: &mut CatalogueSnapshot| {
             if pbs.insert(rb.binding.pk) {
                 c.policy_bindings.push(rb.binding.clone());
             }
@@ -241,7 +233,7 @@ impl UserOverlay {
 
 /// The working copy of one import.
 pub(crate) struct Work {
-    scratch: MemoryFlowStore,
+    scratch: Catalogue,
     pub flows: IndexMap<FlowId, Flow>,
     pub stages: IndexMap<StageId, Stage>,
     pub bindings: IndexMap<BindingId, FlowStageBinding>,
@@ -258,8 +250,8 @@ pub(crate) struct Work {
 
 impl Work {
     /// A working copy of `base`.
-    pub fn new(base: Catalogue) -> Self {
-        let scratch = MemoryFlowStore::from_catalogue(base.clone());
+    pub fn new(base: CatalogueSnapshot) -> Self {
+        let scratch = Catalogue::from_snapshot(base.clone());
         let mut w = Self {
             scratch,
             flows: IndexMap::new(),
@@ -278,7 +270,7 @@ impl Work {
         w
     }
 
-    fn load(&mut self, c: Catalogue) {
+    fn load(&mut self, c: CatalogueSnapshot) {
         self.flows = c.flows.into_iter().map(|f| (f.pk, f)).collect();
         self.stages = c.stages.into_iter().map(|s| (s.pk, s)).collect();
         self.bindings = c.bindings.into_iter().map(|b| (b.pk, b)).collect();
@@ -313,7 +305,7 @@ impl Work {
     /// Re-reads everything from the scratch store (after deletes, which cascade).
     fn resync(&mut self) {
         let prompts = std::mem::take(&mut self.prompts);
-        let c = self.scratch.catalogue();
+        let c = self.scratch.snapshot();
         self.load(c);
         for (pk, p) in prompts {
             self.prompts.insert(pk, p);
@@ -376,6 +368,49 @@ impl Work {
         Ok(())
     }
 
+    /// Mirrors a flow change the catalogue accepted in the indexed copies.
+    fn track(&mut self, op: &FlowOp) {
+        match op {
+            FlowOp::PutFlow(f) => {
+                if let Some(old) = self.flows.get(&f.pk) {
+                    let old = old.slug.clone();
+                    self.flow_by_slug.remove(&old);
+                }
+                self.flow_by_slug.insert(f.slug.clone(), f.pk);
+                self.flows.insert(f.pk, f.clone());
+            }
+            FlowOp::PutStage(s) => {
+                if let Some(old) = self.stages.get(&s.pk) {
+                    let old = old.name.clone();
+                    self.stage_by_name.remove(&old);
+                }
+                self.stage_by_name.insert(s.name.clone(), s.pk);
+                self.stages.insert(s.pk, s.clone());
+            }
+            FlowOp::PutBinding(b) => {
+                self.bindings.insert(b.pk, b.clone());
+            }
+            FlowOp::PutPolicy(p) => {
+                if let Some(old) = self.policies.get(&p.pk) {
+                    let old = old.name.clone();
+                    self.policy_by_name.remove(&old);
+                }
+                self.policy_by_name.insert(p.name.clone(), p.pk);
+                self.policies.insert(p.pk, p.clone());
+            }
+            FlowOp::PutPolicyBinding(b) => {
+                self.policy_bindings.insert(b.pk, b.clone());
+            }
+            FlowOp::DeleteFlow(_)
+            | FlowOp::DeleteStage(_)
+            | FlowOp::DeleteBinding(_)
+            | FlowOp::DeletePolicy(_) => self.resync(),
+            FlowOp::DeletePolicyBinding(pk) => {
+                self.policy_bindings.shift_remove(pk);
+            }
+        }
+    }
+
     async fn apply_op(
         &mut self,
         dir: &dyn UserDirectory,
@@ -387,63 +422,9 @@ impl Work {
             other => other.to_string(),
         };
         match &op {
-            Op::PutFlow(f) => {
-                self.scratch.put_flow(f.clone()).await.map_err(err)?;
-                if let Some(old) = self.flows.get(&f.pk) {
-                    let old = old.slug.clone();
-                    self.flow_by_slug.remove(&old);
-                }
-                self.flow_by_slug.insert(f.slug.clone(), f.pk);
-                self.flows.insert(f.pk, f.clone());
-            }
-            Op::PutStage(s) => {
-                self.scratch.put_stage(s.clone()).await.map_err(err)?;
-                if let Some(old) = self.stages.get(&s.pk) {
-                    let old = old.name.clone();
-                    self.stage_by_name.remove(&old);
-                }
-                self.stage_by_name.insert(s.name.clone(), s.pk);
-                self.stages.insert(s.pk, s.clone());
-            }
-            Op::PutBinding(b) => {
-                self.scratch.put_binding(b.clone()).await.map_err(err)?;
-                self.bindings.insert(b.pk, b.clone());
-            }
-            Op::PutPolicy(p) => {
-                self.scratch.put_policy(p.clone()).await.map_err(err)?;
-                if let Some(old) = self.policies.get(&p.pk) {
-                    let old = old.name.clone();
-                    self.policy_by_name.remove(&old);
-                }
-                self.policy_by_name.insert(p.name.clone(), p.pk);
-                self.policies.insert(p.pk, p.clone());
-            }
-            Op::PutPolicyBinding(b) => {
-                self.scratch
-                    .put_policy_binding(b.clone())
-                    .await
-                    .map_err(err)?;
-                self.policy_bindings.insert(b.pk, b.clone());
-            }
-            Op::DeleteFlow(slug) => {
-                self.scratch.delete_flow(slug).await.map_err(err)?;
-                self.resync();
-            }
-            Op::DeleteStage(pk) => {
-                self.scratch.delete_stage(*pk).await.map_err(err)?;
-                self.resync();
-            }
-            Op::DeleteBinding(pk) => {
-                self.scratch.delete_binding(*pk).await.map_err(err)?;
-                self.resync();
-            }
-            Op::DeletePolicy(pk) => {
-                self.scratch.delete_policy(*pk).await.map_err(err)?;
-                self.resync();
-            }
-            Op::DeletePolicyBinding(pk) => {
-                self.scratch.delete_policy_binding(*pk).await.map_err(err)?;
-                self.policy_bindings.shift_remove(pk);
+            Op::Flow(fop) => {
+                self.scratch.apply(fop.clone()).map_err(err)?;
+                self.track(fop);
             }
             Op::PutGroup(g) => {
                 if let Some(other) = self.users.group_by_name(dir, &g.name).await.map_err(err)? {

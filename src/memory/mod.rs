@@ -14,7 +14,9 @@ mod sessions;
 mod throttle;
 mod users;
 
-pub use flows::{Catalogue, MemoryFlowStore};
+/// Moved to [`crate::catalogue::CatalogueSnapshot`]; kept here for old imports.
+pub use crate::catalogue::CatalogueSnapshot as Catalogue;
+pub use flows::MemoryFlowStore;
 pub use reputation::{MemoryReputation, REPUTATION_LOWER_LIMIT, REPUTATION_UPPER_LIMIT};
 pub use sessions::{DEFAULT_SESSION_CAPACITY, MemorySessionStore, SWEEP_EVERY};
 pub use throttle::MemoryThrottle;

@@ -1,5 +1,5 @@
 //! Storage traits the host implements (or takes from [`crate::memory`]):
-//! [`FlowStore`], [`SessionStore`], [`UserDirectory`], [`ReputationStore`] and
+//! [`FlowSource`] and [`FlowAdmin`] (together [`FlowStore`]), [`SessionStore`], [`UserDirectory`], [`ReputationStore`] and
 //! [`ThrottleStore`].
 //!
 //! All are async and object-safe so hosts can hold `Arc<dyn …>`.
@@ -40,20 +40,40 @@ pub enum StoreError {
     Busy,
 }
 
-/// Where flows, stages, bindings and policies live.
+/// What the engine reads of the flows: a flow's definition by slug and its revision.
 ///
-/// [`FlowStore::flow`] returns a whole [`FlowDefinition`]; the engine caches it per
-/// flow and checks [`FlowStore::revision`] on every request, so a store must bump the
+/// [`FlowSource::flow`] returns a whole [`FlowDefinition`]; the engine caches it per
+/// flow and checks [`FlowSource::revision`] on every request, so a store must bump the
 /// revision of every flow a write touches (the flow, its bindings, its stages, the
-/// policies bound to them).
+/// policies bound to them). [`crate::catalogue::Catalogue`] does this bookkeeping.
 #[async_trait]
-pub trait FlowStore: Send + Sync {
+pub trait FlowSource: Send + Sync {
     /// The loaded definition of the flow with this slug.
     async fn flow(&self, slug: &str) -> Result<Option<FlowDefinition>, StoreError>;
     /// The revision of the flow with this slug; changes whenever its definition does.
     async fn revision(&self, slug: &str) -> Result<Option<u64>, StoreError>;
     /// Every flow, ordered by slug.
     async fn flows(&self) -> Result<Vec<Flow>, StoreError>;
+
+    /// Flows of one designation, ordered by slug.
+    async fn flows_by_designation(
+        &self,
+        designation: FlowDesignation,
+    ) -> Result<Vec<Flow>, StoreError> {
+        Ok(self
+            .flows()
+            .await?
+            .into_iter()
+            .filter(|f| f.designation == designation)
+            .collect())
+    }
+}
+
+/// What admins (the HTTP API, blueprints, [`crate::defaults`]) write: flows, stages,
+/// bindings and policies. Stores enforce the rules of [`crate::catalogue::Catalogue`]
+/// (most simply by applying a [`crate::catalogue::Op`] to one).
+#[async_trait]
+pub trait FlowAdmin: FlowSource {
     /// Creates or replaces a flow (matched by `pk`). Validates the fields and that the
     /// slug is unique.
     async fn put_flow(&self, flow: Flow) -> Result<(), StoreError>;
@@ -75,20 +95,13 @@ pub trait FlowStore: Send + Sync {
     async fn put_policy_binding(&self, binding: PolicyBinding) -> Result<(), StoreError>;
     /// Deletes a policy binding.
     async fn delete_policy_binding(&self, pk: PolicyBindingId) -> Result<bool, StoreError>;
-
-    /// Flows of one designation, ordered by slug.
-    async fn flows_by_designation(
-        &self,
-        designation: FlowDesignation,
-    ) -> Result<Vec<Flow>, StoreError> {
-        Ok(self
-            .flows()
-            .await?
-            .into_iter()
-            .filter(|f| f.designation == designation)
-            .collect())
-    }
 }
+
+/// A flow store that is both read by the engine and written by admins: every
+/// [`FlowAdmin`] is one (blanket impl), so `Arc<dyn FlowStore>` keeps working.
+pub trait FlowStore: FlowAdmin {}
+
+impl<T: FlowAdmin + ?Sized> FlowStore for T {}
 
 /// A value with the version it was read at.
 #[derive(Debug, Clone)]

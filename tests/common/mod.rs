@@ -339,7 +339,8 @@ pub mod upstream {
     use authflow::policy::{PolicyError, PolicyEvaluator, PolicyOutcome, PolicyRequest};
     use authflow::secret::Password;
     use authflow::store::{
-        FlowDefinition, FlowStore, Group, NewUser, SessionStore, StoreError, User, UserDirectory,
+        FlowAdmin, FlowDefinition, FlowSource, Group, NewUser, SessionStore, StoreError, User,
+        UserDirectory,
     };
     use serde_json::Value;
 
@@ -350,7 +351,7 @@ pub mod upstream {
         uuid::Uuid::new_v4().simple().to_string()
     }
 
-    /// A [`FlowStore`] that counts how often a definition is loaded (authentik's
+    /// A flow store that counts how often a definition is loaded (authentik's
     /// planner-cache `set` calls: a load is a cache miss).
     pub struct CountingFlowStore {
         pub inner: Arc<memory::MemoryFlowStore>,
@@ -358,7 +359,7 @@ pub mod upstream {
     }
 
     #[async_trait]
-    impl FlowStore for CountingFlowStore {
+    impl FlowSource for CountingFlowStore {
         async fn flow(&self, slug: &str) -> Result<Option<FlowDefinition>, StoreError> {
             self.loads.fetch_add(1, Ordering::SeqCst);
             self.inner.flow(slug).await
@@ -369,6 +370,10 @@ pub mod upstream {
         async fn flows(&self) -> Result<Vec<Flow>, StoreError> {
             self.inner.flows().await
         }
+    }
+
+    #[async_trait]
+    impl FlowAdmin for CountingFlowStore {
         async fn put_flow(&self, flow: Flow) -> Result<(), StoreError> {
             self.inner.put_flow(flow).await
         }
