@@ -1566,7 +1566,8 @@ entries:
     identifiers: {name: tags-never}
   - model: authentik_flows.flowstagebinding
     identifiers:
-      target: !Find [authentik_flows.flow, [slug, tags-7]]
+      # authentik `Find`: Django lookups in the query (objects.filter(**query))
+      target: !Find [authentik_flows.flow, [slug__iexact, TAGS-7], [name__in, [x, From the caller]], [title__isnull, false]]
       stage: !KeyOf deny
       order: 0
   - model: authentik_core.user

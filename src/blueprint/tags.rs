@@ -535,9 +535,10 @@ impl<'r> Resolver<'r> {
                 Some(base) => base.to_owned(),
                 None => k,
             };
-            if k.contains("__") {
+            if k.contains("__") && models::split_lookup(&k).is_none() {
                 return Err(format!(
-                    "!Find: the lookup `{k}` is not supported by authflow"
+                    "!Find: the lookup `{k}` is not supported by authflow (supported: {})",
+                    models::LOOKUPS.join(", ")
                 ));
             }
             wanted.insert(k, val.clone());
@@ -545,9 +546,9 @@ impl<'r> Resolver<'r> {
         let Some(m) = models::lookup(&model).or_else(|| {
             models::is_stage_model(&model).then(|| Model::UnsupportedStage(model.clone()))
         }) else {
-            return Err(format!(
-                "!Find: model `{model}` is not supported by authflow"
-            ));
+            // authentik's `Find` answers None when nothing matches; a model
+            // authflow does not have holds nothing authflow could match.
+            return Ok(Json::Null);
         };
         find(self.work, self.dir, &m, &wanted).await
     }
