@@ -301,7 +301,7 @@ impl SessionStore for RedisSessionStore {
 ///
 /// The whole catalogue (flows, stages, bindings, policies) is one JSON document under
 /// `{prefix}flows:doc`, with a generation counter under `{prefix}flows:gen`. A write
-/// applies the change to the current [`Catalogue`](crate::catalogue::Catalogue) (the rules
+/// applies the change to the current [`Catalogue`] (the rules
 /// every flow store shares) and stores it only if the
 /// generation did not move meanwhile (compare-and-swap in a Lua script), then bumps the
 /// generation. [`FlowSource::revision`](crate::store::FlowSource::revision) is the generation: when any instance changes a

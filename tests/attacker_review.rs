@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use authflow::blocking::{Blocking, BlockingJob, PoolBusy};
-use authflow::store::{FlowAdmin, FlowSource, FlowStore};
+use authflow::store::FlowAdmin;
 use common::kit::{Client, Kit, kit, wire};
 use serde_json::{Value, json};
 

@@ -19,7 +19,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use authflow::model::{ConsentStage, DummyStage, Flow, FlowDesignation, FlowStageBinding, Stage};
-use authflow::store::{FlowAdmin, FlowSource, FlowStore};
+use authflow::store::FlowAdmin;
 use authflow::{Outcome, defaults};
 use common::kit::{ADMIN_PASSWORD, Client, Kit, error_messages, kit, wire};
 use serde_json::{Map, Value, json};

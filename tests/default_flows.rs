@@ -21,7 +21,7 @@ use authflow::model::UserField;
 use authflow::model::{
     DummyStage, Flow, FlowDesignation, FlowStageBinding, Prompt, PromptStage, PromptType, Stage,
 };
-use authflow::store::{FlowAdmin, FlowSource, FlowStore, UserDirectory};
+use authflow::store::{FlowAdmin, UserDirectory};
 use authflow::{Error, defaults};
 use common::kit::{ADMIN_PASSWORD, Client, Kit, error_messages, kit, shape, urlencode, wire};
 use serde_json::{Value, json};

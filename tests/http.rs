@@ -89,7 +89,7 @@ fn cookie_lifetime(line: &str) -> (Option<u64>, bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remember_me_offset() {
     use authflow::model::{StageConfig, UserLoginStage};
-    use authflow::store::{FlowAdmin, FlowSource, FlowStore};
+    use authflow::store::FlowAdmin;
     let s = start().await;
     // The default `seconds=0`: browser-session cookies, without Max-Age or Expires.
     let b = s.browser();
@@ -2414,7 +2414,7 @@ async fn users_me() {
 #[tokio::test]
 async fn configure_flow() {
     use authflow::model::{PasswordStage, Stage};
-    use authflow::store::{FlowAdmin, FlowSource, FlowStore};
+    use authflow::store::FlowAdmin;
     let s = start().await;
     let flows = s.stores.flows.clone();
     let with = Stage::new(

@@ -26,9 +26,7 @@ use authflow::model::{
 };
 use authflow::plan::{SessionId, SessionState};
 use authflow::secret::Password;
-use authflow::store::{
-    FlowAdmin, FlowSource, FlowStore, Group, NewUser, SessionStore, User, UserDirectory,
-};
+use authflow::store::{FlowStore, Group, NewUser, SessionStore, User, UserDirectory};
 use authflow::{StoreError, defaults};
 
 // ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ use authflow::model::{
     FlowDesignation, IdentificationStage, PasswordStage, UserField, UserLoginStage,
 };
 use authflow::plan::{PlanContext, SessionId, keys};
-use authflow::store::{FlowAdmin, FlowSource, NewUser, UserDirectory};
+use authflow::store::{FlowAdmin, NewUser, UserDirectory};
 use common::upstream::TestEnv;
 use serde_json::{Value, json};
 

@@ -24,7 +24,7 @@ use authflow::model::{
 };
 use authflow::plan::PlanContext;
 use authflow::policy::{self, PolicyRequest, PolicyResult};
-use authflow::store::{FlowAdmin, FlowSource, FlowStore, User};
+use authflow::store::{FlowAdmin, User};
 use common::upstream::{Raises, TestEnv, custom, generate_id};
 use serde_json::json;
 

@@ -25,9 +25,7 @@ use authflow::model::{
 use authflow::plan::SessionId;
 use authflow::policy::{PolicyError, PolicyEvaluator, PolicyOutcome, PolicyRequest};
 use authflow::stages::{Response, StageContext, StageError, StageKind, StageOutcome};
-use authflow::store::{
-    FlowAdmin, FlowSource, FlowStore, Group, NewUser, SessionStore, UserDirectory,
-};
+use authflow::store::{FlowStore, Group, NewUser, SessionStore, UserDirectory};
 use authflow::{Engine, Error, FlowRequest, Outcome, memory};
 use serde_json::{Value, json};
 

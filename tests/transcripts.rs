@@ -34,7 +34,7 @@ use authflow::model::{
     BindingSubject, BindingTarget, DeniedAction, DummyStage, Flow, FlowDesignation,
     FlowStageBinding, Policy, PolicyBinding, PolicyKind, Stage,
 };
-use authflow::store::{FlowAdmin, FlowSource, UserDirectory};
+use authflow::store::{FlowAdmin, UserDirectory};
 use authflow::{Outcome, defaults};
 use common::kit::{ADMIN_PASSWORD, Client, Kit, kit, wire};
 use serde_json::{Value, json};
