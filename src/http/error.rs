@@ -129,11 +129,6 @@ impl From<InspectError> for ApiError {
     }
 }
 
-/// The router's fallback: 404 JSON.
-pub(crate) async fn not_found() -> ApiError {
-    ApiError::NotFound
-}
-
 /// Gives axum's own plain-text client errors (405 for an unrouted method, 400 for a
 /// path segment that is not UTF-8, …) the same JSON body as every other error.
 pub(crate) async fn json_errors(

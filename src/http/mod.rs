@@ -73,36 +73,102 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<HttpConfig>,
 }
 
-/// The router with every route of the table above.
-pub fn router(engine: Arc<Engine>, config: HttpConfig) -> Router {
+/// The router with every route of the table above: [`executor_router`],
+/// [`admin_router`] and [`page_router`] merged. It has no fallback, so it merges into a
+/// host app that has its own; it is generic over the host's state `S`.
+///
+/// ```
+/// # fn demo(engine: std::sync::Arc<authflow::Engine>) {
+/// use authflow::http::{HttpConfig, router};
+/// let app: axum::Router = axum::Router::new()
+///     .route("/health", axum::routing::get(|| async { "ok" }))
+///     .merge(router(engine, HttpConfig::default()))
+///     .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "host 404") });
+/// # let _ = app;
+/// # }
+/// ```
+pub fn router<S: Clone + Send + Sync + 'static>(
+    engine: Arc<Engine>,
+    config: HttpConfig,
+) -> Router<S> {
     let state = AppState {
         engine,
         config: Arc::new(config),
     };
-    let routes = Router::new()
+    executor_routes()
+        .merge(admin_routes())
+        .merge(page_routes())
+        .layer(axum::middleware::from_fn(error::json_errors))
+        .with_state(state)
+}
+
+/// Only the flow executor API, `/flows/-/cancel|default|configure/` and
+/// `/api/v3/core/users/me/`.
+pub fn executor_router<S: Clone + Send + Sync + 'static>(
+    engine: Arc<Engine>,
+    config: HttpConfig,
+) -> Router<S> {
+    finish(executor_routes(), engine, config)
+}
+
+/// Only the admin API: flow instances CRUD, `execute`, the inspector and export.
+pub fn admin_router<S: Clone + Send + Sync + 'static>(
+    engine: Arc<Engine>,
+    config: HttpConfig,
+) -> Router<S> {
+    finish(admin_routes(), engine, config)
+}
+
+/// Only the browser page `/if/flow/{slug}/`.
+pub fn page_router<S: Clone + Send + Sync + 'static>(
+    engine: Arc<Engine>,
+    config: HttpConfig,
+) -> Router<S> {
+    finish(page_routes(), engine, config)
+}
+
+fn finish<S: Clone + Send + Sync + 'static>(
+    routes: Router<AppState>,
+    engine: Arc<Engine>,
+    config: HttpConfig,
+) -> Router<S> {
+    routes
+        .layer(axum::middleware::from_fn(error::json_errors))
+        .with_state(AppState {
+            engine,
+            config: Arc::new(config),
+        })
+}
+
+fn executor_routes() -> Router<AppState> {
+    Router::new()
         .route(
             "/api/v3/flows/executor/{slug}/",
             get(executor::get).post(executor::post),
         )
+        .route("/api/v3/core/users/me/", get(me::me))
+        .route("/flows/-/cancel/", get(api::cancel))
+        .route("/flows/-/default/{designation}/", get(api::default_flow))
+        .route("/flows/-/configure/{stage}/", get(api::configure_flow))
+}
+
+fn admin_routes() -> Router<AppState> {
+    let routes = Router::new()
         .route("/api/v3/flows/inspector/{slug}/", get(executor::inspector))
         .route("/api/v3/flows/instances/", get(api::list).post(api::create))
         .route(
             "/api/v3/flows/instances/{slug}/",
             get(api::retrieve).patch(api::update).delete(api::destroy),
         )
-        .route("/api/v3/flows/instances/{slug}/execute/", get(api::execute))
-        .route("/api/v3/core/users/me/", get(me::me))
-        .route("/flows/-/cancel/", get(api::cancel))
-        .route("/flows/-/default/{designation}/", get(api::default_flow))
-        .route("/flows/-/configure/{stage}/", get(api::configure_flow))
-        .route("/if/flow/{slug}/", get(executor::page));
+        .route("/api/v3/flows/instances/{slug}/execute/", get(api::execute));
     #[cfg(feature = "blueprints")]
     let routes = routes.route(
         "/api/v3/flows/instances/{slug}/export/",
         get(export::export),
     );
     routes
-        .fallback(error::not_found)
-        .layer(axum::middleware::from_fn(error::json_errors))
-        .with_state(state)
+}
+
+fn page_routes() -> Router<AppState> {
+    Router::new().route("/if/flow/{slug}/", get(executor::page))
 }
