@@ -75,6 +75,7 @@ mod build_directory;
 mod error;
 mod export;
 mod library;
+mod matching;
 mod models;
 mod objects;
 mod options;
