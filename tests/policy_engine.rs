@@ -427,3 +427,41 @@ async fn test_raises() {
             .is_some_and(|m| m.contains("division by zero"))
     );
 }
+
+/// Fail closed: a reputation policy with `check_ip` and no known client IP treats the
+/// request as a bad actor (passes, i.e. adds the friction it guards) and says why, rather
+/// than scoring the username alone. authentik's `ReputationPolicy.passes` always has an
+/// IP (`ClientIPMiddleware` falls back to a placeholder); a host serving without
+/// `ConnectInfo` has none.
+#[tokio::test]
+async fn reputation_with_check_ip_fails_closed_without_a_client_ip() {
+    use authflow::model::ReputationPolicy;
+    let env = TestEnv::new();
+    let pbm = pbm(&env, PolicyEngineMode::All).await;
+    let policy = env
+        .policy(PolicyKind::Reputation(ReputationPolicy {
+            threshold: -5,
+            check_ip: true,
+            check_username: true,
+        }))
+        .await;
+    bind(&env, &pbm, BindingSubject::Policy(policy.pk), 0).await;
+    // A clean IP scores 0 > -5: the policy does not pass.
+    let known = build(&env, &pbm, None).await;
+    assert!(!known.passing, "{known:?}");
+
+    let def = env.engine.definition(&pbm.slug).await.unwrap();
+    let mut context = PlanContext::new();
+    let mut request = PolicyRequest {
+        user: None,
+        username: Some("akadmin"),
+        context: &mut context,
+        flow_plan: true,
+        flow: &def.flow,
+        client_ip: None,
+        env: env.engine.env(),
+    };
+    let unknown = policy::evaluate(&def.policies, def.flow.policy_engine_mode, &mut request).await;
+    assert!(unknown.passing, "{unknown:?}");
+    assert_eq!(unknown.messages, vec![policy::UNKNOWN_IP.to_owned()]);
+}

@@ -92,10 +92,18 @@ pub fn check_password_rules(policy: &PasswordPolicy, password: &str) -> bool {
 
 /// Passes when the summed score of the client IP and/or username is at or below the
 /// threshold: it is true for *bad* actors (used to add friction), as in authentik.
+///
+/// With `check_ip` and no known client IP it fails closed: it passes (the request is
+/// treated as a bad actor) with a message, instead of scoring only the username — a
+/// host that serves without `ConnectInfo` must not lose its IP reputation check
+/// silently. (authentik always has an IP: its middleware falls back to a placeholder.)
 pub(super) async fn reputation(
     policy: &ReputationPolicy,
     request: &PolicyRequest<'_>,
 ) -> Result<PolicyOutcome, PolicyError> {
+    if policy.check_ip && request.client_ip.is_none() {
+        return Ok(PolicyOutcome::fail(UNKNOWN_IP).with_passing(true));
+    }
     let ip = if policy.check_ip {
         request.client_ip
     } else {
@@ -117,6 +125,9 @@ pub(super) async fn reputation(
         .map_err(|e| PolicyError(e.to_string()))?;
     Ok(PolicyOutcome::pass().with_passing(score <= policy.threshold))
 }
+
+/// The message of an IP-based check that could not see the client's address.
+pub const UNKNOWN_IP: &str = "The client's IP address is unknown.";
 
 impl PolicyOutcome {
     fn with_passing(mut self, passing: bool) -> Self {

@@ -321,5 +321,5 @@ pub async fn run_policy(
     }
 }
 
-pub use builtin::check_password_rules;
+pub use builtin::{UNKNOWN_IP, check_password_rules};
 pub use pwned::PwnedPasswords;
