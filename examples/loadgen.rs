@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use authflow::http::{HashPool, HttpConfig, router};
 use authflow::memory::{MemoryUserDirectory, Stores};
-use authflow::{defaults, hashing::PasswordHasher};
+use authflow::{defaults, hashing::PasswordHashing};
 use axum::body::Bytes;
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use serde_json::{Value, json};
@@ -213,7 +213,7 @@ async fn serve(app: axum::Router) -> SocketAddr {
 }
 
 /// The authflow router over fresh in-memory stores with the default flows and akadmin.
-async fn authflow_server(hasher: Option<Arc<dyn PasswordHasher>>) -> (SocketAddr, Stores) {
+async fn authflow_server(hasher: Option<Arc<dyn PasswordHashing>>) -> (SocketAddr, Stores) {
     let mut stores = Stores::new();
     if let Some(h) = hasher {
         stores.users = Arc::new(MemoryUserDirectory::with_hasher(h));
@@ -560,7 +560,7 @@ fn runtime(name: &'static str, threads: usize) -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-fn fast_hasher() -> Option<Arc<dyn PasswordHasher>> {
+fn fast_hasher() -> Option<Arc<dyn PasswordHashing>> {
     #[cfg(feature = "danger-fast-hasher")]
     {
         Some(Arc::new(authflow::hashing::DangerFastHasher))

@@ -17,13 +17,23 @@ use crate::secret::constant_time_eq;
 pub const MAX_PBKDF2_ITERATIONS: u32 = 5_000_000;
 
 /// Hashes and verifies passwords.
-pub trait PasswordHasher: Send + Sync {
+pub trait PasswordHashing: Send + Sync {
     /// A new hash of `password`.
     fn hash(&self, password: &str) -> Result<String, String>;
     /// Whether `password` matches `hash`. Malformed hashes never match.
     fn verify(&self, hash: &str, password: &str) -> bool;
     /// Whether `hash` should be replaced by a new [`hash`](Self::hash) after a good login.
     fn needs_rehash(&self, hash: &str) -> bool;
+}
+
+/// Does the work of one password check and answers `false`: call it from
+/// [`UserDirectory::verify_password`](crate::store::UserDirectory::verify_password)
+/// when there is no such user (or no usable hash), so timing does not reveal whether a
+/// user exists. It hashes `password` once with `hasher` (the same cost as verifying
+/// against a hash of that hasher's parameters).
+pub fn verify_dummy(hasher: &dyn PasswordHashing, password: &str) -> bool {
+    let _ = hasher.hash(password);
+    false
 }
 
 /// argon2id (the `argon2` crate's defaults: 19 MiB, 2 passes) for new hashes; also
@@ -75,7 +85,7 @@ fn argon2_into(argon: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8])
     })
 }
 
-impl PasswordHasher for Argon2idHasher {
+impl PasswordHashing for Argon2idHasher {
     fn hash(&self, password: &str) -> Result<String, String> {
         let salt = SaltString::generate(&mut OsRng);
         let params = argon2::Params::default();
@@ -183,7 +193,7 @@ pub fn django_pbkdf2_hash(password: &str, salt: &str, iterations: u32) -> String
 pub struct DangerFastHasher;
 
 #[cfg(feature = "danger-fast-hasher")]
-impl PasswordHasher for DangerFastHasher {
+impl PasswordHashing for DangerFastHasher {
     fn hash(&self, password: &str) -> Result<String, String> {
         let salt = uuid::Uuid::new_v4().simple().to_string();
         Ok(format!("fast${salt}${}", fast_digest(&salt, password)))

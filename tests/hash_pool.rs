@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use authflow::blocking::{Blocking, BlockingJob, PoolBusy};
-use authflow::hashing::{Argon2idHasher, PasswordHasher};
+use authflow::hashing::{Argon2idHasher, PasswordHashing};
 use authflow::http::{HASH_THREAD_PREFIX, HashPool};
 use authflow::memory::{MemoryUserDirectory, Stores};
 use authflow::{Engine, FlowRequest, Outcome, defaults};
@@ -34,7 +34,7 @@ impl ThreadRecorder {
     }
 }
 
-impl PasswordHasher for ThreadRecorder {
+impl PasswordHashing for ThreadRecorder {
     fn hash(&self, password: &str) -> Result<String, String> {
         self.note();
         Argon2idHasher.hash(password)
@@ -58,7 +58,7 @@ impl Blocking for AlwaysBusy {
     }
 }
 
-async fn engine(pool: Option<Arc<dyn Blocking>>, hasher: Arc<dyn PasswordHasher>) -> Arc<Engine> {
+async fn engine(pool: Option<Arc<dyn Blocking>>, hasher: Arc<dyn PasswordHashing>) -> Arc<Engine> {
     let mut stores = Stores::new();
     stores.users = Arc::new(MemoryUserDirectory::with_hasher(hasher));
     defaults::install(stores.flows.as_ref()).await.unwrap();

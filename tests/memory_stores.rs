@@ -16,7 +16,7 @@ mod throttle_conformance;
 use std::sync::{Arc, Mutex};
 
 use authflow::clock::ManualClock;
-use authflow::hashing::{Argon2idHasher, PasswordHasher, django_pbkdf2_hash};
+use authflow::hashing::{Argon2idHasher, PasswordHashing, django_pbkdf2_hash};
 use authflow::memory::{
     MemoryFlowStore, MemorySessionStore, MemoryUserDirectory, SWEEP_EVERY, Stores,
 };
@@ -232,7 +232,7 @@ struct Recording {
     verified: Mutex<Vec<String>>,
 }
 
-impl PasswordHasher for Recording {
+impl PasswordHashing for Recording {
     fn hash(&self, password: &str) -> Result<String, String> {
         let h = Argon2idHasher.hash(password)?;
         self.made.lock().unwrap().push(h.clone());

@@ -478,3 +478,48 @@ async fn a_host_stage_with_side_effects_is_confirmed_once_before_it_runs() {
     // A new run asks again.
     assert_eq!(call(None).await["component"], "ak-stage-consent");
 }
+
+/// A host directory builds users with `User::new` + `with_*` and equalises the cost of
+/// an unknown user with `hashing::verify_dummy`, which does one hash and answers false
+/// (authentik's `ModelBackend.authenticate` runs the hasher once for unknown users too).
+#[test]
+fn user_builder_and_dummy_verification_for_host_directories() {
+    use authflow::hashing::{PasswordHashing, verify_dummy};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting(AtomicUsize);
+    impl PasswordHashing for Counting {
+        fn hash(&self, password: &str) -> Result<String, String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(format!("plain${password}"))
+        }
+        fn verify(&self, hash: &str, password: &str) -> bool {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            hash == format!("plain${password}")
+        }
+        fn needs_rehash(&self, _hash: &str) -> bool {
+            false
+        }
+    }
+
+    let hasher = Counting(AtomicUsize::new(0));
+    assert!(!verify_dummy(&hasher, "guess"));
+    assert_eq!(
+        hasher.0.load(Ordering::SeqCst),
+        1,
+        "one hash's worth of work"
+    );
+
+    let id = authflow::model::UserId::new();
+    let user = authflow::store::User::new(id, "alice")
+        .with_email("alice@example.com")
+        .with_name("Alice")
+        .with_attribute("team", json!("blue"));
+    assert_eq!(user.pk, id);
+    assert_eq!(user.username, "alice");
+    assert_eq!(user.email, "alice@example.com");
+    assert_eq!(user.name, "Alice");
+    assert!(user.is_active);
+    assert_eq!(user.attributes.get("team"), Some(&json!("blue")));
+    assert!(!user.with_active(false).is_active);
+}

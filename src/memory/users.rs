@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 
-use crate::hashing::{Argon2idHasher, PasswordHasher};
+use crate::hashing::{Argon2idHasher, PasswordHashing};
 use crate::model::{GroupId, UserField, UserId, ValidationErrors};
 use crate::secret::Password;
 use crate::store::{
@@ -23,7 +23,7 @@ struct UserRecord {
 pub struct MemoryUserDirectory {
     users: RwLock<HashMap<UserId, UserRecord>>,
     groups: RwLock<HashMap<GroupId, Group>>,
-    hasher: Arc<dyn PasswordHasher>,
+    hasher: Arc<dyn PasswordHashing>,
     dummy_hash: String,
 }
 
@@ -40,7 +40,7 @@ impl MemoryUserDirectory {
     }
 
     /// An empty directory with another hasher.
-    pub fn with_hasher(hasher: Arc<dyn PasswordHasher>) -> Self {
+    pub fn with_hasher(hasher: Arc<dyn PasswordHashing>) -> Self {
         // Unknown users are verified against this hash so they cost the same work.
         let dummy_hash = hasher
             .hash(&uuid::Uuid::new_v4().to_string())

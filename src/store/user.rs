@@ -36,6 +36,53 @@ pub struct User {
     pub groups: Vec<GroupId>,
 }
 
+impl User {
+    /// An active internal user with this id and username; other fields empty.
+    pub fn new(pk: impl Into<UserId>, username: impl Into<String>) -> Self {
+        Self {
+            pk: pk.into(),
+            username: username.into(),
+            name: String::new(),
+            email: String::new(),
+            is_active: true,
+            path: String::new(),
+            user_type: "internal".into(),
+            attributes: Default::default(),
+            groups: Vec::new(),
+        }
+    }
+
+    /// Sets the email.
+    pub fn with_email(mut self, email: impl Into<String>) -> Self {
+        self.email = email.into();
+        self
+    }
+
+    /// Sets the display name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the active flag (inactive users cannot log in).
+    pub fn with_active(mut self, is_active: bool) -> Self {
+        self.is_active = is_active;
+        self
+    }
+
+    /// Sets one attribute.
+    pub fn with_attribute(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
+        self.attributes.insert(key.into(), value);
+        self
+    }
+
+    /// Adds a direct group membership.
+    pub fn with_group(mut self, group: GroupId) -> Self {
+        self.groups.push(group);
+        self
+    }
+}
+
 fn yes() -> bool {
     true
 }
