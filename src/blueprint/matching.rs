@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
+
+use super::tags::scalar_string;
 /// Whether `actual` satisfies an identifier or `!Find` condition `wanted`: equal
 /// values (UUIDs compared as UUIDs, numbers and numeric strings alike), or for a
 /// mapping, containment (Django's `__contains`).
@@ -53,15 +55,6 @@ pub(crate) fn split_lookup(key: &str) -> Option<(&str, &str)> {
     LOOKUPS.contains(&lookup).then_some((field, lookup))
 }
 
-fn text_of(v: &Json) -> Option<String> {
-    match v {
-        Json::String(s) => Some(s.clone()),
-        Json::Number(n) => Some(n.to_string()),
-        Json::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
 /// Whether `actual` satisfies `field__<lookup>=wanted` as Django evaluates it.
 fn lookup_matches(actual: Option<&Json>, lookup: &str, wanted: &Json) -> bool {
     let actual = actual.filter(|a| !a.is_null());
@@ -88,7 +81,7 @@ fn lookup_matches(actual: Option<&Json>, lookup: &str, wanted: &Json) -> bool {
             return value_matches(Some(actual), wanted);
         }
     }
-    let (Some(a), Some(w)) = (text_of(actual), text_of(wanted)) else {
+    let (Some(a), Some(w)) = (scalar_string(actual), scalar_string(wanted)) else {
         return false;
     };
     let (a, w) = if lookup.starts_with('i') {
@@ -98,7 +91,7 @@ fn lookup_matches(actual: Option<&Json>, lookup: &str, wanted: &Json) -> bool {
     };
     match lookup.trim_start_matches('i') {
         "exact" => a == w,
-        "contains" | "ncontains" => a.contains(&w),
+        "contains" => a.contains(&w),
         "startswith" => a.starts_with(&w),
         "endswith" => a.ends_with(&w),
         _ => false,

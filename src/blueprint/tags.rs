@@ -86,7 +86,8 @@ fn seq<'v>(tag: &str, v: &'v Yaml) -> Result<&'v Vec<Yaml>, String> {
     }
 }
 
-fn scalar_string(v: &Json) -> Option<String> {
+/// A scalar's text (strings as they are, numbers and booleans formatted).
+pub(crate) fn scalar_string(v: &Json) -> Option<String> {
     match v {
         Json::String(s) => Some(s.clone()),
         Json::Number(n) => Some(n.to_string()),
