@@ -63,7 +63,7 @@ pub struct Importer<'a> {
 }
 
 /// State shared by the files of one run (cycles, files already applied).
-struct Run {
+pub(super) struct Run {
     library: Option<Arc<Library>>,
     lazy_dir: Option<PathBuf>,
     stack: Vec<String>,
@@ -141,6 +141,9 @@ pub(super) struct FileRun {
     pub(super) pk_map: HashMap<String, String>,
     /// Prompts this file created or updated (to warn about unused ones).
     pub(super) prompts: Vec<(usize, PromptId)>,
+    /// The last tag authflow does not support that an entry met (see
+    /// [`Resolver::unsupported`]); reset per entry.
+    pub(super) unsupported_tag: Option<String>,
 }
 
 /// What building an entry's object decided.
@@ -178,6 +181,12 @@ impl<'a> Importer<'a> {
     /// Sets [`ImportOptions::expressions`].
     pub fn expressions(mut self, yes: bool) -> Self {
         self.options.expressions = yes;
+        self
+    }
+
+    /// Sets [`ImportOptions::file_base`].
+    pub fn file_base(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.options.file_base = Some(dir.into());
         self
     }
 
@@ -299,6 +308,7 @@ impl<'a> Importer<'a> {
                 ids,
                 pk_map: HashMap::new(),
                 prompts: Vec::new(),
+                unsupported_tag: None,
             };
             run.stack.push(f.key.clone());
             let result = self.entries(run, &mut f).await;
@@ -345,11 +355,16 @@ impl<'a> Importer<'a> {
             &f.ids,
             &context,
             &env,
-        );
-        r.resolve(v).await
+        )
+        .with_file_base(self.options.file_base.as_deref());
+        let out = r.resolve(v).await;
+        if let Some(tag) = r.unsupported.take() {
+            f.unsupported_tag = Some(tag);
+        }
+        out
     }
 
-    async fn entry(
+    pub(super) async fn entry_inner(
         &self,
         run: &mut Run,
         f: &mut FileRun,

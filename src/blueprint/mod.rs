@@ -18,8 +18,11 @@
 //! | `authentik_blueprints.metaapplyblueprint` | applies the blueprint with that `metadata.name` (or `path`) from the same directory first |
 //!
 //! Tags: `!KeyOf`, `!Find`, `!Context`, `!Format`, `!Env`, `!If`, `!Condition`,
-//! `!Enumerate`/`!Index`/`!Value`, `!AtIndex`, `!ParseJSON` (not `!File`,
-//! `!FindObject`).
+//! `!Enumerate`/`!Index`/`!Value`, `!AtIndex`, `!ParseJSON`, and `!File` below
+//! [`ImportOptions::file_base`] (off without one). `!FindObject` is not supported.
+//! With [`ImportOptions::skip_unsupported`], an entry that uses an unsupported or
+//! disabled tag is skipped, and so are the entries that refer to it; the rest of the
+//! file applies.
 //!
 //! Guarantees:
 //! - **Idempotent.** Entries are matched by their identifiers (a flow by slug, a stage
@@ -83,6 +86,7 @@ mod parse;
 mod python;
 mod refs;
 mod report;
+mod skip;
 mod tags;
 mod target;
 mod work;

@@ -32,6 +32,11 @@ pub struct ImportOptions {
     /// `authflow::python::PythonEvaluator`). Without it an expression policy is refused:
     /// it could only fail, and a failing policy silently changes what a flow does.
     pub expressions: bool,
+    /// The directory `!File` may read from (authentik reads any path the server
+    /// can). `None`: `!File` is refused — with [`skip_unsupported`](Self::skip_unsupported)
+    /// the entries that use it are skipped. Relative paths are read below it;
+    /// absolute paths and `..` must stay inside it.
+    pub file_base: Option<std::path::PathBuf>,
 }
 
 impl ImportOptions {
@@ -49,6 +54,12 @@ impl ImportOptions {
     /// Sets [`expressions`](Self::expressions).
     pub fn expressions(mut self, yes: bool) -> Self {
         self.expressions = yes;
+        self
+    }
+
+    /// Sets [`file_base`](Self::file_base).
+    pub fn file_base(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.file_base = Some(dir.into());
         self
     }
 

@@ -17,7 +17,7 @@ pub(crate) fn skipped_marker(id: &str, model: &str) -> Json {
 fn skipped_message(field: &str, v: &Json) -> Option<String> {
     let s = v.as_object()?.get(SKIPPED_KEY)?;
     Some(format!(
-        "`{field}` refers to entry `{}` (model `{}`), which was skipped because authflow does not support its model",
+        "`{field}` refers to entry `{}` (model `{}`), which was skipped as unsupported (see the import report), so it cannot be bound safely: remove this entry too",
         s.get("id").and_then(Json::as_str).unwrap_or("?"),
         s.get("model").and_then(Json::as_str).unwrap_or("?"),
     ))

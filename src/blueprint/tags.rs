@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 
 use serde_json::{Map, Value as Json};
@@ -73,6 +74,11 @@ pub(crate) struct Resolver<'r> {
     depth: usize,
     /// File context keys being resolved (a value referring to itself is an error).
     context_keys: Vec<String>,
+    /// Where `!File` may read ([`ImportOptions::file_base`](super::ImportOptions::file_base)).
+    file_base: Option<&'r Path>,
+    /// Set when a tag authflow does not support (or that is disabled) was met: the
+    /// entry is then skipped under `skip_unsupported` instead of failing the import.
+    pub unsupported: Option<String>,
 }
 
 fn tag_name(t: &TaggedValue) -> String {
@@ -125,7 +131,21 @@ impl<'r> Resolver<'r> {
             budget: RESOLVE_BUDGET,
             depth: 0,
             context_keys: Vec::new(),
+            file_base: None,
+            unsupported: None,
         }
+    }
+
+    /// Lets `!File` read files under `base`.
+    pub fn with_file_base(mut self, base: Option<&'r Path>) -> Self {
+        self.file_base = base;
+        self
+    }
+
+    /// Records an unsupported tag and returns its error.
+    fn unsupported_tag(&mut self, message: String) -> Result<Json, String> {
+        self.unsupported = Some(message.clone());
+        Err(message)
     }
 
     fn spend(&mut self) -> Result<(), String> {
@@ -329,9 +349,11 @@ impl<'r> Resolver<'r> {
                 };
                 serde_json::from_str(&raw).map_err(|e| format!("!ParseJSON: {e}"))
             }
-            "File" | "FindObject" => Err(format!(
-                "!{name} is not supported by authflow; put the value in the blueprint or its context"
-            )),
+            "File" => self.file_tag(&t.value).await,
+            "FindObject" => self.unsupported_tag(
+                "!FindObject is not supported by authflow; put the value in the blueprint or its context"
+                    .into(),
+            ),
             other => Err(format!("unknown tag `!{other}`")),
         }
     }
@@ -383,6 +405,50 @@ impl<'r> Resolver<'r> {
             Some(value) if !value.is_empty() => Json::String(value),
             _ => default,
         })
+    }
+
+    /// `!File path` / `!File [path, default]`: the file's text with surrounding
+    /// whitespace stripped, or the default when it cannot be read (authentik's
+    /// `File.resolve` in `authentik/blueprints/v1/common.py`). authflow reads only
+    /// below [`ImportOptions::file_base`](super::ImportOptions::file_base): without
+    /// one the tag is refused, and a path that leaves the base (`..`, a symlink out)
+    /// is an error, not the default — a blueprint must not read the server's files.
+    async fn file_tag(&mut self, v: &Yaml) -> Result<Json, String> {
+        let (path, default) = self.key_and_default("File", v).await?;
+        let Some(base) = self.file_base else {
+            return self.unsupported_tag(format!(
+                "!File `{path}`: reading files is off; set `ImportOptions::file_base` to the directory blueprints may read from"
+            ));
+        };
+        let base = base.canonicalize().map_err(|e| {
+            format!(
+                "!File: the file base `{}` cannot be read: {e}",
+                base.display()
+            )
+        })?;
+        let wanted = base.join(&path);
+        let resolved = match wanted.canonicalize() {
+            Ok(p) => p,
+            Err(_) => {
+                if Path::new(&path)
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+                {
+                    return Err(format!("!File `{path}`: the path leaves the file base"));
+                }
+                return Ok(default);
+            }
+        };
+        if !resolved.starts_with(&base) {
+            return Err(format!(
+                "!File `{path}`: the path leaves the file base `{}`",
+                base.display()
+            ));
+        }
+        match read_text(&resolved) {
+            Some(text) => Ok(Json::String(text.trim().to_owned())),
+            None => Ok(default),
+        }
     }
 
     async fn context_tag(&mut self, v: &Yaml) -> Result<Json, String> {
@@ -690,4 +756,22 @@ pub(crate) async fn find(
         }
     };
     Ok(found.map_or(Json::Null, pk_of))
+}
+
+/// Most bytes `!File` reads (a secret or a certificate, not a disk image).
+pub(crate) const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// A file's UTF-8 text, `None` when it cannot be read, is not UTF-8 or is larger
+/// than [`MAX_FILE_BYTES`].
+fn read_text(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .ok()?;
+    (text.len() as u64 <= MAX_FILE_BYTES).then_some(text)
 }
