@@ -87,6 +87,7 @@ mod python;
 mod refs;
 mod report;
 mod skip;
+mod support;
 mod tags;
 mod target;
 mod work;

@@ -62,7 +62,7 @@ pub(crate) enum Model {
     MetaApplyBlueprint,
 }
 
-const STAGES: &[(&str, StageModel)] = &[
+pub(super) const STAGES: &[(&str, StageModel)] = &[
     (
         "authentik_stages_identification.identificationstage",
         StageModel::Identification,
@@ -101,7 +101,7 @@ const STAGES: &[(&str, StageModel)] = &[
     ),
 ];
 
-const POLICIES: &[(&str, PolicyModel)] = &[
+pub(super) const POLICIES: &[(&str, PolicyModel)] = &[
     (
         "authentik_policies_expression.expressionpolicy",
         PolicyModel::Expression,

@@ -79,7 +79,7 @@ fn update_pks(map: &mut Map<String, Json>, pk_map: &HashMap<String, String>) {
 }
 
 /// Names of the attributes a model understands.
-fn known_keys(model: &Model) -> Vec<String> {
+pub(super) fn known_keys(model: &Model) -> Vec<String> {
     use crate::model::{Flow, FlowDesignation, PolicyBinding as PB};
     let keys = |m: Map<String, Json>| m.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
     match model {

@@ -41,6 +41,19 @@ impl Stage {
     /// `webauthn_user_verification`, which wait for MFA devices.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::new();
+        if let StageConfig::Password(p) = &self.config {
+            for b in &p.backends {
+                if !PASSWORD_BACKENDS.contains(&b.as_str()) {
+                    errors.add(
+                        "backends",
+                        format!(
+                            "unknown backend `{b}`; authentik's are {}",
+                            PASSWORD_BACKENDS.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
         if let StageConfig::AuthenticatorValidate(a) = &self.config {
             for (field, value) in a.unimplemented_settings() {
                 errors.add(
@@ -232,8 +245,13 @@ impl Default for IdentificationStage {
 /// Settings of the password stage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PasswordStage {
-    /// Backends, informational (authflow checks the [`UserDirectory`](crate::store::UserDirectory)).
-    #[serde(default)]
+    /// The backends tried in turn (authentik's `backends`): [`INBUILT_BACKEND`] checks
+    /// the [`UserDirectory`](crate::store::UserDirectory)'s password. authflow has no
+    /// app-password tokens, LDAP or Kerberos sources yet, so [`TOKEN_BACKEND`],
+    /// [`LDAP_BACKEND`] and [`KERBEROS_BACKEND`] never match — as in authentik when no
+    /// such token or source exists. A stage without the inbuilt backend never accepts
+    /// the directory password. Other names are refused by [`Stage::validate`].
+    #[serde(default = "default_backends")]
     pub backends: Vec<String>,
     /// Failed attempts after which the plan is dropped and access denied (default 5).
     ///
@@ -255,10 +273,30 @@ fn five() -> u32 {
     5
 }
 
+/// authentik's inbuilt backend: the user's own password.
+pub const INBUILT_BACKEND: &str = "authentik.core.auth.InbuiltBackend";
+/// authentik's token backend: the user's app passwords.
+pub const TOKEN_BACKEND: &str = "authentik.core.auth.TokenBackend";
+/// authentik's LDAP source backend.
+pub const LDAP_BACKEND: &str = "authentik.sources.ldap.auth.LDAPBackend";
+/// authentik's Kerberos source backend.
+pub const KERBEROS_BACKEND: &str = "authentik.sources.kerberos.auth.KerberosBackend";
+/// Every backend name authentik knows.
+pub const PASSWORD_BACKENDS: &[&str] = &[
+    INBUILT_BACKEND,
+    TOKEN_BACKEND,
+    LDAP_BACKEND,
+    KERBEROS_BACKEND,
+];
+
+fn default_backends() -> Vec<String> {
+    vec![INBUILT_BACKEND.into()]
+}
+
 impl Default for PasswordStage {
     fn default() -> Self {
         Self {
-            backends: vec!["authentik.core.auth.InbuiltBackend".into()],
+            backends: default_backends(),
             failed_attempts_before_cancel: 5,
             allow_show_password: false,
             configure_flow: None,

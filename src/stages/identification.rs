@@ -141,6 +141,14 @@ impl StageKind for IdentificationStage {
         // evaluated). An inactive account answers like a wrong password, as in the
         // password stage.
         let mut message = FAILED.to_owned();
+        // The inline password stage's `backends` decide as in the password stage.
+        let inline_checks_directory = self
+            .password_stage
+            .and_then(|id| ctx.definition.referenced_stages.get(&id))
+            .is_some_and(|stage| match &stage.config {
+                StageConfig::Password(p) => super::password::checks_directory_password(p),
+                _ => false,
+            });
         let password_ok = match (&self.password_stage, &password) {
             (Some(_), Some(pw)) => {
                 // The check counts this attempt as a failure up front (given back on
@@ -155,7 +163,10 @@ impl StageKind for IdentificationStage {
                             .env
                             .users
                             .verify_password(
-                                found.as_ref().map(|u| u.pk),
+                                found
+                                    .as_ref()
+                                    .map(|u| u.pk)
+                                    .filter(|_| inline_checks_directory),
                                 &Password::new(pw.as_str()),
                             )
                             .await;
@@ -193,10 +204,8 @@ impl StageKind for IdentificationStage {
                         .insert(keys::PENDING_USER_IDENTIFIER, uid.clone().into());
                 }
                 if self.password_stage.is_some() {
-                    ctx.context.insert(
-                        keys::USER_BACKEND,
-                        "authentik.core.auth.InbuiltBackend".into(),
-                    );
+                    ctx.context
+                        .insert(keys::USER_BACKEND, crate::model::INBUILT_BACKEND.into());
                     ctx.context.insert(keys::AUTH_METHOD, "password".into());
                 } else {
                     // authentik lowers the score of every unknown identifier here; a

@@ -78,7 +78,10 @@ impl StageKind for PasswordStage {
             }
         };
         // Pretended users (pk None) get the same hashing work and the same answer.
-        let verified = ctx.env.users.verify_password(pending.pk, &password).await;
+        // Without the inbuilt backend the directory password is never accepted; the
+        // same hashing work is done (authentik's `authenticate` over `backends`).
+        let pk = pending.pk.filter(|_| checks_directory_password(self));
+        let verified = ctx.env.users.verify_password(pk, &password).await;
         if matches!(verified, Err(StoreError::Busy)) {
             // Not evaluated: no failed attempt.
             throttle::release(ctx.env, ip.as_deref(), &identifier, &reservation).await?;
@@ -94,10 +97,8 @@ impl StageKind for PasswordStage {
             throttle::record_success(ctx.env, ip.as_deref(), &identifier, &reservation).await?;
             ctx.context.remove(FAILURES_KEY);
             ctx.context.set_pending_user(&PendingUser::of(&user));
-            ctx.context.insert(
-                keys::USER_BACKEND,
-                "authentik.core.auth.InbuiltBackend".into(),
-            );
+            ctx.context
+                .insert(keys::USER_BACKEND, crate::model::INBUILT_BACKEND.into());
             ctx.context.insert(keys::AUTH_METHOD, "password".into());
             return Ok(StageOutcome::Done);
         }
@@ -125,4 +126,14 @@ impl PasswordStage {
                 .with_error("password", ErrorDetail::invalid(message)),
         )
     }
+}
+
+/// Whether a password stage checks the directory password: its `backends` list
+/// [`INBUILT_BACKEND`](crate::model::INBUILT_BACKEND). The other backends authentik
+/// knows never match in authflow (no app passwords, LDAP or Kerberos sources).
+pub(crate) fn checks_directory_password(stage: &PasswordStage) -> bool {
+    stage
+        .backends
+        .iter()
+        .any(|b| b == crate::model::INBUILT_BACKEND)
 }
