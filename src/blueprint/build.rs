@@ -192,17 +192,12 @@ impl Importer<'_> {
                     _ => None,
                 };
                 let pk = old.as_ref().map_or(PromptId::from_uuid(new_pk), |o| o.pk);
-                for (flag, field) in [
-                    ("initial_value_expression", "initial_value"),
-                    ("placeholder_expression", "placeholder"),
-                ] {
-                    if bool_attr(&merged, flag)? == Some(true) {
-                        merged.insert(field.into(), json!(""));
-                        f.report.warnings.push(format!(
-                            "entries[{index}]: `{field}` is a Python expression (`{flag}`), which authflow does not evaluate here; the field's {field} is left empty"
+                for flag in ["initial_value_expression", "placeholder_expression"] {
+                    if bool_attr(&merged, flag)? == Some(true) && !self.options.expressions {
+                        return Err(format!(
+                            "`{flag}` is set, but the engine has no expression evaluator to run it (import with `ImportOptions::expressions(true)` when it has one, e.g. `authflow::python::PythonEvaluator`)"
                         ));
                     }
-                    merged.remove(flag);
                 }
                 merged.insert("pk".into(), json!(pk.to_string()));
                 let prompt: Prompt = models::typed(merged)?;

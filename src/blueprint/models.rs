@@ -403,17 +403,15 @@ pub(crate) fn prompt_defaults() -> Map<String, Json> {
     m.insert("required".into(), json!(true));
     m.insert("placeholder".into(), json!(""));
     m.insert("initial_value".into(), json!(""));
+    m.insert("placeholder_expression".into(), json!(false));
+    m.insert("initial_value_expression".into(), json!(false));
     m.insert("sub_text".into(), json!(""));
     m.insert("order".into(), json!(0));
     m
 }
 
 /// Keys a prompt entry may carry besides the prompt's own fields.
-pub(crate) const PROMPT_EXTRA_KEYS: &[&str] = &[
-    "prompt_type",
-    "placeholder_expression",
-    "initial_value_expression",
-];
+pub(crate) const PROMPT_EXTRA_KEYS: &[&str] = &["prompt_type"];
 
 /// The default configuration of a stage kind.
 pub(crate) fn default_stage(kind: StageModel) -> StageConfig {

@@ -104,6 +104,15 @@ pub struct Prompt {
     /// Initial value.
     #[serde(default)]
     pub initial_value: String,
+    /// `placeholder` is an expression (authentik's `placeholder_expression`): the
+    /// prompt stage evaluates it with the engine's
+    /// [`ExpressionEvaluator`](crate::policy::ExpressionEvaluator) each time it shows
+    /// the field; a list result gives a choice field its choices.
+    #[serde(default)]
+    pub placeholder_expression: bool,
+    /// `initial_value` is an expression (authentik's `initial_value_expression`).
+    #[serde(default)]
+    pub initial_value_expression: bool,
     /// Help text.
     #[serde(default)]
     pub sub_text: String,
@@ -131,6 +140,8 @@ impl Prompt {
             prompt_type,
             required: true,
             initial_value: String::new(),
+            placeholder_expression: false,
+            initial_value_expression: false,
             sub_text: String::new(),
             order,
         }

@@ -126,6 +126,43 @@ pub trait ExpressionEvaluator: Send + Sync {
         expression: &str,
         request: &mut PolicyRequest<'_>,
     ) -> Result<PolicyOutcome, PolicyError>;
+
+    /// Evaluates an expression for its value: a prompt's `placeholder` or
+    /// `initial_value` when `placeholder_expression` / `initial_value_expression` is
+    /// set (authentik evaluates these with the user, the request and
+    /// `prompt_context` in scope). The default refuses, so an evaluator that only runs
+    /// policies leaves such fields empty.
+    async fn evaluate_value(
+        &self,
+        expression: &str,
+        request: &ValueRequest<'_>,
+    ) -> Result<serde_json::Value, PolicyError> {
+        let _ = (expression, request);
+        Err(PolicyError(
+            "this expression evaluator does not compute values".into(),
+        ))
+    }
+}
+
+/// What a value expression (a prompt's `placeholder_expression` /
+/// `initial_value_expression`) sees.
+pub struct ValueRequest<'a> {
+    /// Names the expression in logs and errors (the prompt's name).
+    pub name: &'a str,
+    /// Identifies the expression for caching (e.g. `prompt:<pk>:placeholder`).
+    pub key: String,
+    /// The pending user if there is one, else the logged-in user.
+    pub user: Option<&'a User>,
+    /// `prompt_data` so far (authentik's `prompt_context`).
+    pub prompt_context: &'a serde_json::Map<String, serde_json::Value>,
+    /// The plan context (read only).
+    pub context: &'a PlanContext,
+    /// The flow being run.
+    pub flow: &'a Flow,
+    /// The client IP.
+    pub client_ip: Option<&'a str>,
+    /// The engine's services.
+    pub env: &'a Env,
 }
 
 /// One binding's verdict, for the inspector and decision log.

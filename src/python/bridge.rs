@@ -27,6 +27,8 @@ pub(super) struct Finished {
     pub(super) messages: Vec<String>,
     /// `(key, JSON or None, why not)` for each context entry, in order.
     pub(super) context: Vec<(String, Option<String>, Option<String>)>,
+    /// A value expression's result as JSON.
+    pub(super) value: Option<String>,
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -29,6 +29,8 @@ pub(super) struct Job {
     pub(super) cancel: Arc<AtomicBool>,
     pub(super) mailbox: Arc<Mailbox>,
     pub(super) cache: Arc<Mutex<HashMap<String, Py<PyAny>>>>,
+    /// A value expression (prompt placeholder / initial value), not a policy.
+    pub(super) value: bool,
 }
 
 impl Job {
@@ -55,7 +57,12 @@ impl Job {
                 timeout_type: timeout_type.clone().unbind(),
                 policy: self.policy.clone(),
             };
-            let out = prelude.call_method1("evaluate", (code, bridge, tracer, &self.inputs));
+            let entry = if self.value {
+                "evaluate_value"
+            } else {
+                "evaluate"
+            };
+            let out = prelude.call_method1(entry, (code, bridge, tracer, &self.inputs));
             let out = match out {
                 Ok(out) => out,
                 Err(e) if e.is_instance(py, timeout_type.as_any()) => {
@@ -63,6 +70,18 @@ impl Job {
                 }
                 Err(e) => return Err(error(e)),
             };
+            if self.value {
+                let (value, error_text) = out
+                    .extract::<(Option<String>, Option<String>)>()
+                    .map_err(error)?;
+                return Ok(Finished {
+                    passing: false,
+                    error: error_text,
+                    messages: Vec::new(),
+                    context: Vec::new(),
+                    value,
+                });
+            }
             let (passing, error_text, messages, context) = out
                 .extract::<(
                     bool,
@@ -76,6 +95,7 @@ impl Job {
                 error: error_text,
                 messages,
                 context,
+                value: None,
             })
         })
     }
@@ -89,7 +109,8 @@ impl Job {
         if let Some(code) = lock(&self.cache).get(&self.key) {
             return Ok(code.clone_ref(py).into_bound(py));
         }
-        let code = prelude.call_method1("compile_handler", (&self.source, &self.policy))?;
+        let code =
+            prelude.call_method1("compile_handler", (&self.source, &self.policy, self.value))?;
         let mut cache = lock(&self.cache);
         if cache.len() >= CACHE_LIMIT {
             cache.clear();

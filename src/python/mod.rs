@@ -113,7 +113,7 @@ use pyo3::types::PyModule;
 use sha2::Digest;
 
 use crate::model::Policy;
-use crate::policy::{ExpressionEvaluator, PolicyError, PolicyOutcome, PolicyRequest};
+use crate::policy::{ExpressionEvaluator, PolicyError, PolicyOutcome, PolicyRequest, ValueRequest};
 
 mod bridge;
 mod job;
@@ -204,37 +204,30 @@ impl fmt::Debug for PythonEvaluator {
     }
 }
 
-#[async_trait]
-impl ExpressionEvaluator for PythonEvaluator {
-    async fn evaluate(
+impl PythonEvaluator {
+    /// Runs one job on a worker thread under the deadline, serving its store lookups.
+    async fn run(
         &self,
-        policy: &Policy,
-        expression: &str,
-        request: &mut PolicyRequest<'_>,
-    ) -> Result<PolicyOutcome, PolicyError> {
-        let inputs = serde_json::json!({
-            "context": &*request.context,
-            "user": request.user,
-            "username": request.username,
-            "client_ip": request.client_ip,
-            "flow": request.flow,
-            "flow_plan": request.flow_plan,
-        })
-        .to_string();
-        let digest = sha2::Sha256::digest(expression.as_bytes());
-        let hash: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        key: String,
+        name: &str,
+        source: &str,
+        inputs: String,
+        value: bool,
+        users: Arc<dyn crate::store::UserDirectory>,
+    ) -> Result<bridge::Finished, PolicyError> {
         let deadline = Instant::now() + self.timeout;
         let mailbox = Arc::new(Mailbox::default());
         let cancel = Arc::new(AtomicBool::new(false));
         let job = Job {
-            key: format!("{}:{hash}", policy.pk),
-            source: expression.to_owned(),
-            policy: policy.name.clone(),
+            key,
+            source: source.to_owned(),
+            policy: name.to_owned(),
             inputs,
             deadline,
             cancel: cancel.clone(),
             mailbox: mailbox.clone(),
             cache: self.cache.clone(),
+            value,
         };
         // Closes the mailbox and stops the expression if this future is dropped early
         // (e.g. the engine's timer fired).
@@ -271,20 +264,75 @@ impl ExpressionEvaluator for PythonEvaluator {
             tracing::warn!(target: "authflow::python", error = %e, "cannot start a watchdog thread");
         }
 
-        let users = request.env.users.clone();
-        let finished = loop {
+        loop {
             match std::future::poll_fn(|cx| mailbox.poll_recv(cx)).await {
                 ToHost::Lookup(lookup, reply) => {
                     // The worker may have given up (deadline); nobody listens then.
                     let _ = reply.send(serve(users.as_ref(), lookup).await);
                 }
-                ToHost::Done(result) => break result?,
+                ToHost::Done(result) => break result,
             }
-        };
+        }
+    }
+}
+
+fn source_hash(source: &str) -> String {
+    let digest = sha2::Sha256::digest(source.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[async_trait]
+impl ExpressionEvaluator for PythonEvaluator {
+    async fn evaluate(
+        &self,
+        policy: &Policy,
+        expression: &str,
+        request: &mut PolicyRequest<'_>,
+    ) -> Result<PolicyOutcome, PolicyError> {
+        let inputs = serde_json::json!({
+            "context": &*request.context,
+            "user": request.user,
+            "username": request.username,
+            "client_ip": request.client_ip,
+            "flow": request.flow,
+            "flow_plan": request.flow_plan,
+        })
+        .to_string();
+        let key = format!("{}:{}", policy.pk, source_hash(expression));
+        let users = request.env.users.clone();
+        let finished = self
+            .run(key, &policy.name, expression, inputs, false, users)
+            .await?;
         apply_context(request.context, finished.context, &policy.name);
         match finished.error {
             Some(error) => Err(PolicyError(error)),
             None => Ok(PolicyOutcome::new(finished.passing, finished.messages)),
         }
+    }
+
+    async fn evaluate_value(
+        &self,
+        expression: &str,
+        request: &ValueRequest<'_>,
+    ) -> Result<serde_json::Value, PolicyError> {
+        let inputs = serde_json::json!({
+            "user": request.user,
+            "client_ip": request.client_ip,
+            "prompt_context": request.prompt_context,
+        })
+        .to_string();
+        let key = format!("value:{}:{}", request.key, source_hash(expression));
+        let users = request.env.users.clone();
+        let finished = self
+            .run(key, request.name, expression, inputs, true, users)
+            .await?;
+        if let Some(error) = finished.error {
+            tracing::warn!(target: "authflow::python", expression = request.name, error = %error, "prompt expression failed; the value is left empty");
+            return Err(PolicyError(error));
+        }
+        finished
+            .value
+            .map(|json| serde_json::from_str(&json).map_err(|e| PolicyError(e.to_string())))
+            .unwrap_or(Ok(serde_json::Value::Null))
     }
 }

@@ -37,10 +37,23 @@ class ExpressionTimeout(BaseException):
     """
 
 
-def compile_handler(source, filename):
+# Names passed to a value expression (a prompt's placeholder or initial value;
+# authentik's `PropertyMappingEvaluator` with `prompt_context`).
+VALUE_PARAMS = (
+    "ak_logger",
+    "ak_client_ip",
+    "http_request",
+    "request",
+    "user",
+    "prompt_context",
+)
+
+
+def compile_handler(source, filename, value=False):
     """Wraps `source` as the body of `def handler(...)` and compiles it (authentik's
     `wrap_expression` + `compile`). Raises SyntaxError / ValueError."""
-    wrapped = "def handler(%s):\n%s" % (", ".join(PARAMS), textwrap.indent(source, "    "))
+    params = VALUE_PARAMS if value else PARAMS
+    wrapped = "def handler(%s):\n%s" % (", ".join(params), textwrap.indent(source, "    "))
     try:
         tree = ast.parse(wrapped, filename, "exec")
     except SyntaxError as exc:
@@ -520,3 +533,57 @@ def evaluate(code, bridge, tracer, inputs):
     finally:
         sys.settrace(None)
     return passing, error, messages, exported
+
+
+def evaluate_value(code, bridge, tracer, inputs):
+    """Runs a compiled value handler. Returns `(json or None, error or None)`; raises
+    `ExpressionTimeout` when the deadline passed."""
+    inputs = json.loads(inputs)
+    if inputs["user"] is not None:
+        user = User(bridge, inputs["user"])
+    else:
+        user = User(bridge, {"pk": None, "username": "AnonymousUser"}, anonymous=True)
+    client_ip = inputs["client_ip"]
+    http_request = HttpRequest(client_ip)
+    try:
+        ak_client_ip = ip_address(client_ip or "255.255.255.255")
+    except ValueError:
+        ak_client_ip = ip_address("255.255.255.255")
+    prompt_context = inputs["prompt_context"]
+    if not isinstance(prompt_context, dict):
+        prompt_context = {}
+    globals_ = {
+        "__builtins__": builtins,
+        "__name__": "__authflow_expression__",
+        "ak_user_by": _user_by(bridge),
+        "ak_is_group_member": ak_is_group_member,
+        "ip_address": ip_address,
+        "ip_network": ip_network,
+        "list_flatten": list_flatten,
+        "regex_match": regex_match,
+        "regex_replace": regex_replace,
+    }
+    exec(code, globals_)
+    handler = globals_["handler"]
+    arguments = {
+        "ak_logger": Logger(bridge),
+        "ak_client_ip": ak_client_ip,
+        "http_request": http_request,
+        "request": http_request,
+        "user": user,
+        "prompt_context": prompt_context,
+    }
+    sys.settrace(tracer)
+    try:
+        try:
+            result = handler(**arguments)
+        except ExpressionTimeout:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any failure is the expression's error
+            return None, describe(exc)
+    finally:
+        sys.settrace(None)
+    try:
+        return json.dumps(result, default=str), None
+    except (TypeError, ValueError) as exc:
+        return None, "the expression returned a value that is not JSON: %s" % describe(exc)

@@ -13,6 +13,7 @@ mod fields;
 mod identification;
 mod password;
 mod prompt;
+mod prompt_expressions;
 mod redirect;
 mod unsupported;
 mod user_delete;

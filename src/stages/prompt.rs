@@ -23,7 +23,7 @@ const MAX_FILE: usize = 1 << 20;
 
 /// `Python`'s `str()` of a value, as authentik puts choices and initial values in the
 /// challenge (strings as they are).
-fn value_text(v: &Value) -> String {
+pub(super) fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -57,6 +57,9 @@ fn choices(prompt: &Prompt, prompt_data: Option<&Map<String, Value>>) -> Option<
     Some(match prompt_data.and_then(|d| d.get(&key)) {
         Some(Value::Array(a)) => a.iter().map(value_text).collect(),
         Some(v) => vec![value_text(v)],
+        None if prompt.placeholder_expression => {
+            super::prompt_expressions::evaluated_choices(prompt)
+        }
         None => vec![prompt.placeholder.clone()],
     })
 }
@@ -365,7 +368,8 @@ impl StageKind for PromptStage {
     }
 
     async fn challenge(&self, ctx: &mut StageContext<'_>) -> Result<StageOutcome, StageError> {
-        Ok(StageOutcome::Challenge(self.build(ctx)))
+        let stage = super::prompt_expressions::evaluated(self, ctx).await;
+        Ok(StageOutcome::Challenge(stage.build(ctx)))
     }
 
     async fn respond(
@@ -373,13 +377,15 @@ impl StageKind for PromptStage {
         ctx: &mut StageContext<'_>,
         response: &Response,
     ) -> Result<StageOutcome, StageError> {
+        let evaluated = super::prompt_expressions::evaluated(self, ctx).await;
+        let stage: &PromptStage = &evaluated;
         let mut fields = Fields::new(response);
         let mut data = Map::new();
-        for prompt in self.sorted() {
+        for prompt in stage.sorted() {
             if carries_no_value(prompt.prompt_type) {
                 continue;
             }
-            if let Some(v) = self.validate_field(ctx, &mut fields, prompt).await? {
+            if let Some(v) = stage.validate_field(ctx, &mut fields, prompt).await? {
                 data.insert(prompt.field_key.clone(), v);
             }
         }
@@ -387,7 +393,7 @@ impl StageKind for PromptStage {
             // Whole-object checks run only when every field is valid (as DRF does).
             // authentik's `PromptChallengeResponse.validate`: compared only when the
             // stage has exactly two password fields.
-            let passwords: Vec<Option<&Value>> = self
+            let passwords: Vec<Option<&Value>> = stage
                 .sorted()
                 .into_iter()
                 .filter(|p| p.prompt_type == PromptType::Password)
@@ -408,7 +414,7 @@ impl StageKind for PromptStage {
             }
         }
         if fields.has_errors() {
-            let mut c = self.build(ctx);
+            let mut c = stage.build(ctx);
             c.response_errors = fields.into_errors();
             return Ok(StageOutcome::Invalid(c));
         }
