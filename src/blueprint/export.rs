@@ -325,7 +325,7 @@ pub fn export(def: &FlowDefinition) -> String {
 
     // Policy bindings.
     let policy_binding = |pb: &PolicyBinding, target: Yaml| {
-        let subject = match pb.subject {
+        let subject = match &pb.subject {
             BindingSubject::Policy(p) => (
                 "policy",
                 policy_ids.get(&p).map_or_else(

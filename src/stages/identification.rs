@@ -155,7 +155,7 @@ impl StageKind for IdentificationStage {
                             .env
                             .users
                             .verify_password(
-                                found.as_ref().map(|u| u.pk),
+                                found.as_ref().map(|u| u.pk.clone()),
                                 &Password::new(pw.as_str()),
                             )
                             .await;
