@@ -403,3 +403,39 @@ entries:
     // Nothing of the file was written.
     assert!(flows.flows().await.unwrap().is_empty());
 }
+
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn enrollment_is_denied_also_with_a_hashing_pool() {
+    // The engine wraps the directory to run password work on the pool; the wrapper
+    // offers management only when the host's directory does.
+    let stores = memory::Stores::new();
+    defaults::install(stores.flows.as_ref()).await.unwrap();
+    let users = Arc::new(HostUsers::new(&[(42, "alice", "Alice-Pw-123456")]));
+    let engine = Engine::builder(stores.flows.clone(), stores.sessions.clone(), users)
+        .blocking(Arc::new(authflow::http::HashPool::new(1, 4)))
+        .build();
+    assert!(engine.env().users.admin().is_none());
+    let mut c = Client::new(Arc::new(engine));
+    let slug = defaults::ENROLLMENT;
+    c.get(slug).await;
+    c.post(
+        slug,
+        json!({"component": "ak-stage-prompt", "username": "newbie",
+               "password": "Enroll-Local-Pw-1", "password_repeat": "Enroll-Local-Pw-1"}),
+    )
+    .await;
+    let out = c
+        .post(
+            slug,
+            json!({"component": "ak-stage-prompt", "name": "New Bie",
+                   "email": "newbie@example.invalid"}),
+        )
+        .await;
+    assert_eq!(
+        out.challenge.error_message(),
+        Some("This server's user directory does not support creating users."),
+        "{}",
+        wire(&out)
+    );
+}

@@ -19,6 +19,51 @@ use crate::secret::Password;
 /// [`UserAdmin`] the directory hands out through [`admin`](Self::admin); without one,
 /// the stages and imports that need it deny with a message naming the operation
 /// ([`StoreError::Unsupported`]).
+///
+/// A login-only directory over the host's own table, keyed by integers:
+///
+/// ```
+/// use authflow::hashing::{DangerFastHasher, PasswordHashing, verify_dummy};
+/// use authflow::model::{UserField, UserId};
+/// use authflow::secret::Password;
+/// use authflow::store::{StoreError, User, UserDirectory};
+///
+/// struct HostUsers {
+///     rows: Vec<(i64, String, String)>, // id, username, password hash
+///     hasher: DangerFastHasher,         // a real host uses argon2id
+/// }
+///
+/// #[async_trait::async_trait]
+/// impl UserDirectory for HostUsers {
+///     async fn user(&self, pk: UserId) -> Result<Option<User>, StoreError> {
+///         Ok(self.rows.iter().find(|r| UserId::from(r.0) == pk).map(|r| User::new(r.0, &r.1)))
+///     }
+///     async fn find_user(
+///         &self,
+///         field: UserField,
+///         value: &str,
+///         _case_insensitive: bool,
+///     ) -> Result<Option<User>, StoreError> {
+///         let row = match field {
+///             UserField::Username => self.rows.iter().find(|r| r.1 == value),
+///             _ => None,
+///         };
+///         Ok(row.map(|r| User::new(r.0, &r.1)))
+///     }
+///     async fn verify_password(
+///         &self,
+///         user: Option<UserId>,
+///         password: &Password,
+///     ) -> Result<bool, StoreError> {
+///         let row = user.and_then(|pk| self.rows.iter().find(|r| UserId::from(r.0) == pk));
+///         Ok(match row {
+///             Some(r) => self.hasher.verify(&r.2, password.expose()),
+///             // Same work for an unknown user, so timing does not tell.
+///             None => verify_dummy(&self.hasher, password.expose()),
+///         })
+///     }
+/// }
+/// ```
 #[async_trait]
 pub trait UserDirectory: Send + Sync {
     /// A user by id.
