@@ -25,7 +25,7 @@ use authflow::model::{
 use authflow::plan::PlanContext;
 use authflow::planner::{self, PlanInput};
 use authflow::policy::{self, PolicyRequest};
-use authflow::store::{Group, NewUser, ResolvedBinding, UserDirectory};
+use authflow::store::{Group, NewUser, ResolvedBinding, UserAdmin};
 use authflow::{Engine, FlowRequest, defaults};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;

@@ -5,8 +5,8 @@
 //! [`EngineBuilder::blocking`](crate::EngineBuilder::blocking); the `http` feature
 //! ships one ([`http::HashPool`](crate::http::HashPool): a fixed number of dedicated
 //! threads and a bounded queue). With a pool, the engine runs every password call of
-//! the [`UserDirectory`] (`verify_password`, `set_password`, `create_user` with a
-//! password) on it; a full queue answers [`StoreError::Busy`], which the flow executor
+//! the [`UserDirectory`] and its [`UserAdmin`] (`verify_password`, `set_password`,
+//! `create_user` with a password) on it; a full queue answers [`StoreError::Busy`], which the flow executor
 //! turns into the challenge error "Too many logins at once, try again" (never a 5xx).
 
 use std::future::Future;
@@ -17,7 +17,7 @@ use async_trait::async_trait;
 
 use crate::model::{GroupId, UserField, UserId};
 use crate::secret::Password;
-use crate::store::{Group, NewUser, StoreError, User, UserDirectory};
+use crate::store::{Group, NewUser, StoreError, User, UserAdmin, UserDirectory, operation};
 
 /// A unit of work for a [`Blocking`] pool: a future that may run CPU-heavy code
 /// without yielding. It must be driven to completion (or dropped unstarted).
@@ -72,7 +72,8 @@ where
 }
 
 /// A [`UserDirectory`] whose password calls run on a [`Blocking`] pool; everything
-/// else goes straight to the inner directory.
+/// else goes straight to the inner directory. It offers [`UserAdmin`] when the inner
+/// directory does.
 /// [`EngineBuilder::blocking`](crate::EngineBuilder::blocking) wraps the engine's
 /// directory in one.
 pub struct PooledUsers {
@@ -112,41 +113,64 @@ impl UserDirectory for PooledUsers {
         })
         .await
     }
-    async fn set_password(&self, user: UserId, password: &Password) -> Result<(), StoreError> {
-        let inner = self.inner.clone();
-        let password = password.clone();
-        on_pool(self.pool.as_ref(), async move {
-            inner.set_password(user, &password).await
-        })
-        .await
-    }
-    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
-        if user.password.is_none() {
-            return self.inner.create_user(user).await;
-        }
-        let inner = self.inner.clone();
-        on_pool(
-            self.pool.as_ref(),
-            async move { inner.create_user(user).await },
-        )
-        .await
-    }
-    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
-        self.inner.update_user(user).await
-    }
-    async fn delete_user(&self, pk: UserId) -> Result<bool, StoreError> {
-        self.inner.delete_user(pk).await
-    }
     async fn group(&self, pk: GroupId) -> Result<Option<Group>, StoreError> {
         self.inner.group(pk).await
     }
     async fn find_group(&self, name: &str) -> Result<Option<Group>, StoreError> {
         self.inner.find_group(name).await
     }
-    async fn put_group(&self, group: Group) -> Result<(), StoreError> {
-        self.inner.put_group(group).await
-    }
     async fn groups_of(&self, user: UserId) -> Result<Vec<Group>, StoreError> {
         self.inner.groups_of(user).await
+    }
+
+    fn admin(&self) -> Option<&dyn UserAdmin> {
+        self.inner.admin().map(|_| self as &dyn UserAdmin)
+    }
+}
+
+#[async_trait]
+impl UserAdmin for PooledUsers {
+    async fn set_password(&self, user: UserId, password: &Password) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        let password = password.clone();
+        on_pool(self.pool.as_ref(), async move {
+            inner
+                .require_admin(operation::SET_PASSWORD)?
+                .set_password(user, &password)
+                .await
+        })
+        .await
+    }
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        let admin = self.inner.require_admin(operation::CREATE_USER)?;
+        if user.password.is_none() {
+            return admin.create_user(user).await;
+        }
+        let inner = self.inner.clone();
+        on_pool(self.pool.as_ref(), async move {
+            inner
+                .require_admin(operation::CREATE_USER)?
+                .create_user(user)
+                .await
+        })
+        .await
+    }
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        self.inner
+            .require_admin(operation::UPDATE_USER)?
+            .update_user(user)
+            .await
+    }
+    async fn delete_user(&self, pk: UserId) -> Result<bool, StoreError> {
+        self.inner
+            .require_admin(operation::DELETE_USER)?
+            .delete_user(pk)
+            .await
+    }
+    async fn put_group(&self, group: Group) -> Result<(), StoreError> {
+        self.inner
+            .require_admin(operation::PUT_GROUP)?
+            .put_group(group)
+            .await
     }
 }

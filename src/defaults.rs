@@ -7,7 +7,7 @@
 
 use crate::model::*;
 use crate::secret::Password;
-use crate::store::{FlowStore, Group, NewUser, StoreError, User, UserDirectory};
+use crate::store::{FlowStore, Group, NewUser, StoreError, User, UserDirectory, operation};
 
 /// Slug of the default login flow.
 pub const AUTHENTICATION: &str = "default-authentication-flow";
@@ -294,7 +294,8 @@ pub const DEFAULT_ADMIN_EMAIL: &str = "root@localhost";
 
 /// Creates the superuser group and the `akadmin` user in it with `password` and the
 /// email [`DEFAULT_ADMIN_EMAIL`]. Their ids are fixed, so several instances that each
-/// bootstrap agree on them.
+/// bootstrap agree on them. Needs the directory's [`UserAdmin`](crate::store::UserAdmin)
+/// (else [`StoreError::Unsupported`]).
 pub async fn bootstrap_admin(
     users: &dyn UserDirectory,
     password: Password,
@@ -314,19 +315,20 @@ pub async fn bootstrap_admin_with_email(
         "" => DEFAULT_ADMIN_EMAIL,
         e => e,
     };
+    let admin_dir = users.require_admin(operation::CREATE_USER)?;
     let group = match users.find_group(ADMIN_GROUP).await? {
         Some(g) => g,
         None => {
             let mut g = Group::new(ADMIN_GROUP).superuser();
             g.pk = fixed_id("group", ADMIN_GROUP).into();
-            users.put_group(g.clone()).await?;
+            admin_dir.put_group(g.clone()).await?;
             g
         }
     };
     let mut admin = NewUser::new(ADMIN_USERNAME);
     // The same id on every instance, so sessions naming akadmin work on all of them.
     admin.pk = Some(fixed_id("user", ADMIN_USERNAME).into());
-    users
+    admin_dir
         .create_user(
             admin
                 .name("authentik Default Admin")

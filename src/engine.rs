@@ -516,7 +516,7 @@ impl Engine {
         // An expired login is no login (also for the admin API, execute and inspector).
         let now = self.env.clock.now();
         let state = state.filter(|s| s.login_expires_at.is_none_or(|t| t > now));
-        match state.and_then(|s| s.user) {
+        match state.and_then(|s| s.user.clone()) {
             Some(pk) => Ok(self.env.users.user(pk).await?.filter(|u| u.is_active)),
             None => Ok(None),
         }
@@ -588,7 +588,7 @@ impl Engine {
             }
 
             let mut rotate = version.is_none();
-            if let Some(user) = effects.login {
+            if let Some(user) = effects.login.clone() {
                 state.user = Some(user);
                 state.authenticated_at = Some(now);
                 state.login_expires_at = effects.login_duration.map(|d| now.saturating_add(d));
@@ -640,7 +640,9 @@ impl Engine {
             };
             match result {
                 Ok(new_id) => {
-                    if let (Some(user), true) = (effects.login, effects.terminate_other_sessions) {
+                    if let (Some(user), true) =
+                        (effects.login.clone(), effects.terminate_other_sessions)
+                    {
                         // authentik's UserLoginStageView.do_login: the user's other
                         // sessions are deleted once this one is logged in.
                         self.env
@@ -652,7 +654,7 @@ impl Engine {
                         challenge,
                         session_rotated: req.session_id.as_ref() != Some(&new_id),
                         session_id: new_id,
-                        user: state.user,
+                        user: state.user.clone(),
                         logged_in: effects.login.is_some(),
                         logged_out: effects.logout,
                         login_expires_in: state

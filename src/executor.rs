@@ -214,6 +214,11 @@ impl<'a> Exec<'a> {
                 Err(StageError::Store(StoreError::Busy)) => {
                     refuse(kind.challenge(&mut ctx).await, BUSY)
                 }
+                // The directory does not offer what the stage needs (a login-only host
+                // running an enrollment flow): a denial naming it, never a 503.
+                Err(StageError::Store(StoreError::Unsupported(operation))) => Ok(
+                    StageOutcome::Deny(StoreError::unsupported_message(&operation)),
+                ),
                 other => other,
             };
             let outcome = match outcome {

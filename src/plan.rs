@@ -233,7 +233,7 @@ impl PendingUser {
     /// The pending-user record of a real user.
     pub fn of(user: &crate::store::User) -> Self {
         Self {
-            pk: Some(user.pk),
+            pk: Some(user.pk.clone()),
             username: user.username.clone(),
             email: user.email.clone(),
             name: user.name.clone(),

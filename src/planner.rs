@@ -76,7 +76,7 @@ pub async fn is_superuser(env: &Env, user: Option<&User>) -> Result<bool, StoreE
     match user {
         Some(u) => Ok(env
             .users
-            .groups_of(u.pk)
+            .groups_of(u.pk.clone())
             .await?
             .iter()
             .any(|g| g.is_superuser)),

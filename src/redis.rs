@@ -162,7 +162,7 @@ impl RedisSessionStore {
         format!("{}session:{}", self.config.key_prefix, id.as_str())
     }
 
-    fn user_key(&self, user: UserId) -> String {
+    fn user_key(&self, user: &UserId) -> String {
         format!("{}user-sessions:{user}", self.config.key_prefix)
     }
 
@@ -208,7 +208,7 @@ impl SessionStore for RedisSessionStore {
         let mut conn = self.conn.clone();
         let script = self.save.clone();
         let key = self.key(id);
-        let user_key = state.user.map(|u| self.user_key(u));
+        let user_key = state.user.as_ref().map(|u| self.user_key(u));
         let expected = expected.map(|v| v.to_string()).unwrap_or_default();
         let (idle, absolute) = (self.config.idle_ttl, self.config.absolute_ttl);
         let sid = id.as_str().to_owned();
@@ -253,7 +253,7 @@ impl SessionStore for RedisSessionStore {
         user: UserId,
         keep: &SessionId,
     ) -> Result<usize, StoreError> {
-        let index = self.user_key(user);
+        let index = self.user_key(&user);
         let mut conn = self.conn.clone();
         let members: Vec<String> = {
             let index = index.clone();
@@ -277,7 +277,7 @@ impl SessionStore for RedisSessionStore {
             if self
                 .load(&id)
                 .await?
-                .is_some_and(|v| v.value.user == Some(user))
+                .is_some_and(|v| v.value.user.as_ref() == Some(&user))
             {
                 self.delete(&id).await?;
                 deleted += 1;

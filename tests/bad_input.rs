@@ -743,7 +743,7 @@ async fn responses_after_the_flow_finished() {
     assert_eq!(v["component"], "ak-stage-identification", "{v}");
     assert!(error_messages(&v).contains_key("non_field_errors"), "{v}");
     assert!(!out.logged_in && !out.logged_out);
-    assert_eq!(out.user, Some(k.admin.pk));
+    assert_eq!(out.user, Some(k.admin.pk.clone()));
     let out = c.post(slug, json!({})).await;
     assert_eq!(
         error_messages(&wire(&out)).get("uid_field"),

@@ -26,7 +26,7 @@ use authflow::model::{
     BindingSubject, BindingTarget, NotConfiguredAction, PromptType, StageConfig, UserField,
 };
 use authflow::stages::MFA_DEVICES_ATTRIBUTE;
-use authflow::store::{FlowAdmin, FlowDefinition, FlowSource, FlowStore, UserDirectory};
+use authflow::store::{FlowAdmin, FlowDefinition, FlowSource, FlowStore, UserAdmin, UserDirectory};
 use authflow::{Engine, Outcome, defaults, memory};
 use common::kit::{Client, error_messages, wire};
 use serde_json::{Value, json};
@@ -1483,7 +1483,7 @@ entries:
     assert_eq!(alice.groups, vec![admins.pk]);
     assert!(
         users
-            .verify_password(Some(alice.pk), &"alice-password-1".into())
+            .verify_password(Some(alice.pk.clone()), &"alice-password-1".into())
             .await
             .unwrap()
     );
@@ -1500,7 +1500,11 @@ entries:
             .unwrap()
     );
     let def = env.def("staff-only").await;
-    let subjects: Vec<BindingSubject> = def.policies.iter().map(|p| p.binding.subject).collect();
+    let subjects: Vec<BindingSubject> = def
+        .policies
+        .iter()
+        .map(|p| p.binding.subject.clone())
+        .collect();
     assert_eq!(
         subjects,
         vec![

@@ -21,7 +21,7 @@ use authflow::model::UserField;
 use authflow::model::{
     DummyStage, Flow, FlowDesignation, FlowStageBinding, Prompt, PromptStage, PromptType, Stage,
 };
-use authflow::store::{FlowAdmin, UserDirectory};
+use authflow::store::{FlowAdmin, UserAdmin, UserDirectory};
 use authflow::{Error, defaults};
 use common::kit::{ADMIN_PASSWORD, Client, Kit, error_messages, kit, shape, urlencode, wire};
 use serde_json::{Value, json};
@@ -69,7 +69,7 @@ async fn login_ok_rotates_session_and_redirects_home() {
     assert!(!out.logged_out);
     assert!(out.session_rotated, "session id must rotate at login");
     assert_ne!(out.session_id, anonymous_id);
-    assert_eq!(out.user, Some(k.admin.pk));
+    assert_eq!(out.user, Some(k.admin.pk.clone()));
     // authentik's last answer of the login (transcript 06).
     assert_eq!(out.challenge.component(), "xak-flow-redirect");
     assert_eq!(out.challenge.redirect_to(), Some("/"));
@@ -256,7 +256,7 @@ async fn enrollment_then_login_with_the_new_account() {
         .await
         .unwrap()
         .expect("user created");
-    assert_eq!(out.user, Some(user.pk));
+    assert_eq!(out.user, Some(user.pk.clone()));
     assert_eq!(user.name, "New Bie");
     assert_eq!(user.email, "newbie@example.invalid");
 
@@ -1321,7 +1321,7 @@ mod split {
     use authflow::memory::MemoryUserDirectory;
     use authflow::model::{GroupId, UserField, UserId};
     use authflow::secret::Password;
-    use authflow::store::{Group, NewUser, User, UserDirectory};
+    use authflow::store::{Group, NewUser, User, UserAdmin, UserDirectory};
 
     /// Emails from one directory, everything else from the other (then the first).
     pub struct Split {
@@ -1332,7 +1332,7 @@ mod split {
     #[async_trait::async_trait]
     impl UserDirectory for Split {
         async fn user(&self, pk: UserId) -> Result<Option<User>, StoreError> {
-            match self.by_username.user(pk).await? {
+            match self.by_username.user(pk.clone()).await? {
                 Some(u) => Ok(Some(u)),
                 None => self.by_email.user(pk).await,
             }
@@ -1356,8 +1356,8 @@ mod split {
             user: Option<UserId>,
             password: &Password,
         ) -> Result<bool, StoreError> {
-            let in_email = match user {
-                Some(pk) => self.by_email.user(pk).await?.is_some(),
+            let in_email = match &user {
+                Some(pk) => self.by_email.user(pk.clone()).await?.is_some(),
                 None => false,
             };
             if in_email {
@@ -1366,6 +1366,22 @@ mod split {
                 self.by_username.verify_password(user, password).await
             }
         }
+        async fn group(&self, pk: GroupId) -> Result<Option<Group>, StoreError> {
+            self.by_username.group(pk).await
+        }
+        async fn find_group(&self, name: &str) -> Result<Option<Group>, StoreError> {
+            self.by_username.find_group(name).await
+        }
+        async fn groups_of(&self, user: UserId) -> Result<Vec<Group>, StoreError> {
+            self.by_username.groups_of(user).await
+        }
+        fn admin(&self) -> Option<&dyn UserAdmin> {
+            Some(self)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl UserAdmin for Split {
         async fn set_password(&self, user: UserId, password: &Password) -> Result<(), StoreError> {
             self.by_username.set_password(user, password).await
         }
@@ -1378,17 +1394,8 @@ mod split {
         async fn delete_user(&self, pk: UserId) -> Result<bool, StoreError> {
             self.by_username.delete_user(pk).await
         }
-        async fn group(&self, pk: GroupId) -> Result<Option<Group>, StoreError> {
-            self.by_username.group(pk).await
-        }
-        async fn find_group(&self, name: &str) -> Result<Option<Group>, StoreError> {
-            self.by_username.find_group(name).await
-        }
         async fn put_group(&self, group: Group) -> Result<(), StoreError> {
             self.by_username.put_group(group).await
-        }
-        async fn groups_of(&self, user: UserId) -> Result<Vec<Group>, StoreError> {
-            self.by_username.groups_of(user).await
         }
     }
 }

@@ -633,7 +633,7 @@ async fn test_re_evaluate_group_binding() {
     .await;
     env.bind_policy(
         BindingTarget::Stage(dummy_binding.pk),
-        BindingSubject::User(user2.pk),
+        BindingSubject::User(user2.pk.clone()),
         1,
     )
     .await;

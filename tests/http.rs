@@ -23,7 +23,7 @@ use std::sync::Arc;
 use authflow::defaults;
 use authflow::http::{CSRF_COOKIE, HttpConfig, SESSION_COOKIE};
 use authflow::model::UserField;
-use authflow::store::UserDirectory;
+use authflow::store::{UserAdmin, UserDirectory};
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::{
@@ -199,7 +199,7 @@ async fn login_rotates_the_session_cookie_and_sets_csrf() {
     // The session is akadmin's: the admin API answers.
     assert_eq!(b.get(FLOWS).await.status, 200);
     let state = s.session(&logged_in).await.expect("stored session");
-    assert_eq!(state.user, Some(s.admin.pk));
+    assert_eq!(state.user, Some(s.admin.pk.clone()));
     // The anonymous id is dead: presenting it is like presenting nothing.
     assert!(s.session(&anonymous).await.is_none());
     let other = s.browser();
@@ -320,7 +320,10 @@ async fn enrollment_then_login_with_the_new_account() {
         .await
         .unwrap()
         .expect("user created");
-    assert_eq!(s.session(&b.session()).await.unwrap().user, Some(user.pk));
+    assert_eq!(
+        s.session(&b.session()).await.unwrap().user,
+        Some(user.pk.clone())
+    );
     // Not a superuser.
     assert_eq!(b.get(FLOWS).await.status, 403);
 
@@ -804,7 +807,7 @@ async fn flows_api_refuses_everyone_but_superusers() {
         ("unknown token", "Bearer 0123456789abcdef".to_owned()),
         (
             "not bearer",
-            format!("Basic {}", s.tokens.create(s.admin.pk)),
+            format!("Basic {}", s.tokens.create(s.admin.pk.clone())),
         ),
         ("ordinary user's token", format!("Bearer {plain_token}")),
     ] {
@@ -818,7 +821,7 @@ async fn flows_api_refuses_everyone_but_superusers() {
         assert_eq!(r.status, 403, "{what}: {}", r.text);
     }
     // A revoked token no longer works.
-    let admin_token = s.tokens.create(s.admin.pk);
+    let admin_token = s.tokens.create(s.admin.pk.clone());
     assert_eq!(
         s.browser()
             .send(Req::new(Method::GET, FLOWS).bearer(&admin_token))
@@ -844,7 +847,7 @@ async fn flows_api_refuses_everyone_but_superusers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows_api_with_a_bearer_token() {
     let s = start().await;
-    let token = s.tokens.create(s.admin.pk);
+    let token = s.tokens.create(s.admin.pk.clone());
     // A client without cookies: the token alone authenticates, no CSRF needed.
     let c = s.browser();
     let item = format!("{FLOWS}token-flow/");
@@ -996,7 +999,7 @@ async fn flows_api_with_a_bearer_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn execute_with_a_token_gives_a_link_and_a_session() {
     let s = start().await;
-    let token = s.tokens.create(s.admin.pk);
+    let token = s.tokens.create(s.admin.pk.clone());
     let slug = defaults::PASSWORD_CHANGE;
     let path = format!("{FLOWS}{slug}/execute/");
 
@@ -1951,7 +1954,7 @@ async fn execute_link_follows_the_external_url_and_https_makes_cookies_secure() 
         .with_external_url("https://auth.example.com/")
         .expect("a valid external URL");
     let s = start_with(config).await;
-    let token = s.tokens.create(s.admin.pk);
+    let token = s.tokens.create(s.admin.pk.clone());
     let slug = defaults::PASSWORD_CHANGE;
     let b = s.browser();
     let r = b
@@ -2398,7 +2401,7 @@ async fn users_me() {
     assert!(user["system_permissions"].is_array());
 
     // A bearer token answers the same user.
-    let token = s.tokens.create(s.admin.pk);
+    let token = s.tokens.create(s.admin.pk.clone());
     let r = s
         .browser()
         .send(Req::new(reqwest::Method::GET, ME).bearer(&token))

@@ -26,7 +26,7 @@ use authflow::model::{
 };
 use authflow::plan::{SessionId, SessionState};
 use authflow::secret::Password;
-use authflow::store::{FlowStore, Group, NewUser, SessionStore, User, UserDirectory};
+use authflow::store::{FlowStore, Group, NewUser, SessionStore, User, UserAdmin, UserDirectory};
 use authflow::{StoreError, defaults};
 
 // ---------------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ fn anonymous() -> SessionState {
 
 fn logged_in() -> SessionState {
     SessionState {
-        user: Some(UserId::default()),
+        user: Some(UserId::new_v4()),
         ..SessionState::default()
     }
 }
@@ -262,7 +262,7 @@ fn recording_directory() -> (MemoryUserDirectory, Arc<Recording>) {
 
 fn imported(username: &str) -> User {
     User {
-        pk: UserId::new(),
+        pk: UserId::new_v4(),
         username: username.into(),
         name: String::new(),
         email: format!("{username}@example.com"),
@@ -285,8 +285,8 @@ async fn users_are_found_case_insensitively_by_username_email_and_upn() {
     let mut new = NewUser::new("Alice").email("Alice.Liddell@Example.COM");
     new.attributes
         .insert("upn".into(), "ALICE@corp.example".into());
-    let alice = users.create_user(new).await.unwrap();
-    users.create_user(NewUser::new("bob")).await.unwrap();
+    let alice = dir.create_user(new).await.unwrap();
+    dir.create_user(NewUser::new("bob")).await.unwrap();
 
     for (field, exact, other_case) in [
         (UserField::Username, "Alice", "aLICE"),
@@ -300,8 +300,16 @@ async fn users_are_found_case_insensitively_by_username_email_and_upn() {
         let found = |v: &'static str, ci: bool| async move {
             users.find_user(field, v, ci).await.unwrap().map(|u| u.pk)
         };
-        assert_eq!(found(exact, false).await, Some(alice.pk), "{field:?}");
-        assert_eq!(found(other_case, true).await, Some(alice.pk), "{field:?}");
+        assert_eq!(
+            found(exact, false).await,
+            Some(alice.pk.clone()),
+            "{field:?}"
+        );
+        assert_eq!(
+            found(other_case, true).await,
+            Some(alice.pk.clone()),
+            "{field:?}"
+        );
         assert_eq!(found(other_case, false).await, None, "{field:?}");
         assert_eq!(found("nobody", true).await, None, "{field:?}");
     }
@@ -338,12 +346,12 @@ async fn passwords_are_stored_as_argon2id_and_verified() {
         .await
         .unwrap();
     assert!(
-        dir.verify_password(Some(user.pk), &Password::new("correct horse"))
+        dir.verify_password(Some(user.pk.clone()), &Password::new("correct horse"))
             .await
             .unwrap()
     );
     assert!(
-        !dir.verify_password(Some(user.pk), &Password::new("correct horsE"))
+        !dir.verify_password(Some(user.pk.clone()), &Password::new("correct horsE"))
             .await
             .unwrap()
     );
@@ -360,7 +368,7 @@ async fn passwords_are_stored_as_argon2id_and_verified() {
         .await
         .unwrap();
     assert!(
-        dir.verify_password(Some(user.pk), &Password::new("tr0ub4dor"))
+        dir.verify_password(Some(user.pk.clone()), &Password::new("tr0ub4dor"))
             .await
             .unwrap()
     );
@@ -368,11 +376,11 @@ async fn passwords_are_stored_as_argon2id_and_verified() {
     assert!(stored.starts_with("$argon2id$"), "{stored}");
     assert!(!stored.contains("tr0ub4dor"));
 
-    dir.set_password(user.pk, &Password::new("new secret"))
+    dir.set_password(user.pk.clone(), &Password::new("new secret"))
         .await
         .unwrap();
     assert!(
-        !dir.verify_password(Some(user.pk), &Password::new("tr0ub4dor"))
+        !dir.verify_password(Some(user.pk.clone()), &Password::new("tr0ub4dor"))
             .await
             .unwrap()
     );
@@ -393,13 +401,13 @@ async fn django_pbkdf2_hashes_are_imported_verified_and_rehashed_to_argon2id() {
     assert!(django.starts_with("pbkdf2_sha256$1000$seasalt$"));
     dir.import_user(user.clone(), Some(django.clone())).unwrap();
     assert_eq!(
-        dir.user(user.pk).await.unwrap().map(|u| u.username),
+        dir.user(user.pk.clone()).await.unwrap().map(|u| u.username),
         Some("erin".to_owned())
     );
 
     // A wrong password neither verifies nor replaces the imported hash.
     assert!(
-        !dir.verify_password(Some(user.pk), &Password::new("hunter3"))
+        !dir.verify_password(Some(user.pk.clone()), &Password::new("hunter3"))
             .await
             .unwrap()
     );
@@ -407,20 +415,20 @@ async fn django_pbkdf2_hashes_are_imported_verified_and_rehashed_to_argon2id() {
 
     // The right one verifies against the Django hash, which is then replaced.
     assert!(
-        dir.verify_password(Some(user.pk), &Password::new("hunter2"))
+        dir.verify_password(Some(user.pk.clone()), &Password::new("hunter2"))
             .await
             .unwrap()
     );
     assert_eq!(hasher.last_verified(), django);
     assert!(
-        dir.verify_password(Some(user.pk), &Password::new("hunter2"))
+        dir.verify_password(Some(user.pk.clone()), &Password::new("hunter2"))
             .await
             .unwrap()
     );
     let rehashed = hasher.last_verified();
     assert!(rehashed.starts_with("$argon2id$"), "{rehashed}");
     assert!(
-        !dir.verify_password(Some(user.pk), &Password::new("hunter3"))
+        !dir.verify_password(Some(user.pk.clone()), &Password::new("hunter3"))
             .await
             .unwrap()
     );
@@ -439,11 +447,13 @@ async fn django_pbkdf2_hashes_are_imported_verified_and_rehashed_to_argon2id() {
 async fn unknown_users_and_users_without_password_never_verify() {
     let (dir, hasher) = recording_directory();
     let nopw = dir.create_user(NewUser::new("frank")).await.unwrap();
-    for user in [None, Some(UserId::new()), Some(nopw.pk)] {
+    for user in [None, Some(UserId::new_v4()), Some(nopw.pk)] {
         let before = hasher.verified.lock().unwrap().len();
         for pw in ["", "anything"] {
             assert!(
-                !dir.verify_password(user, &Password::new(pw)).await.unwrap(),
+                !dir.verify_password(user.clone(), &Password::new(pw))
+                    .await
+                    .unwrap(),
                 "{user:?}"
             );
         }
@@ -480,7 +490,7 @@ async fn groups_of_includes_every_ancestor_once() {
     want.sort();
     assert_eq!(got, want);
 
-    assert!(dir.groups_of(UserId::new()).await.unwrap().is_empty());
+    assert!(dir.groups_of(UserId::new_v4()).await.unwrap().is_empty());
     assert_eq!(
         dir.find_group("engineering").await.unwrap().map(|g| g.pk),
         Some(mid.pk)
@@ -874,7 +884,7 @@ async fn usernames_are_compared_after_nfkc_and_case_folding() {
             .find_user(UserField::Username, variant, true)
             .await
             .unwrap();
-        assert_eq!(found.map(|u| u.pk), Some(admin.pk), "{variant}");
+        assert_eq!(found.map(|u| u.pk), Some(admin.pk.clone()), "{variant}");
     }
     for bad in [
         "ak\u{200B}admin",

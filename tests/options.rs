@@ -14,7 +14,7 @@ use authflow::model::{
     FlowDesignation, IdentificationStage, PasswordStage, UserField, UserLoginStage,
 };
 use authflow::plan::{PlanContext, SessionId, keys};
-use authflow::store::{FlowAdmin, NewUser, UserDirectory};
+use authflow::store::{FlowAdmin, NewUser, UserAdmin, UserDirectory};
 use common::upstream::TestEnv;
 use serde_json::{Value, json};
 
@@ -387,7 +387,7 @@ async fn terminate_other_sessions() {
     );
     assert_eq!(
         env.session(&client.session_id()).await.and_then(|s| s.user),
-        Some(user.pk)
+        Some(user.pk.clone())
     );
 
     // Without the option (the default) nothing else ends.

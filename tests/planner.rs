@@ -235,7 +235,7 @@ async fn test_planner_default_context() {
     let user = env.create_test_user("test-user").await;
     env.bind_policy(
         BindingTarget::Stage(binding.pk),
-        BindingSubject::User(user.pk),
+        BindingSubject::User(user.pk.clone()),
         0,
     )
     .await;

@@ -216,11 +216,11 @@ async fn test_engine_static_bindings() {
         ),
         ("Group, member", BindingSubject::Group(group_b.pk), true),
         ("User, other", BindingSubject::User(user.pk), false),
-        ("User, same", BindingSubject::User(me.pk), true),
+        ("User, same", BindingSubject::User(me.pk.clone()), true),
     ] {
         let pbm = pbm(&env, PolicyEngineMode::Any).await;
         for order in 0..1000 {
-            bind(&env, &pbm, subject, order).await;
+            bind(&env, &pbm, subject.clone(), order).await;
         }
         let before = env.directory_calls();
         let result = build(&env, &pbm, Some(&me)).await;
@@ -273,7 +273,7 @@ async fn test_user_passing() {
     let env = TestEnv::new();
     let user = env.create_test_user("policyuser").await;
     let pbm = pbm(&env, PolicyEngineMode::Any).await;
-    bind(&env, &pbm, BindingSubject::User(user.pk), 0).await;
+    bind(&env, &pbm, BindingSubject::User(user.pk.clone()), 0).await;
     assert!(build(&env, &pbm, Some(&user)).await.passing);
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use authflow::blueprint::Importer;
 use authflow::model::{Flow, FlowDesignation, Prompt, PromptStage, PromptType, Stage, StageConfig};
 use authflow::python::PythonEvaluator;
-use authflow::store::{FlowAdmin, NewUser, UserDirectory};
+use authflow::store::{FlowAdmin, NewUser, UserAdmin};
 use authflow::{Engine, defaults, memory};
 use common::kit::Client;
 use serde_json::{Value, json};

@@ -110,13 +110,17 @@ async fn host() -> Host {
 
     let blocked = Group::new("blocked");
     let contractors = Group::new("blocked-contractors").child_of(blocked.pk);
-    users.put_group(blocked.clone()).await.unwrap();
-    users.put_group(contractors.clone()).await.unwrap();
-    users
+    // Management goes through the directory's optional `UserAdmin`.
+    let admin = users
+        .admin()
+        .expect("the memory directory manages its users");
+    admin.put_group(blocked.clone()).await.unwrap();
+    admin.put_group(contractors.clone()).await.unwrap();
+    admin
         .create_user(NewUser::new("alice").email("alice@example.com"))
         .await
         .unwrap();
-    users
+    admin
         .create_user(NewUser::new("mallory").group(contractors.pk))
         .await
         .unwrap();
@@ -510,8 +514,8 @@ fn user_builder_and_dummy_verification_for_host_directories() {
         "one hash's worth of work"
     );
 
-    let id = authflow::model::UserId::new();
-    let user = authflow::store::User::new(id, "alice")
+    let id = authflow::model::UserId::new_v4();
+    let user = authflow::store::User::new(id.clone(), "alice")
         .with_email("alice@example.com")
         .with_name("Alice")
         .with_attribute("team", json!("blue"));

@@ -26,7 +26,7 @@ use authflow::model::{
 use authflow::plan::{PlanContext, keys};
 use authflow::policy::{ExpressionEvaluator, PolicyError, PolicyOutcome, PolicyRequest};
 use authflow::python::{PythonEvaluator, TIMED_OUT};
-use authflow::store::{FlowAdmin, FlowSource, User, UserDirectory};
+use authflow::store::{FlowAdmin, FlowSource, User, UserAdmin};
 use authflow::{Engine, defaults};
 use common::kit::Client;
 use common::upstream::TestEnv;

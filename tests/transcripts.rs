@@ -34,7 +34,7 @@ use authflow::model::{
     BindingSubject, BindingTarget, DeniedAction, DummyStage, Flow, FlowDesignation,
     FlowStageBinding, Policy, PolicyBinding, PolicyKind, Stage,
 };
-use authflow::store::{FlowAdmin, UserDirectory};
+use authflow::store::{FlowAdmin, UserAdmin, UserDirectory};
 use authflow::{Outcome, defaults};
 use common::kit::{ADMIN_PASSWORD, Client, Kit, kit, wire};
 use serde_json::{Value, json};
@@ -484,7 +484,7 @@ async fn denied_flow_without_policy_message_76_77() {
     let k = kit().await;
     // A user binding to someone else: fails for everybody else, with no message, so
     // the generic text authentik recorded is shown.
-    install_denied_flow(&k, BindingSubject::User(k.admin.pk), None).await;
+    install_denied_flow(&k, BindingSubject::User(k.admin.pk.clone()), None).await;
     let mut c = k.client();
     replay(&mut c, &hops(76..=77), &[]).await;
 }

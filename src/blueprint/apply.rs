@@ -17,12 +17,11 @@ use super::python::truthy;
 use super::report::{DirectoryReport, EntryAction, EntryReport, ImportReport, SkippedEntry};
 use super::tags::{Context, EntryRef, EnvSource, Resolver};
 use super::target::{FlowTarget, UserTarget};
-use super::work::{FlowOp, Op, Work};
+use super::work::{Op, Work};
 use super::{Blueprint, BlueprintError, parse};
 use crate::model::{
     BindingId, FlowId, GroupId, PolicyBindingId, PolicyId, PromptId, StageConfig, StageId, UserId,
 };
-use crate::store::{NewUser, StoreError};
 
 /// Applies authentik blueprints to a [`FlowStore`](crate::store::FlowStore) and a [`UserDirectory`](crate::store::UserDirectory).
 ///
@@ -100,7 +99,7 @@ pub(super) enum State {
 }
 
 /// An existing object an entry's identifiers matched.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) enum Instance {
     Flow(FlowId),
     Stage(StageId),
@@ -645,58 +644,9 @@ impl<'a> Importer<'a> {
     /// Writes validated changes to the real stores.
     async fn commit(&self, file: &str, ops: &[Op]) -> Result<(), BlueprintError> {
         let flows = self.flows.store();
-        let dir = self.users.dir();
         let total = ops.len();
         for (applied, op) in ops.iter().enumerate() {
-            let result: Result<(), StoreError> = match op.clone() {
-                Op::Flow(FlowOp::PutFlow(x)) => flows.put_flow(x).await,
-                Op::Flow(FlowOp::DeleteFlow(slug)) => flows.delete_flow(&slug).await.map(|_| ()),
-                Op::Flow(FlowOp::PutStage(x)) => flows.put_stage(x).await,
-                Op::Flow(FlowOp::DeleteStage(pk)) => flows.delete_stage(pk).await.map(|_| ()),
-                Op::Flow(FlowOp::PutBinding(x)) => flows.put_binding(x).await,
-                Op::Flow(FlowOp::DeleteBinding(pk)) => flows.delete_binding(pk).await.map(|_| ()),
-                Op::Flow(FlowOp::PutPolicy(x)) => flows.put_policy(x).await,
-                Op::Flow(FlowOp::DeletePolicy(pk)) => flows.delete_policy(pk).await.map(|_| ()),
-                Op::Flow(FlowOp::PutPolicyBinding(x)) => flows.put_policy_binding(x).await,
-                Op::Flow(FlowOp::DeletePolicyBinding(pk)) => {
-                    flows.delete_policy_binding(pk).await.map(|_| ())
-                }
-                Op::PutGroup(g) => dir.put_group(g).await,
-                Op::CreateUser {
-                    user,
-                    password,
-                    hash,
-                } => match (hash, self.users) {
-                    (Some(h), UserTarget::Memory(m)) => m.import_user(user, Some(h)),
-                    (Some(_), UserTarget::Directory(_)) => Err(StoreError::Unavailable(
-                        "this user directory cannot take password hashes".into(),
-                    )),
-                    (None, _) => dir
-                        .create_user(NewUser {
-                            pk: Some(user.pk),
-                            username: user.username,
-                            name: user.name,
-                            email: user.email,
-                            is_active: user.is_active,
-                            path: user.path,
-                            user_type: user.user_type,
-                            attributes: user.attributes,
-                            groups: user.groups,
-                            password,
-                        })
-                        .await
-                        .map(|_| ()),
-                },
-                Op::UpdateUser(u) => dir.update_user(&u).await,
-                Op::SetPassword(pk, p) => dir.set_password(pk, &p).await,
-                Op::SetHash(user, h) => match self.users {
-                    UserTarget::Memory(m) => m.import_user(user, Some(h)),
-                    UserTarget::Directory(_) => Err(StoreError::Unavailable(
-                        "this user directory cannot take password hashes".into(),
-                    )),
-                },
-                Op::DeleteUser(pk) => dir.delete_user(pk).await.map(|_| ()),
-            };
+            let result = super::target::write(flows, self.users, op.clone()).await;
             result.map_err(|error| BlueprintError::Commit {
                 file: file.to_owned(),
                 applied,

@@ -393,7 +393,7 @@ impl Importer<'_> {
         let get = |k: &str| merged.get(k).cloned().unwrap_or(Json::Null);
         let policy = models::ref_uuid("policy", &get("policy"))?.map(PolicyId::from_uuid);
         let group = models::ref_uuid("group", &get("group"))?.map(GroupId::from_uuid);
-        let user = models::ref_uuid("user", &get("user"))?.map(UserId::from_uuid);
+        let user = models::ref_uuid("user", &get("user"))?.map(UserId::from);
         if let Some(p) = policy {
             if !f.work.policies.contains_key(&p) {
                 return Err(format!("`policy`: no policy has the pk `{p}`"));
@@ -411,10 +411,10 @@ impl Importer<'_> {
                 return Err(format!("`group`: no group has the pk `{g}`"));
             }
         }
-        if let Some(u) = user {
+        if let Some(u) = &user {
             if f.work
                 .users
-                .user(dir, u)
+                .user(dir, u.clone())
                 .await
                 .map_err(|e| e.to_string())?
                 .is_none()

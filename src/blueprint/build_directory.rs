@@ -71,7 +71,7 @@ impl Importer<'_> {
         let members = models::ref_list("users", merged.get("users").unwrap_or(&Json::Null))?;
         let mut added = false;
         for id in members {
-            let uid = UserId::from_uuid(id);
+            let uid = UserId::from(id);
             let mut user = f
                 .work
                 .users
@@ -111,7 +111,9 @@ impl Importer<'_> {
                 .map_err(|e| e.to_string())?,
             _ => None,
         };
-        let pk = old.as_ref().map_or(UserId::from_uuid(new_pk), |o| o.pk);
+        let pk = old
+            .as_ref()
+            .map_or_else(|| UserId::from(new_pk), |o| o.pk.clone());
         let username = match string_attr(&merged, "username")? {
             Some(u) if !u.trim().is_empty() => u,
             _ => return Err("`username`: This field is required.".into()),
@@ -138,7 +140,7 @@ impl Importer<'_> {
             Some(other) => return Err(format!("`attributes`: expected a mapping, got `{other}`")),
         };
         let user = User {
-            pk,
+            pk: pk.clone(),
             username,
             name: string_attr(&merged, "name")?.unwrap_or_default(),
             email: string_attr(&merged, "email")?.unwrap_or_default(),
@@ -171,7 +173,7 @@ impl Importer<'_> {
             if let Some(other) = f
                 .work
                 .users
-                .user(dir, pk)
+                .user(dir, pk.clone())
                 .await
                 .map_err(|e| e.to_string())?
             {
@@ -191,7 +193,7 @@ impl Importer<'_> {
             .await?;
             return Ok(Outcome::Done(
                 EntryAction::Created,
-                Some(Instance::User(pk)),
+                Some(Instance::User(pk.clone())),
             ));
         };
         let mut changed = old != user;
@@ -201,11 +203,11 @@ impl Importer<'_> {
         if let Some(p) = password {
             let p = Password::new(p);
             let current = dir
-                .verify_password(Some(pk), &p)
+                .verify_password(Some(pk.clone()), &p)
                 .await
                 .map_err(|e| e.to_string())?;
             if !current {
-                self.apply_op(f, Op::SetPassword(pk, p)).await?;
+                self.apply_op(f, Op::SetPassword(pk.clone(), p)).await?;
                 changed = true;
             }
         }

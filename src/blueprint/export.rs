@@ -325,10 +325,10 @@ pub fn export(def: &FlowDefinition) -> String {
 
     // Policy bindings.
     let policy_binding = |pb: &PolicyBinding, target: Yaml| {
-        let subject = match pb.subject {
+        let subject = match &pb.subject {
             BindingSubject::Policy(p) => (
                 "policy",
-                policy_ids.get(&p).map_or_else(
+                policy_ids.get(p).map_or_else(
                     || find("authentik_policies.policy", "pk", &p.to_string()),
                     |id| key_of(id),
                 ),
@@ -336,7 +336,7 @@ pub fn export(def: &FlowDefinition) -> String {
             BindingSubject::Group(g) => {
                 ("group", find("authentik_core.group", "pk", &g.to_string()))
             }
-            BindingSubject::User(u) => ("user", find("authentik_core.user", "pk", &u.to_string())),
+            BindingSubject::User(u) => ("user", find("authentik_core.user", "pk", u.as_str())),
         };
         let attrs = mapping(vec![
             ("negate", Yaml::Bool(pb.negate)),

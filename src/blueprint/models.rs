@@ -266,7 +266,7 @@ pub(crate) fn policy_binding_attrs(b: &crate::model::PolicyBinding) -> Map<Strin
         BindingTarget::Stage(s) => s.to_string(),
     };
     m.insert("target".into(), json!(target));
-    let (policy, group, user) = match b.subject {
+    let (policy, group, user) = match &b.subject {
         BindingSubject::Policy(p) => (json!(p.to_string()), Json::Null, Json::Null),
         BindingSubject::Group(g) => (Json::Null, json!(g.to_string()), Json::Null),
         BindingSubject::User(u) => (Json::Null, Json::Null, json!(u.to_string())),

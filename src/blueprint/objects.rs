@@ -201,7 +201,9 @@ impl Importer<'_> {
         }
         if let Some((inst, _)) = &existing {
             match state {
-                State::Created => return Ok(Outcome::Done(EntryAction::Kept, Some(*inst))),
+                State::Created => {
+                    return Ok(Outcome::Done(EntryAction::Kept, Some(inst.clone())));
+                }
                 State::MustCreated => {
                     return Err("State is set to must_created and object exists already".into());
                 }
@@ -421,7 +423,7 @@ impl Importer<'_> {
                     Some(id) => f
                         .work
                         .users
-                        .user(dir, UserId::from_uuid(id))
+                        .user(dir, UserId::from(id))
                         .await
                         .map_err(|e| e.to_string())?,
                     None => None,
@@ -448,7 +450,12 @@ impl Importer<'_> {
                 }
                 found.and_then(|u| {
                     let a = models::user_attrs(&u);
-                    hit(&a, *u.pk.as_uuid()).then_some((Instance::User(u.pk), a))
+                    // A host's non-UUID user key is never a blueprint `pk`.
+                    let matched = match u.pk.to_uuid() {
+                        Some(id) => hit(&a, id),
+                        None => !others.is_empty() && models::attrs_match(&a, &others),
+                    };
+                    matched.then_some((Instance::User(u.pk), a))
                 })
             }
             Model::AnyStage | Model::MetaApplyBlueprint => None,

@@ -725,7 +725,7 @@ pub(crate) async fn find(
                 match models::ref_uuid("pk", pk)? {
                     Some(id) => work
                         .users
-                        .user(dir, crate::model::UserId::from_uuid(id))
+                        .user(dir, crate::model::UserId::from(id))
                         .await
                         .map_err(|e| e.to_string())?,
                     None => None,

@@ -1,9 +1,9 @@
 //! Where an import writes: [`FlowTarget`] and [`UserTarget`].
 
-use super::work::snapshot;
+use super::work::{FlowOp, Op, snapshot};
 use crate::catalogue::CatalogueSnapshot;
 use crate::memory::{MemoryFlowStore, MemoryUserDirectory};
-use crate::store::{FlowStore, StoreError, UserDirectory};
+use crate::store::{FlowStore, NewUser, StoreError, UserDirectory, operation};
 
 /// The flow store an import writes to.
 #[derive(Clone, Copy)]
@@ -76,5 +76,78 @@ impl<'a> UserTarget<'a> {
             UserTarget::Memory(m) => m,
             UserTarget::Directory(d) => d,
         }
+    }
+}
+
+/// Writes one validated change to the real stores. Changes of users and groups need
+/// the directory's [`UserAdmin`](crate::store::UserAdmin) (else
+/// [`StoreError::Unsupported`]; the importer refuses such entries before writing).
+pub(super) async fn write(
+    flows: &dyn FlowStore,
+    users: UserTarget<'_>,
+    op: Op,
+) -> Result<(), StoreError> {
+    let dir = users.dir();
+    match op {
+        Op::Flow(FlowOp::PutFlow(x)) => flows.put_flow(x).await,
+        Op::Flow(FlowOp::DeleteFlow(slug)) => flows.delete_flow(&slug).await.map(|_| ()),
+        Op::Flow(FlowOp::PutStage(x)) => flows.put_stage(x).await,
+        Op::Flow(FlowOp::DeleteStage(pk)) => flows.delete_stage(pk).await.map(|_| ()),
+        Op::Flow(FlowOp::PutBinding(x)) => flows.put_binding(x).await,
+        Op::Flow(FlowOp::DeleteBinding(pk)) => flows.delete_binding(pk).await.map(|_| ()),
+        Op::Flow(FlowOp::PutPolicy(x)) => flows.put_policy(x).await,
+        Op::Flow(FlowOp::DeletePolicy(pk)) => flows.delete_policy(pk).await.map(|_| ()),
+        Op::Flow(FlowOp::PutPolicyBinding(x)) => flows.put_policy_binding(x).await,
+        Op::Flow(FlowOp::DeletePolicyBinding(pk)) => {
+            flows.delete_policy_binding(pk).await.map(|_| ())
+        }
+        Op::PutGroup(g) => dir.require_admin(operation::PUT_GROUP)?.put_group(g).await,
+        Op::CreateUser {
+            user,
+            password,
+            hash,
+        } => match (hash, users) {
+            (Some(h), UserTarget::Memory(m)) => m.import_user(user, Some(h)),
+            (Some(_), UserTarget::Directory(_)) => Err(StoreError::Unavailable(
+                "this user directory cannot take password hashes".into(),
+            )),
+            (None, _) => dir
+                .require_admin(operation::CREATE_USER)?
+                .create_user(NewUser {
+                    pk: Some(user.pk),
+                    username: user.username,
+                    name: user.name,
+                    email: user.email,
+                    is_active: user.is_active,
+                    path: user.path,
+                    user_type: user.user_type,
+                    attributes: user.attributes,
+                    groups: user.groups,
+                    password,
+                })
+                .await
+                .map(|_| ()),
+        },
+        Op::UpdateUser(u) => {
+            dir.require_admin(operation::UPDATE_USER)?
+                .update_user(&u)
+                .await
+        }
+        Op::SetPassword(pk, p) => {
+            dir.require_admin(operation::SET_PASSWORD)?
+                .set_password(pk, &p)
+                .await
+        }
+        Op::SetHash(user, h) => match users {
+            UserTarget::Memory(m) => m.import_user(user, Some(h)),
+            UserTarget::Directory(_) => Err(StoreError::Unavailable(
+                "this user directory cannot take password hashes".into(),
+            )),
+        },
+        Op::DeleteUser(pk) => dir
+            .require_admin(operation::DELETE_USER)?
+            .delete_user(pk)
+            .await
+            .map(|_| ()),
     }
 }

@@ -15,7 +15,7 @@ use crate::model::{
     PolicyBindingId, PolicyId, Prompt, PromptId, Stage, StageConfig, StageId, UserField, UserId,
 };
 use crate::secret::Password;
-use crate::store::{FlowStore, Group, StoreError, User, UserDirectory};
+use crate::store::{FlowStore, Group, StoreError, User, UserDirectory, operation};
 
 /// One change to the stores: a flow-catalogue [`FlowOp`] or a user-directory change.
 #[derive(Debug, Clone)]
@@ -31,6 +31,21 @@ pub(crate) enum Op {
     SetPassword(UserId, Password),
     SetHash(User, String),
     DeleteUser(UserId),
+}
+
+impl Op {
+    /// The [`UserAdmin`](crate::store::UserAdmin) operation this op needs (`None` for
+    /// flow-catalogue ops).
+    fn directory_operation(&self) -> Option<&'static str> {
+        Some(match self {
+            Op::Flow(_) => return None,
+            Op::PutGroup(_) => operation::PUT_GROUP,
+            Op::CreateUser { .. } => operation::CREATE_USER,
+            Op::UpdateUser(_) | Op::SetHash(..) => operation::UPDATE_USER,
+            Op::SetPassword(..) => operation::SET_PASSWORD,
+            Op::DeleteUser(_) => operation::DELETE_USER,
+        })
+    }
 }
 
 /// Everything a [`FlowStore`] shows through its trait: the flows and what their
@@ -90,8 +105,8 @@ pub(crate) struct UserOverlay {
 impl UserOverlay {
     fn remember_user(&mut self, user: &User) {
         self.names
-            .insert(user.username.to_lowercase(), Some(user.pk));
-        self.users.insert(user.pk, Some(user.clone()));
+            .insert(user.username.to_lowercase(), Some(user.pk.clone()));
+        self.users.insert(user.pk.clone(), Some(user.clone()));
     }
 
     /// The user with this pk.
@@ -103,7 +118,7 @@ impl UserOverlay {
         if let Some(u) = self.users.get(&pk) {
             return Ok(u.clone());
         }
-        let found = dir.user(pk).await?;
+        let found = dir.user(pk.clone()).await?;
         match &found {
             Some(u) => self.remember_user(u),
             None => {
@@ -121,7 +136,9 @@ impl UserOverlay {
     ) -> Result<Option<User>, StoreError> {
         let key = name.to_lowercase();
         if let Some(entry) = self.names.get(&key) {
-            return Ok(entry.and_then(|pk| self.users.get(&pk).cloned().flatten()));
+            return Ok(entry
+                .as_ref()
+                .and_then(|pk| self.users.get(pk).cloned().flatten()));
         }
         let found = dir.find_user(UserField::Username, name, true).await?;
         match &found {
@@ -421,6 +438,13 @@ impl Work {
             StoreError::Validation(v) => v.to_string(),
             other => other.to_string(),
         };
+        // A directory without management refuses every user or group entry before
+        // anything is written.
+        if let Some(operation) = op.directory_operation() {
+            if dir.admin().is_none() {
+                return Err(StoreError::unsupported_message(operation));
+            }
+        }
         match &op {
             Op::Flow(fop) => {
                 self.scratch.apply(fop.clone()).map_err(err)?;
@@ -451,7 +475,7 @@ impl Work {
                 self.users.put_user(user);
             }
             Op::SetPassword(..) => {}
-            Op::DeleteUser(pk) => self.users.delete_user(*pk),
+            Op::DeleteUser(pk) => self.users.delete_user(pk.clone()),
         }
         if record {
             self.ops.push(op);

@@ -34,6 +34,9 @@ pub enum ApiError {
     Busy,
     /// 414: the `query` parameter is longer than the limit (bytes).
     QueryTooLong(usize),
+    /// 403 `{"code": "unsupported"}`: the store does not support this operation
+    /// ([`StoreError::Unsupported`]; a login-only user directory asked to create a user).
+    Unsupported(String),
 }
 
 impl ApiError {
@@ -42,7 +45,7 @@ impl ApiError {
         match self {
             ApiError::Validation(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::Unsupported(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -80,6 +83,9 @@ impl ApiError {
             ApiError::QueryTooLong(limit) => {
                 json!({"detail": format!("The `query` parameter is longer than {limit} bytes."), "code": "query_too_long"})
             }
+            ApiError::Unsupported(operation) => {
+                json!({"detail": StoreError::unsupported_message(operation), "code": "unsupported", "operation": operation})
+            }
         }
     }
 }
@@ -107,6 +113,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(_) => ApiError::NotFound,
             StoreError::Conflict => ApiError::Conflict,
             StoreError::Busy => ApiError::Busy,
+            StoreError::Unsupported(operation) => ApiError::Unsupported(operation),
             StoreError::Unavailable(_reason) => {
                 #[cfg(feature = "http")]
                 tracing::error!(reason = %_reason, "store unavailable");

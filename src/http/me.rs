@@ -66,7 +66,7 @@ async fn user_json(app: &AppState, user: &User) -> Result<Value, ApiError> {
     } else {
         &user.name
     };
-    // authentik: sha256 of "<install id>-<pk>"; authflow has no install id, the pk is a UUID.
+    // authentik: sha256 of "<install id>-<pk>"; authflow has no install id: sha256 of the pk.
     let uid: String = sha2::Sha256::digest(user.pk.to_string().as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

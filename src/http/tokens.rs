@@ -54,6 +54,6 @@ impl ApiTokens {
 
     /// The user a token acts as.
     pub fn user(&self, token: &str) -> Option<UserId> {
-        self.by_digest.read().ok()?.get(&digest(token)).copied()
+        self.by_digest.read().ok()?.get(&digest(token)).cloned()
     }
 }

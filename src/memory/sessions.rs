@@ -114,7 +114,10 @@ impl MemorySessionStore {
         s.map.retain(|_, e| !self.expired(e, now));
         let Sessions { map, by_user, .. } = s;
         by_user.retain(|user, ids| {
-            ids.retain(|id| map.get(id).is_some_and(|e| e.state.user == Some(*user)));
+            ids.retain(|id| {
+                map.get(id)
+                    .is_some_and(|e| e.state.user.as_ref() == Some(user))
+            });
             !ids.is_empty()
         });
         s.inserts = 0;
@@ -217,8 +220,11 @@ impl SessionStore for MemorySessionStore {
             }
             _ => Err(StoreError::Conflict),
         };
-        if let (Ok(_), Some(user)) = (&saved, state.user) {
-            s.by_user.entry(user).or_default().insert(id.clone());
+        if let (Ok(_), Some(user)) = (&saved, &state.user) {
+            s.by_user
+                .entry(user.clone())
+                .or_default()
+                .insert(id.clone());
         }
         saved
     }
@@ -240,8 +246,12 @@ impl SessionStore for MemorySessionStore {
         let mut deleted = 0;
         for id in ids {
             if &id == keep {
-                s.by_user.entry(user).or_default().insert(id);
-            } else if s.map.get(&id).is_some_and(|e| e.state.user == Some(user)) {
+                s.by_user.entry(user.clone()).or_default().insert(id);
+            } else if s
+                .map
+                .get(&id)
+                .is_some_and(|e| e.state.user.as_ref() == Some(&user))
+            {
                 s.map.remove(&id);
                 deleted += 1;
             }

@@ -9,7 +9,8 @@ use crate::hashing::{Argon2idHasher, PasswordHashing};
 use crate::model::{GroupId, UserField, UserId, ValidationErrors};
 use crate::secret::Password;
 use crate::store::{
-    Group, NewUser, StoreError, User, UserDirectory, canonical_identifier, validate_username,
+    Group, NewUser, StoreError, User, UserAdmin, UserDirectory, canonical_identifier,
+    validate_username,
 };
 
 use super::poisoned;
@@ -19,7 +20,8 @@ struct UserRecord {
     hash: Option<String>,
 }
 
-/// Users and groups in memory; passwords hashed with argon2id by default.
+/// Users and groups in memory; passwords hashed with argon2id by default. Implements
+/// both [`UserDirectory`] and [`UserAdmin`] (its [`UserDirectory::admin`] is itself).
 pub struct MemoryUserDirectory {
     users: RwLock<HashMap<UserId, UserRecord>>,
     groups: RwLock<HashMap<GroupId, Group>>,
@@ -55,11 +57,11 @@ impl MemoryUserDirectory {
 
     /// Imports a user with an existing hash (e.g. Django `pbkdf2_sha256$…` from authentik).
     ///
-    /// The same identifier rules as [`UserDirectory::create_user`] apply.
+    /// The same identifier rules as [`UserAdmin::create_user`] apply.
     pub fn import_user(&self, user: User, hash: Option<String>) -> Result<(), StoreError> {
         let mut users = self.users.write().map_err(|_| poisoned())?;
         check_identifiers(&users, &user)?;
-        users.insert(user.pk, UserRecord { user, hash });
+        users.insert(user.pk.clone(), UserRecord { user, hash });
         Ok(())
     }
 
@@ -164,12 +166,12 @@ impl UserDirectory for MemoryUserDirectory {
         user: Option<UserId>,
         password: &Password,
     ) -> Result<bool, StoreError> {
-        let hash = match user {
+        let hash = match &user {
             Some(pk) => self
                 .users
                 .read()
                 .map_err(|_| poisoned())?
-                .get(&pk)
+                .get(pk)
                 .and_then(|r| r.hash.clone()),
             None => None,
         };
@@ -180,8 +182,8 @@ impl UserDirectory for MemoryUserDirectory {
         };
         let ok = self.hasher.verify(&hash, password.expose());
         if ok && self.hasher.needs_rehash(&hash) {
-            if let (Some(pk), Ok(new)) = (user, self.hasher.hash(password.expose())) {
-                if let Some(r) = self.users.write().map_err(|_| poisoned())?.get_mut(&pk) {
+            if let (Some(pk), Ok(new)) = (&user, self.hasher.hash(password.expose())) {
+                if let Some(r) = self.users.write().map_err(|_| poisoned())?.get_mut(pk) {
                     r.hash = Some(new);
                 }
             }
@@ -189,6 +191,54 @@ impl UserDirectory for MemoryUserDirectory {
         Ok(ok)
     }
 
+    async fn group(&self, pk: GroupId) -> Result<Option<Group>, StoreError> {
+        Ok(self
+            .groups
+            .read()
+            .map_err(|_| poisoned())?
+            .get(&pk)
+            .cloned())
+    }
+
+    async fn find_group(&self, name: &str) -> Result<Option<Group>, StoreError> {
+        Ok(self
+            .groups
+            .read()
+            .map_err(|_| poisoned())?
+            .values()
+            .find(|g| g.name == name)
+            .cloned())
+    }
+
+    async fn groups_of(&self, user: UserId) -> Result<Vec<Group>, StoreError> {
+        let direct = match self.users.read().map_err(|_| poisoned())?.get(&user) {
+            Some(r) => r.user.groups.clone(),
+            None => return Ok(Vec::new()),
+        };
+        let groups = self.groups.read().map_err(|_| poisoned())?;
+        let mut out: Vec<Group> = Vec::new();
+        for g in direct {
+            let mut cur = groups.get(&g);
+            // Parent chains are walked at most 64 deep (a cycle cannot hang us).
+            for _ in 0..64 {
+                let Some(group) = cur else { break };
+                if out.iter().any(|o| o.pk == group.pk) {
+                    break;
+                }
+                out.push(group.clone());
+                cur = group.parent.and_then(|p| groups.get(&p));
+            }
+        }
+        Ok(out)
+    }
+
+    fn admin(&self) -> Option<&dyn UserAdmin> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl UserAdmin for MemoryUserDirectory {
     async fn set_password(&self, user: UserId, password: &Password) -> Result<(), StoreError> {
         let hash = self
             .hasher
@@ -214,7 +264,7 @@ impl UserDirectory for MemoryUserDirectory {
             None => None,
         };
         let user = User {
-            pk: new.pk.unwrap_or_default(),
+            pk: new.pk.unwrap_or_else(UserId::new_v4),
             username: new.username,
             name: new.name,
             email: new.email,
@@ -233,7 +283,7 @@ impl UserDirectory for MemoryUserDirectory {
         }
         check_identifiers(&users, &user)?;
         users.insert(
-            user.pk,
+            user.pk.clone(),
             UserRecord {
                 user: user.clone(),
                 hash,
@@ -261,25 +311,6 @@ impl UserDirectory for MemoryUserDirectory {
             .is_some())
     }
 
-    async fn group(&self, pk: GroupId) -> Result<Option<Group>, StoreError> {
-        Ok(self
-            .groups
-            .read()
-            .map_err(|_| poisoned())?
-            .get(&pk)
-            .cloned())
-    }
-
-    async fn find_group(&self, name: &str) -> Result<Option<Group>, StoreError> {
-        Ok(self
-            .groups
-            .read()
-            .map_err(|_| poisoned())?
-            .values()
-            .find(|g| g.name == name)
-            .cloned())
-    }
-
     async fn put_group(&self, group: Group) -> Result<(), StoreError> {
         let mut groups = self.groups.write().map_err(|_| poisoned())?;
         if groups
@@ -293,27 +324,5 @@ impl UserDirectory for MemoryUserDirectory {
         }
         groups.insert(group.pk, group);
         Ok(())
-    }
-
-    async fn groups_of(&self, user: UserId) -> Result<Vec<Group>, StoreError> {
-        let direct = match self.users.read().map_err(|_| poisoned())?.get(&user) {
-            Some(r) => r.user.groups.clone(),
-            None => return Ok(Vec::new()),
-        };
-        let groups = self.groups.read().map_err(|_| poisoned())?;
-        let mut out: Vec<Group> = Vec::new();
-        for g in direct {
-            let mut cur = groups.get(&g);
-            // Parent chains are walked at most 64 deep (a cycle cannot hang us).
-            for _ in 0..64 {
-                let Some(group) = cur else { break };
-                if out.iter().any(|o| o.pk == group.pk) {
-                    break;
-                }
-                out.push(group.clone());
-                cur = group.parent.and_then(|p| groups.get(&p));
-            }
-        }
-        Ok(out)
     }
 }

@@ -188,7 +188,7 @@ pub enum BindingTarget {
 }
 
 /// What a policy binding checks: exactly one of a policy, a group or a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "pk")]
 pub enum BindingSubject {
     /// Run a policy.

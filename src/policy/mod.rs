@@ -217,7 +217,7 @@ pub async fn evaluate(
                 request
                     .env
                     .users
-                    .groups_of(u.pk)
+                    .groups_of(u.pk.clone())
                     .await
                     .map(|g| g.into_iter().map(|g| g.pk).collect())
                     .unwrap_or_default()
@@ -230,9 +230,9 @@ pub async fn evaluate(
                 // Anonymous and pretended users fail every static binding.
                 None => false,
                 Some(user) => {
-                    let matches = match b.binding.subject {
-                        BindingSubject::User(u) => u == user.pk,
-                        BindingSubject::Group(g) => groups.contains(&g),
+                    let matches = match &b.binding.subject {
+                        BindingSubject::User(u) => *u == user.pk,
+                        BindingSubject::Group(g) => groups.contains(g),
                         BindingSubject::Policy(_) => false,
                     };
                     matches != b.binding.negate

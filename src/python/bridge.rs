@@ -124,10 +124,11 @@ impl Drop for Abandon {
 /// Runs a lookup against the directory (on the caller's executor).
 pub(super) async fn serve(users: &dyn UserDirectory, lookup: Lookup) -> Answer {
     let result = match lookup {
-        Lookup::User(pk) => match UserId::from_str(&pk) {
-            Ok(pk) => users.user(pk).await.map(|u| u.map(|u| json(&u))),
-            Err(_) => Ok(None),
-        },
+        // User ids are the host's keys, taken as they are.
+        Lookup::User(pk) => users
+            .user(UserId::from(pk))
+            .await
+            .map(|u| u.map(|u| json(&u))),
         Lookup::FindUser {
             field,
             value,
@@ -151,10 +152,10 @@ pub(super) async fn serve(users: &dyn UserDirectory, lookup: Lookup) -> Answer {
             Ok(pk) => users.group(pk).await.map(|g| g.map(|g| json(&g))),
             Err(_) => Ok(None),
         },
-        Lookup::GroupsOf(pk) => match UserId::from_str(&pk) {
-            Ok(pk) => users.groups_of(pk).await.map(|g| Some(json(&g))),
-            Err(_) => Ok(Some("[]".into())),
-        },
+        Lookup::GroupsOf(pk) => users
+            .groups_of(UserId::from(pk))
+            .await
+            .map(|g| Some(json(&g))),
     };
     result.map_err(|e| e.to_string())
 }

@@ -15,7 +15,7 @@ use crate::challenge::{
 use crate::model::{ConsentMode, ConsentStage, NON_FIELD_ERRORS, parse_timedelta};
 use crate::plan::keys;
 use crate::secret::constant_time_eq;
-use crate::store::User;
+use crate::store::{User, operation};
 
 /// User attribute holding granted consents.
 pub const CONSENT_ATTRIBUTE: &str = "goauthentik.io/consent";
@@ -164,7 +164,11 @@ impl StageKind for ConsentStage {
                 if let Value::Object(m) = entry {
                     m.insert(app, json!({"expires": expires, "permissions": ids}));
                 }
-                ctx.env.users.update_user(&user).await?;
+                ctx.env
+                    .users
+                    .require_admin(operation::UPDATE_USER)?
+                    .update_user(&user)
+                    .await?;
             }
         }
         Ok(StageOutcome::Done)

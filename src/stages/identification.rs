@@ -165,7 +165,7 @@ impl StageKind for IdentificationStage {
                             .verify_password(
                                 found
                                     .as_ref()
-                                    .map(|u| u.pk)
+                                    .map(|u| u.pk.clone())
                                     .filter(|_| inline_checks_directory),
                                 &Password::new(pw.as_str()),
                             )

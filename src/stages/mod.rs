@@ -63,7 +63,9 @@ pub enum StageOutcome {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StageError {
     /// A store failed: the request fails with [`crate::Error::Store`] and nothing of
-    /// this step is saved.
+    /// this step is saved. Except [`StoreError::Busy`] (the challenge again, with an
+    /// error asking to retry) and [`StoreError::Unsupported`] (the stage is denied with
+    /// a message naming the operation the user directory does not support).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A bug or unexpected state: the client gets `ak-stage-flow-error` with a request id.

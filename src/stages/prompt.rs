@@ -342,10 +342,10 @@ async fn identifier_taken(ctx: &StageContext<'_>, value: &str) -> Result<bool, S
     let own = ctx
         .pending_user()
         .and_then(|p| p.pk)
-        .or(ctx.request_user.map(|u| u.pk));
+        .or(ctx.request_user.map(|u| u.pk.clone()));
     for field in [UserField::Username, UserField::Email] {
         if let Some(existing) = ctx.env.users.find_user(field, value, true).await? {
-            if own != Some(existing.pk) {
+            if own.as_ref() != Some(&existing.pk) {
                 return Ok(true);
             }
         }

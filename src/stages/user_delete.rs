@@ -9,6 +9,7 @@ use super::{StageContext, StageError, StageKind, StageMeta, StageOutcome};
 use crate::events::{Event, EventAction};
 use crate::model::UserDeleteStage;
 use crate::plan::keys;
+use crate::store::operation;
 
 #[async_trait]
 impl StageKind for UserDeleteStage {
@@ -34,7 +35,11 @@ impl StageKind for UserDeleteStage {
             Some(_) => return Ok(StageOutcome::Deny("No Pending User.".into())),
             None => request_user.clone(),
         };
-        ctx.env.users.delete_user(target.pk).await?;
+        ctx.env
+            .users
+            .require_admin(operation::DELETE_USER)?
+            .delete_user(target.pk.clone())
+            .await?;
         ctx.context.remove(keys::PENDING_USER);
         ctx.effects.logout = true;
         let mut event = Event::new(EventAction::UserDelete);

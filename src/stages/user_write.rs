@@ -8,10 +8,10 @@ use serde_json::{Map, Value};
 
 use super::{StageContext, StageError, StageKind, StageMeta, StageOutcome};
 use crate::events::{Event, EventAction};
-use crate::model::{GroupId, UserCreationMode, UserWriteStage};
+use crate::model::{GroupId, UserCreationMode, UserId, UserWriteStage};
 use crate::plan::{PendingUser, keys};
 use crate::secret::Password;
-use crate::store::{NewUser, StoreError, User};
+use crate::store::{NewUser, StoreError, User, operation};
 
 /// Keys of `prompt_data` that are never written to the user: the response's
 /// `component`, the passwords (written through the directory's `set_password`, like
@@ -170,7 +170,8 @@ impl StageKind for UserWriteStage {
             let mut groups = context_groups(ctx);
             groups.extend(self.create_users_group);
             let template = User {
-                pk: Default::default(),
+                // Unused: the directory chooses the id (`NewUser::pk` is `None`).
+                pk: UserId::new(""),
                 username: username.clone(),
                 name: String::new(),
                 email: String::new(),
@@ -207,7 +208,13 @@ impl StageKind for UserWriteStage {
                 groups: filled.groups,
                 password,
             };
-            match ctx.env.users.create_user(new).await {
+            match ctx
+                .env
+                .users
+                .require_admin(operation::CREATE_USER)?
+                .create_user(new)
+                .await
+            {
                 Ok(u) => u,
                 Err(StoreError::Validation(e)) => {
                     let msg = e
@@ -239,13 +246,14 @@ impl StageKind for UserWriteStage {
                     user.groups.push(g);
                 }
             }
-            match ctx.env.users.update_user(&user).await {
+            let admin = ctx.env.users.require_admin(operation::UPDATE_USER)?;
+            match admin.update_user(&user).await {
                 Ok(()) => {}
                 Err(StoreError::Validation(e)) => return Ok(StageOutcome::Deny(e.to_string())),
                 Err(e) => return Err(e.into()),
             }
             if let Some(pw) = &password {
-                ctx.env.users.set_password(user.pk, pw).await?;
+                admin.set_password(user.pk.clone(), pw).await?;
             }
             user
         };
@@ -266,7 +274,7 @@ mod tests {
     #[test]
     fn nested_attributes() {
         let mut user = User {
-            pk: Default::default(),
+            pk: UserId::from(1_i64),
             username: "a".into(),
             name: String::new(),
             email: String::new(),

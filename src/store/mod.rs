@@ -1,23 +1,24 @@
 //! Storage traits the host implements (or takes from [`crate::memory`]):
-//! [`FlowSource`] and [`FlowAdmin`] (together [`FlowStore`]), [`SessionStore`], [`UserDirectory`], [`ReputationStore`] and
+//! [`FlowSource`] and [`FlowAdmin`] (together [`FlowStore`]), [`SessionStore`], [`UserDirectory`] (with the optional [`UserAdmin`]), [`ReputationStore`] and
 //! [`ThrottleStore`].
 //!
 //! All are async and object-safe so hosts can hold `Arc<dyn …>`.
 
 mod definition;
+mod directory;
 mod user;
 
 use async_trait::async_trait;
 
 pub use definition::*;
+pub use directory::{UserAdmin, UserDirectory, operation};
 pub use user::*;
 
 use crate::model::{
     BindingId, Flow, FlowDesignation, FlowStageBinding, Policy, PolicyBinding, PolicyBindingId,
-    PolicyId, Stage, StageId, UserField, ValidationErrors,
+    PolicyId, Stage, StageId, ValidationErrors,
 };
 use crate::plan::{SessionId, SessionState};
-use crate::secret::Password;
 
 /// Errors of the storage traits.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -38,6 +39,13 @@ pub enum StoreError {
     /// The flow executor answers it with a challenge error, the HTTP API with 503.
     #[error("busy: too much concurrent work, try again")]
     Busy,
+    /// The store does not support this operation (a login-only [`UserDirectory`]
+    /// without [`UserAdmin`], or one that offers only part of it); the string names
+    /// it ([`operation`]: "creating users"). Nothing was written. The flow executor
+    /// answers it with a denial "This server's user directory does not support
+    /// creating users.", the HTTP API with 403 `{"code": "unsupported"}`.
+    #[error("unsupported: the user directory does not support {0}")]
+    Unsupported(String),
 }
 
 /// What the engine reads of the flows: a flow's definition by slug and its revision.
@@ -142,56 +150,6 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<usize, StoreError>;
 }
 
-/// The host's users and groups.
-#[async_trait]
-pub trait UserDirectory: Send + Sync {
-    /// A user by id.
-    async fn user(&self, pk: crate::model::UserId) -> Result<Option<User>, StoreError>;
-    /// The one user whose `field` equals `value`: compared as
-    /// [`canonical_identifier`] (NFKC + case folding) when `case_insensitive`, else
-    /// NFKC-normalised only. `None` when no user or more than one matches — an ambiguous
-    /// value must never pick one of them.
-    async fn find_user(
-        &self,
-        field: UserField,
-        value: &str,
-        case_insensitive: bool,
-    ) -> Result<Option<User>, StoreError>;
-    /// Checks a password. With `None` (unknown user) it must do the same work as for a
-    /// real user and answer `false`, so timing does not reveal whether a user exists.
-    async fn verify_password(
-        &self,
-        user: Option<crate::model::UserId>,
-        password: &Password,
-    ) -> Result<bool, StoreError>;
-    /// Sets a user's password.
-    async fn set_password(
-        &self,
-        user: crate::model::UserId,
-        password: &Password,
-    ) -> Result<(), StoreError>;
-    /// Creates a user. Directories enforce, atomically with the write (a unique index, or
-    /// the check under the write lock), that usernames and emails compared as
-    /// [`canonical_identifier`] are unique *across both fields* (no user's username or
-    /// email equals another user's username or email) and that the username passes
-    /// [`validate_username`]. A violation is a [`StoreError::Validation`] on `username`
-    /// or `email`.
-    async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
-    /// Updates a user's fields (not the password), with the identifier rules of
-    /// [`UserDirectory::create_user`].
-    async fn update_user(&self, user: &User) -> Result<(), StoreError>;
-    /// Deletes a user. Returns whether it existed.
-    async fn delete_user(&self, pk: crate::model::UserId) -> Result<bool, StoreError>;
-    /// A group by id.
-    async fn group(&self, pk: crate::model::GroupId) -> Result<Option<Group>, StoreError>;
-    /// A group by name.
-    async fn find_group(&self, name: &str) -> Result<Option<Group>, StoreError>;
-    /// Creates or replaces a group.
-    async fn put_group(&self, group: Group) -> Result<(), StoreError>;
-    /// Every group the user is in, with all their ancestors.
-    async fn groups_of(&self, user: crate::model::UserId) -> Result<Vec<Group>, StoreError>;
-}
-
 /// Reputation scores per client IP and per username (authentik's `Reputation`):
 /// failed logins lower them, successful logins raise them.
 #[async_trait]
@@ -233,4 +191,12 @@ pub trait ThrottleStore: Send + Sync {
     async fn hit(&self, key: &str, now: u64, window: u64) -> Result<ThrottleCounter, StoreError>;
     /// Removes the counter.
     async fn clear(&self, key: &str) -> Result<(), StoreError>;
+}
+
+impl StoreError {
+    /// The message a user sees when a flow needs an operation the store does not
+    /// support: "This server's user directory does not support creating users."
+    pub fn unsupported_message(operation: &str) -> String {
+        format!("This server's user directory does not support {operation}.")
+    }
 }

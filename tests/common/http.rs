@@ -24,7 +24,7 @@ use authflow::model::{
     DummyStage, Flow, FlowDesignation, FlowStageBinding, Prompt, PromptStage, PromptType, Stage,
 };
 use authflow::plan::{FlowState, SessionId, SessionState};
-use authflow::store::{FlowAdmin, NewUser, SessionStore, User, UserDirectory};
+use authflow::store::{FlowAdmin, NewUser, SessionStore, User, UserAdmin};
 use authflow::{Engine, defaults, memory};
 use reqwest::Method;
 use reqwest::cookie::{CookieStore, Jar};

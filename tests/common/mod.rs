@@ -16,7 +16,7 @@ pub mod kit {
 
     use authflow::events::MemoryEventSink;
     use authflow::plan::{FlowState, SessionId, SessionState};
-    use authflow::store::{NewUser, SessionStore, User, UserDirectory};
+    use authflow::store::{NewUser, SessionStore, User, UserAdmin};
     use authflow::{Engine, FlowRequest, Outcome, defaults, memory};
     use serde_json::{Value, json};
 
@@ -340,7 +340,7 @@ pub mod upstream {
     use authflow::secret::Password;
     use authflow::store::{
         FlowAdmin, FlowDefinition, FlowSource, Group, NewUser, SessionStore, StoreError, User,
-        UserDirectory,
+        UserAdmin, UserDirectory,
     };
     use serde_json::Value;
 
@@ -441,6 +441,25 @@ pub mod upstream {
             self.hit();
             self.inner.verify_password(user, password).await
         }
+        async fn group(&self, pk: GroupId) -> Result<Option<Group>, StoreError> {
+            self.hit();
+            self.inner.group(pk).await
+        }
+        async fn find_group(&self, name: &str) -> Result<Option<Group>, StoreError> {
+            self.hit();
+            self.inner.find_group(name).await
+        }
+        async fn groups_of(&self, user: UserId) -> Result<Vec<Group>, StoreError> {
+            self.hit();
+            self.inner.groups_of(user).await
+        }
+        fn admin(&self) -> Option<&dyn UserAdmin> {
+            Some(self)
+        }
+    }
+
+    #[async_trait]
+    impl UserAdmin for CountingDirectory {
         async fn set_password(&self, user: UserId, password: &Password) -> Result<(), StoreError> {
             self.hit();
             self.inner.set_password(user, password).await
@@ -457,21 +476,9 @@ pub mod upstream {
             self.hit();
             self.inner.delete_user(pk).await
         }
-        async fn group(&self, pk: GroupId) -> Result<Option<Group>, StoreError> {
-            self.hit();
-            self.inner.group(pk).await
-        }
-        async fn find_group(&self, name: &str) -> Result<Option<Group>, StoreError> {
-            self.hit();
-            self.inner.find_group(name).await
-        }
         async fn put_group(&self, group: Group) -> Result<(), StoreError> {
             self.hit();
             self.inner.put_group(group).await
-        }
-        async fn groups_of(&self, user: UserId) -> Result<Vec<Group>, StoreError> {
-            self.hit();
-            self.inner.groups_of(user).await
         }
     }
 
@@ -718,7 +725,7 @@ pub mod upstream {
         pub async fn login_session(&self, user: &User) -> SessionId {
             let id = SessionId::generate();
             let state = SessionState {
-                user: Some(user.pk),
+                user: Some(user.pk.clone()),
                 ..SessionState::default()
             };
             self.stores

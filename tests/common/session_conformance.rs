@@ -299,29 +299,41 @@ fn logged_in(user: UserId) -> SessionState {
 /// `keep`; sessions of other users, anonymous sessions and a session that was logged in
 /// as `user` and has since logged out stay.
 pub async fn delete_user_sessions_ends_only_that_users_other_sessions(store: &dyn SessionStore) {
-    let (user, other) = (UserId::new(), UserId::new());
+    let (user, other) = (UserId::new_v4(), UserId::new_v4());
     let (a, b, keep) = (
         SessionId::generate(),
         SessionId::generate(),
         SessionId::generate(),
     );
     for id in [&a, &b, &keep] {
-        store.save(id, &logged_in(user), None).await.unwrap();
+        store
+            .save(id, &logged_in(user.clone()), None)
+            .await
+            .unwrap();
     }
     // Saved twice while logged in: still one session to delete.
-    store.save(&b, &logged_in(user), Some(1)).await.unwrap();
+    store
+        .save(&b, &logged_in(user.clone()), Some(1))
+        .await
+        .unwrap();
     let others = SessionId::generate();
     store.save(&others, &logged_in(other), None).await.unwrap();
     let anonymous = SessionId::generate();
     store.save(&anonymous, &marked(3), None).await.unwrap();
     let logged_out = SessionId::generate();
     store
-        .save(&logged_out, &logged_in(user), None)
+        .save(&logged_out, &logged_in(user.clone()), None)
         .await
         .unwrap();
     store.save(&logged_out, &marked(4), Some(1)).await.unwrap();
 
-    assert_eq!(store.delete_user_sessions(user, &keep).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .delete_user_sessions(user.clone(), &keep)
+            .await
+            .unwrap(),
+        2
+    );
     assert!(store.load(&a).await.unwrap().is_none());
     assert!(store.load(&b).await.unwrap().is_none());
     for id in [&keep, &others, &anonymous, &logged_out] {
@@ -334,7 +346,7 @@ pub async fn delete_user_sessions_ends_only_that_users_other_sessions(store: &dy
     assert_eq!(store.delete_user_sessions(user, &keep).await.unwrap(), 0);
     assert_eq!(
         store
-            .delete_user_sessions(UserId::new(), &keep)
+            .delete_user_sessions(UserId::new_v4(), &keep)
             .await
             .unwrap(),
         0
