@@ -90,6 +90,7 @@ pub mod policy;
 pub mod python;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod registry;
 pub mod request;
 pub mod secret;
 mod session_ids;
