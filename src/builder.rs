@@ -97,7 +97,7 @@ pub enum BindTo {
     Flow,
     /// The binding of the builder's stage with this name: a failing policy **skips**
     /// the stage (authentik's semantics; see
-    /// [`BindingTarget::Stage`](crate::model::BindingTarget::Stage)).
+    /// [`BindingTarget::Stage`]).
     Stage(String),
 }
 
