@@ -193,7 +193,9 @@ impl FlowBuilder {
 
     /// Appends a stage, adjusting its binding (e.g. `evaluate_on_plan`,
     /// `invalid_response_action`, or another `order`). The binding's ids follow its
-    /// final order.
+    /// final order, so orders must be distinct within the flow
+    /// ([`FlowBuilder::ops`] refuses duplicates). A stage referring to another (the
+    /// identification stage's `password_stage`) uses [`stage_id`] of its name.
     #[must_use]
     pub fn stage_with(
         mut self,
@@ -282,9 +284,25 @@ impl FlowBuilder {
 
     /// The catalogue writes this builder stands for, in an order a store accepts: the
     /// flow, stages, policies, stage bindings, policy bindings. Fails (naming it) when
-    /// a policy binding names a stage the builder does not have.
+    /// a policy binding names a stage the builder does not have, a stage is added twice
+    /// or two stages share an order.
     pub fn ops(self) -> Result<Vec<Op>, StoreError> {
         let slug = self.flow.slug.clone();
+        for (i, (stage, binding)) in self.stages.iter().enumerate() {
+            let earlier = self.stages.iter().take(i);
+            if let Some((other, _)) = earlier.clone().find(|(s, _)| s.name == stage.name) {
+                return Err(invalid(format!(
+                    "flow `{slug}` adds the stage `{}` twice",
+                    other.name
+                )));
+            }
+            if let Some((other, _)) = earlier.clone().find(|(_, b)| b.order == binding.order) {
+                return Err(invalid(format!(
+                    "flow `{slug}` binds `{}` and `{}` at the same order {}",
+                    other.name, stage.name, binding.order
+                )));
+            }
+        }
         let mut policy_bindings: Vec<PolicyBinding> = Vec::new();
         for pending in self.bindings {
             let (target, label) = match &pending.to {
@@ -393,6 +411,10 @@ impl FlowBuilder {
         }
         Ok(())
     }
+}
+
+fn invalid(message: String) -> StoreError {
+    StoreError::Validation(crate::model::ValidationErrors::field("stages", message))
 }
 
 fn resolved(

@@ -295,6 +295,23 @@ async fn binding_a_policy_to_a_missing_stage_is_refused_naming_it() {
     );
 }
 
+#[test]
+fn duplicate_stages_and_orders_are_refused_naming_them() {
+    let err = login_flow()
+        .stage("host-password", PasswordStage::default())
+        .ops()
+        .unwrap_err();
+    assert!(err.to_string().contains("`host-password` twice"), "{err}");
+    let err = login_flow()
+        .stage_with("host-deny", DenyStage::default(), |b| b.order = 20)
+        .ops()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("`host-password` and `host-deny`"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn custom_stages_and_policies_round_trip_through_serde() {
     let stores = memory::Stores::new();
