@@ -208,6 +208,7 @@ fn bench_policy_engine(c: &mut Criterion) {
             flow: &flow,
             client_ip: None,
             env: engine.env(),
+            config: &serde_json::Value::Null,
         };
         let result = rt.block_on(policy::evaluate(&bindings, PolicyEngineMode::All, &mut req));
         assert!(result.passing && result.results.len() == 2 * n);
@@ -224,6 +225,7 @@ fn bench_policy_engine(c: &mut Criterion) {
                     flow: &flow,
                     client_ip: None,
                     env: engine.env(),
+                    config: &serde_json::Value::Null,
                 };
                 black_box(policy::evaluate(bindings, PolicyEngineMode::All, &mut req).await)
             });

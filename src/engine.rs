@@ -167,6 +167,28 @@ impl EngineBuilder {
         self
     }
 
+    /// Registers the stage kind that [`CustomStage`](crate::model::CustomStage)s named
+    /// `name` run (replacing one of that name). See [`crate::registry`].
+    pub fn register_stage(
+        mut self,
+        name: impl Into<String>,
+        kind: impl crate::stages::StageKind + 'static,
+    ) -> Self {
+        self.env.registry.register_stage(name, kind);
+        self
+    }
+
+    /// Registers the evaluator that [`CustomPolicy`](crate::model::CustomPolicy)s named
+    /// `name` run (replacing one of that name). See [`crate::registry`].
+    pub fn register_policy(
+        mut self,
+        name: impl Into<String>,
+        evaluator: impl crate::policy::PolicyEvaluator + 'static,
+    ) -> Self {
+        self.env.registry.register_policy(name, evaluator);
+        self
+    }
+
     /// Sets how often a step is retried after a concurrent write (default 5).
     pub fn conflict_retries(mut self, retries: u32) -> Self {
         self.conflict_retries = retries;
@@ -204,6 +226,7 @@ impl Engine {
                 expressions: None,
                 timer: None,
                 pwned: None,
+                registry: crate::registry::Registry::new(),
             },
             conflict_retries: DEFAULT_CONFLICT_RETRIES,
             session_key: None,

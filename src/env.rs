@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, Timer};
 use crate::events::EventSink;
 use crate::policy::{ExpressionEvaluator, PwnedPasswords};
+use crate::registry::Registry;
 use crate::store::{FlowStore, ReputationStore, SessionStore, ThrottleStore, UserDirectory};
 use crate::throttle::ThrottleConfig;
 
@@ -34,6 +35,8 @@ pub struct Env {
     /// Answers the password policy's Have I Been Pwned lookups (none: a policy with
     /// `check_have_i_been_pwned` errors).
     pub pwned: Option<Arc<dyn PwnedPasswords>>,
+    /// Host stage kinds and policy evaluators by name ([`crate::registry`]).
+    pub registry: Registry,
 }
 
 impl std::fmt::Debug for Env {
@@ -43,6 +46,7 @@ impl std::fmt::Debug for Env {
             .field("expressions", &self.expressions.is_some())
             .field("timer", &self.timer.is_some())
             .field("pwned", &self.pwned.is_some())
+            .field("registry", &self.registry)
             .finish_non_exhaustive()
     }
 }

@@ -166,7 +166,8 @@ impl<'a> Exec<'a> {
                     ));
                 }
             };
-            let kind = bound.stage.config.kind();
+            let resolved = self.engine.env.registry.resolve(bound);
+            let kind = &*resolved;
             let Some(plan) = fs.plan.as_mut() else {
                 return Ok(self.flow_done(fs));
             };
@@ -359,7 +360,14 @@ impl<'a> Exec<'a> {
             let Some(bound) = self.def.binding(first.binding) else {
                 return Ok(Next::Stale);
             };
-            if first.marker == Marker::Reevaluate && !bound.policies.is_empty() {
+            // A binding with an unregistered host policy is not evaluated: it stays, and
+            // the stage lookup (`Registry::resolve`) denies naming the policy.
+            if first.marker == Marker::Reevaluate
+                && !bound.policies.is_empty()
+                && (self.engine.env.registry)
+                    .unregistered_policy(&bound.policies)
+                    .is_none()
+            {
                 let (subject, username) =
                     planner::subject(&self.engine.env, &plan.context, self.request_user).await?;
                 let mut req = PolicyRequest {
@@ -370,6 +378,7 @@ impl<'a> Exec<'a> {
                     flow: &self.def.flow,
                     client_ip: self.req.client_ip.as_deref(),
                     env: &self.engine.env,
+                    config: &Value::Null,
                 };
                 let result =
                     policy::evaluate(&bound.policies, bound.binding.policy_engine_mode, &mut req)

@@ -76,7 +76,7 @@ fn binding_json(def: &FlowDefinition, binding: Option<&FlowStageBinding>) -> Val
     let Some(bound) = def.binding(b.pk) else {
         return json!({});
     };
-    let meta = bound.stage.config.kind().meta();
+    let meta = bound.stage.config.meta();
     json!({
         "pk": b.pk,
         "policybindingmodel_ptr_id": b.policybindingmodel_ptr_id,

@@ -68,6 +68,7 @@
 pub mod blocking;
 #[cfg(feature = "blueprints")]
 pub mod blueprint;
+pub mod builder;
 pub mod catalogue;
 pub mod challenge;
 pub mod clock;
@@ -90,6 +91,7 @@ pub mod policy;
 pub mod python;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod registry;
 pub mod request;
 pub mod secret;
 mod session_ids;
@@ -97,6 +99,7 @@ pub mod stages;
 pub mod store;
 pub mod throttle;
 
+pub use builder::FlowBuilder;
 pub use challenge::{Challenge, ChallengeBody};
 pub use engine::{DEFAULT_CONFLICT_RETRIES, Engine, EngineBuilder, Outcome};
 pub use executor::{DEFAULT_AVATAR, avatar};

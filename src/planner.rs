@@ -119,6 +119,13 @@ pub async fn plan(
             });
         }
     }
+    if let Err(message) = env.registry.check(def) {
+        // A host policy this engine does not know: evaluating it could only fail,
+        // which could skip a stage or pass a negated binding. Deny instead.
+        return Err(PlanError::NotApplicable {
+            messages: vec![message],
+        });
+    }
     let applicable = match flow.authentication {
         AuthenticationRequirement::None => true,
         AuthenticationRequirement::RequireAuthenticated => request_user.is_some(),
@@ -154,6 +161,7 @@ pub async fn plan(
             flow,
             client_ip: request.client_ip.as_deref(),
             env,
+            config: &serde_json::Value::Null,
         };
         let result = policy::evaluate(&def.policies, flow.policy_engine_mode, &mut req).await;
         if !result.passing {
@@ -179,6 +187,7 @@ pub async fn plan(
                 flow,
                 client_ip: request.client_ip.as_deref(),
                 env,
+                config: &serde_json::Value::Null,
             };
             let result =
                 policy::evaluate(&bound.policies, bound.binding.policy_engine_mode, &mut req).await;

@@ -104,8 +104,16 @@ async fn host() -> Host {
     let sessions: Arc<dyn SessionStore> = Arc::new(memory::MemorySessionStore::new());
     let users: Arc<dyn UserDirectory> = Arc::new(memory::MemoryUserDirectory::new());
     let events = Arc::new(MemoryEventSink::new());
+    let policy_calls = Arc::new(AtomicUsize::new(0));
     let engine = Engine::builder(flows.clone(), sessions.clone(), users.clone())
         .events(events.clone())
+        .register_stage("example.terms", Terms)
+        .register_policy(
+            "example.network_denylist",
+            NetworkDenylist {
+                calls: policy_calls.clone(),
+            },
+        )
         .build();
 
     let blocked = Group::new("blocked");
@@ -129,12 +137,9 @@ async fn host() -> Host {
         Flow::new(SLUG, "Partner login", FlowDesignation::Authentication).with_title("Partners");
     flows.put_flow(flow.clone()).await.unwrap();
 
-    let policy_calls = Arc::new(AtomicUsize::new(0));
     let denylist = Policy::new(
         "network-denylist",
-        PolicyKind::Custom(CustomPolicy(Arc::new(NetworkDenylist {
-            calls: policy_calls.clone(),
-        }))),
+        PolicyKind::Custom(CustomPolicy::new("example.network_denylist")),
     );
     flows.put_policy(denylist.clone()).await.unwrap();
     flows
@@ -154,7 +159,7 @@ async fn host() -> Host {
             ..IdentificationStage::default()
         },
     );
-    let terms = Stage::new("partner-terms", CustomStage::new("example.terms", Terms));
+    let terms = Stage::new("partner-terms", CustomStage::new("example.terms"));
     let deny = Stage::new(
         "partner-deny-blocked",
         DenyStage {
@@ -372,7 +377,10 @@ async fn definitions_are_read_through_the_trait_objects() {
     );
     assert_eq!(def.policies.len(), 1);
     let terms = &def.stages[1].stage;
-    assert_eq!(terms.config.kind().component(), Some(TERMS));
+    assert_eq!(
+        terms.config.kind(&host.engine.env().registry).component(),
+        Some(TERMS)
+    );
     let listed = host.flows.flows().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].slug, SLUG);
@@ -429,16 +437,21 @@ async fn a_host_stage_with_side_effects_is_confirmed_once_before_it_runs() {
     let shown = Arc::new(AtomicUsize::new(0));
     let flow = Flow::new(WIPE_SLUG, "Wipe", FlowDesignation::StageConfiguration);
     host.flows.put_flow(flow.clone()).await.unwrap();
-    let stage = Stage::new(
-        "wipe",
-        CustomStage::new(
-            "example.wipe",
-            Wipe {
-                wiped: wiped.clone(),
-                shown: shown.clone(),
-            },
-        ),
-    );
+    // The host registers its stage kind on the engine; the catalogue names it.
+    let engine = Engine::builder(
+        host.flows.clone(),
+        host.sessions.clone(),
+        host.users.clone(),
+    )
+    .register_stage(
+        "example.wipe",
+        Wipe {
+            wiped: wiped.clone(),
+            shown: shown.clone(),
+        },
+    )
+    .build();
+    let stage = Stage::new("wipe", CustomStage::new("example.wipe"));
     let binding = FlowStageBinding::new(flow.pk, stage.pk, 10);
     host.flows.put_stage(stage).await.unwrap();
     host.flows.put_binding(binding).await.unwrap();
@@ -446,8 +459,8 @@ async fn a_host_stage_with_side_effects_is_confirmed_once_before_it_runs() {
     let mut req = FlowRequest::default();
     let mut call = async |body: Option<Value>| {
         let out = match body {
-            None => host.engine.plan(&req, WIPE_SLUG).await.unwrap(),
-            Some(b) => host.engine.step(&req, WIPE_SLUG, &b).await.unwrap(),
+            None => engine.plan(&req, WIPE_SLUG).await.unwrap(),
+            Some(b) => engine.step(&req, WIPE_SLUG, &b).await.unwrap(),
         };
         req.session_id = Some(out.session_id.clone());
         out.challenge.to_json()

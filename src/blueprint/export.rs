@@ -85,8 +85,9 @@ fn stage_refs(s: &Stage) -> Vec<StageId> {
 /// bindings, linked with `!KeyOf`. Objects outside the flow are referred to with
 /// `!Find` (other flows by slug, groups and users by pk). Host-defined stages and
 /// policies are written with the models `authflow.customstage` /
-/// `authflow.custompolicy`, which do not import (a stage imported with
-/// `skip_unsupported` denies access).
+/// `authflow.custompolicy` and their registered kind name and settings as `kind` and
+/// `config`; they do not import yet (a stage imported with `skip_unsupported` denies
+/// access).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -224,7 +225,10 @@ pub fn export(def: &FlowDefinition) -> String {
         let model = models::stage_model_name(&s.config);
         let attrs = match &s.config {
             StageConfig::Unsupported(_) => None,
-            StageConfig::Custom(c) => Some(mapping(vec![("kind", Yaml::String(c.kind.clone()))])),
+            StageConfig::Custom(c) => Some(mapping(vec![
+                ("kind", Yaml::String(c.name.clone())),
+                ("config", yaml(&c.config)),
+            ])),
             config => {
                 let mut m = models::to_map(config);
                 m.remove("kind");

@@ -311,7 +311,12 @@ pub(crate) fn policy_attrs(p: &Policy) -> Map<String, Json> {
             m.insert("result".into(), json!(result));
             m
         }
-        PolicyKind::Custom(_) => Map::new(),
+        PolicyKind::Custom(c) => {
+            let mut m = Map::new();
+            m.insert("kind".into(), json!(c.name));
+            m.insert("config".into(), c.config.clone());
+            m
+        }
     };
     m.insert("name".into(), json!(p.name));
     m.insert("execution_logging".into(), json!(p.execution_logging));
@@ -625,7 +630,7 @@ mod tests {
             assert_eq!(stage_model_name(&default_stage(*kind)), *name);
             assert_eq!(
                 stage_model_name(&default_stage(*kind)),
-                default_stage(*kind).kind().meta().model_name
+                default_stage(*kind).meta().model_name
             );
         }
     }

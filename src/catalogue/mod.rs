@@ -47,8 +47,8 @@ pub enum Op {
 }
 
 /// Every object of a catalogue as one serialisable value (for shared stores and
-/// backups), in a stable order. Host-defined (`Custom`) stages and policies cannot be
-/// serialised.
+/// backups), in a stable order. Host-defined (`Custom`) stages and policies are kept by
+/// name and settings (see [`crate::registry`]).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CatalogueSnapshot {
     /// Flows.

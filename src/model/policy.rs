@@ -1,12 +1,9 @@
 //! Policies: the checks bound to flows and stage bindings.
 
-use std::fmt;
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::PolicyId;
-use crate::policy::PolicyEvaluator;
 
 /// A policy (authentik's `Policy` subclasses).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,18 +51,60 @@ pub enum PolicyKind {
         /// The result.
         result: bool,
     },
-    /// A host-defined policy.
-    #[serde(skip)]
+    /// A host-defined policy: an evaluator registered on the engine by name
+    /// ([`EngineBuilder::register_policy`](crate::EngineBuilder::register_policy)).
     Custom(CustomPolicy),
 }
 
-/// A host-defined policy implementation.
-#[derive(Clone)]
-pub struct CustomPolicy(pub Arc<dyn PolicyEvaluator>);
+/// A host-defined policy: the name of an evaluator registered on the engine
+/// ([`EngineBuilder::register_policy`](crate::EngineBuilder::register_policy)) and
+/// that evaluator's settings. Plain data: it serialises like the built-in kinds.
+///
+/// Where it is bound decides what a failure does: bound to the flow it refuses the
+/// flow; bound to a stage it **skips that stage** (authentik's semantics), it does not
+/// deny. To deny at a point of the flow, bind it negated to a deny stage there — see
+/// [`BindingTarget::Stage`](super::BindingTarget::Stage).
+///
+/// The name is resolved when the policy runs, through the engine's
+/// [`Registry`](crate::registry::Registry). A name no evaluator is registered under
+/// **fails closed**, whatever the binding's `negate` and `failure_result`: a flow
+/// bound to it (directly or through a stage binding) does not start, and a stage whose
+/// re-evaluated binding uses it denies — the message names the policy. Catalogue
+/// writes cannot check names (the store does not know the engine's registry).
+///
+/// ```
+/// use authflow::model::{CustomPolicy, Policy, PolicyKind};
+/// let p = Policy::new("office-network", PolicyKind::Custom(
+///     CustomPolicy::new("example.ip_allowlist").with_config(serde_json::json!({"cidr": "10.0.0.0/8"}))));
+/// let json = serde_json::to_value(&p).unwrap();
+/// assert_eq!(json["kind"]["type"], "custom");
+/// assert_eq!(json["kind"]["name"], "example.ip_allowlist");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomPolicy {
+    /// The registered evaluator's name, e.g. `example.ip_allowlist`.
+    pub name: String,
+    /// The evaluator's settings, given to it when it runs
+    /// ([`PolicyRequest::config`](crate::policy::PolicyRequest::config)); `null` when it
+    /// has none.
+    #[serde(default)]
+    pub config: Value,
+}
 
-impl fmt::Debug for CustomPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CustomPolicy(..)")
+impl CustomPolicy {
+    /// A policy run by the evaluator registered under `name`, without settings.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            config: Value::Null,
+        }
+    }
+
+    /// With these settings.
+    #[must_use]
+    pub fn with_config(mut self, config: Value) -> Self {
+        self.config = config;
+        self
     }
 }
 

@@ -1,15 +1,14 @@
 //! Stages and their typed configuration.
 //!
 //! The configuration types here are plain data; their behaviour lives in
-//! [`crate::stages`], where each implements [`StageKind`].
-
-use std::fmt;
-use std::sync::Arc;
+//! [`crate::stages`], where each implements [`StageKind`](crate::stages::StageKind).
+//! Host-defined stages are data too ([`CustomStage`]: a kind name and its settings),
+//! resolved through the engine's [`Registry`](crate::registry::Registry).
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::{GroupId, PromptStage, StageId, ValidationErrors};
-use crate::stages::StageKind;
 
 /// A stage: one step of a flow (authentik's `Stage` subclasses).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,8 +98,8 @@ pub enum StageConfig {
     /// A stage kind authflow does not implement (kept from an import): reaching it
     /// denies access, naming the kind. Fails closed.
     Unsupported(UnsupportedStage),
-    /// A host-defined stage.
-    #[serde(skip)]
+    /// A host-defined stage: a kind registered on the engine by name
+    /// ([`EngineBuilder::register_stage`](crate::EngineBuilder::register_stage)).
     Custom(CustomStage),
 }
 
@@ -129,30 +128,51 @@ into_config!(
     CustomStage => Custom,
 );
 
-/// A host-implemented stage kind, with the name it reports.
-#[derive(Clone)]
+/// A host-defined stage: the name of a kind registered on the engine
+/// ([`EngineBuilder::register_stage`](crate::EngineBuilder::register_stage)) and that
+/// kind's settings. Plain data: it serialises (shared stores, backups, blueprint
+/// export) like the built-in kinds.
+///
+/// The name is resolved when the stage runs, through the engine's
+/// [`Registry`](crate::registry::Registry). A name no kind is registered under **fails
+/// closed**: reaching the stage denies the flow with a message naming it. Catalogue
+/// writes cannot check names (the store does not know the engine's registry), so a
+/// misspelt name shows only when a flow reaches the stage — the inspector lists
+/// such stages.
+///
+/// ```
+/// use authflow::model::{CustomStage, Stage};
+/// let terms = Stage::new("accept-terms", CustomStage::new("example.terms")
+///     .with_config(serde_json::json!({"version": 3})));
+/// let json = serde_json::to_value(&terms).unwrap();
+/// assert_eq!(json["config"]["kind"], "custom");
+/// assert_eq!(json["config"]["name"], "example.terms");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomStage {
-    /// Shown in the inspector as the stage's model name.
-    pub kind: String,
-    /// The implementation.
-    pub imp: Arc<dyn StageKind>,
+    /// The registered kind's name, e.g. `example.terms`.
+    pub name: String,
+    /// The kind's settings, given to it when it runs
+    /// ([`StageContext::custom_config`](crate::stages::StageContext::custom_config));
+    /// `null` when it has none.
+    #[serde(default)]
+    pub config: Value,
 }
 
 impl CustomStage {
-    /// Wraps a host stage implementation.
-    pub fn new(kind: impl Into<String>, imp: impl StageKind + 'static) -> Self {
+    /// A stage of the kind registered under `name`, without settings.
+    pub fn new(name: impl Into<String>) -> Self {
         Self {
-            kind: kind.into(),
-            imp: Arc::new(imp),
+            name: name.into(),
+            config: Value::Null,
         }
     }
-}
 
-impl fmt::Debug for CustomStage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CustomStage")
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
+    /// With these settings.
+    #[must_use]
+    pub fn with_config(mut self, config: Value) -> Self {
+        self.config = config;
+        self
     }
 }
 

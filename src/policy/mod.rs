@@ -87,9 +87,17 @@ pub struct PolicyRequest<'a> {
     pub client_ip: Option<&'a str>,
     /// The engine's services.
     pub env: &'a Env,
+    /// The settings of the custom policy being run
+    /// ([`CustomPolicy::config`](crate::model::CustomPolicy::config); typed:
+    /// [`PolicyRequest::config_as`]). Callers building a request pass `&Value::Null`;
+    /// the engine sets it for each custom policy it runs.
+    pub config: &'a serde_json::Value,
 }
 
-/// A host-implemented policy (wrap it in [`CustomPolicy`](crate::model::CustomPolicy)).
+/// A host-implemented policy: register it by name
+/// ([`EngineBuilder::register_policy`](crate::EngineBuilder::register_policy)) and
+/// refer to it with a [`CustomPolicy`](crate::model::CustomPolicy) of that name; its
+/// settings are in [`PolicyRequest::config`].
 ///
 /// Where it is bound decides what a failure does: bound to the flow it refuses the
 /// flow; bound to a stage it **skips that stage** (authentik's semantics), it does not
@@ -280,6 +288,23 @@ async fn run_binding(b: &ResolvedBinding, request: &mut PolicyRequest<'_>) -> Po
     let Some(policy) = b.policy.clone() else {
         return error_outcome(b, request, "Policy not found.");
     };
+    if let Some(unregistered) = request
+        .env
+        .registry
+        .unregistered_policy(std::slice::from_ref(b))
+    {
+        // Fails closed whatever `negate` and `failure_result` say (the planner and the
+        // executor refuse such flows before evaluating; this guards direct callers).
+        let mut event = Event::new(EventAction::PolicyException)
+            .with(
+                "message",
+                crate::registry::unregistered_policy(unregistered),
+            )
+            .with("policy", unregistered.name.clone());
+        event.flow = Some(request.flow.slug.clone());
+        request.env.events.emit(event);
+        return PolicyOutcome::fail(crate::registry::unregistered_policy(unregistered));
+    }
     let timeout = Duration::from_secs(u64::from(b.binding.timeout.max(1)));
     let started = Instant::now();
     let timer = request.env.timer.clone();
@@ -354,7 +379,7 @@ pub async fn run_policy(
                 policy.name
             ))),
         },
-        PolicyKind::Custom(c) => c.0.evaluate(request).await,
+        PolicyKind::Custom(c) => request.env.registry.run_policy(policy, c, request).await,
     }
 }
 

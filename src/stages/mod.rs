@@ -150,8 +150,9 @@ pub struct StageMeta {
     pub form_component: &'static str,
 }
 
-/// A kind of stage. Built-in stages implement it; hosts implement it for their own
-/// and register them as [`CustomStage`](crate::model::CustomStage).
+/// A kind of stage. Built-in stages implement it; hosts implement it for their own,
+/// register it by name ([`EngineBuilder::register_stage`](crate::EngineBuilder::register_stage))
+/// and refer to it with a [`CustomStage`](crate::model::CustomStage) of that name.
 ///
 /// ```
 /// use authflow::stages::{StageKind, StageContext, StageOutcome, StageError, Response};
@@ -229,9 +230,11 @@ pub trait StageKind: Send + Sync {
 }
 
 impl StageConfig {
-    /// The behaviour of this stage kind.
-    pub fn kind(&self) -> &dyn StageKind {
-        match self {
+    /// The behaviour of a built-in stage kind; `None` for [`StageConfig::Custom`],
+    /// which the engine's [`Registry`](crate::registry::Registry) resolves
+    /// ([`StageConfig::kind`]).
+    pub fn builtin_kind(&self) -> Option<&dyn StageKind> {
+        Some(match self {
             StageConfig::Identification(s) => s,
             StageConfig::Password(s) => s,
             StageConfig::Prompt(s) => s,
@@ -245,7 +248,20 @@ impl StageConfig {
             StageConfig::Consent(s) => s,
             StageConfig::AuthenticatorValidate(s) => s,
             StageConfig::Unsupported(s) => s,
-            StageConfig::Custom(c) => c.imp.as_ref(),
+            StageConfig::Custom(_) => return None,
+        })
+    }
+
+    /// The inspector's metadata of this stage kind without a registry (custom stages:
+    /// the default of [`StageKind::meta`]).
+    pub fn meta(&self) -> StageMeta {
+        match self.builtin_kind() {
+            Some(kind) => kind.meta(),
+            None => StageMeta {
+                model_name: "custom",
+                verbose_name: "Custom Stage",
+                form_component: "",
+            },
         }
     }
 }

@@ -539,9 +539,43 @@ pub mod upstream {
         }
     }
 
-    /// Wraps a host policy implementation as a [`PolicyKind`].
+    /// The registered name of [`Dispatch`], which every [`TestEnv`] engine registers.
+    pub const DISPATCH: &str = "test.dispatch";
+
+    fn dispatch_table() -> &'static std::sync::Mutex<Vec<Arc<dyn PolicyEvaluator>>> {
+        static TABLE: std::sync::OnceLock<std::sync::Mutex<Vec<Arc<dyn PolicyEvaluator>>>> =
+            std::sync::OnceLock::new();
+        TABLE.get_or_init(Default::default)
+    }
+
+    /// A registered evaluator running the test evaluator its config names (`{"id": n}`),
+    /// so tests can bind fresh evaluator instances to an engine already built.
+    pub struct Dispatch;
+
+    #[async_trait]
+    impl PolicyEvaluator for Dispatch {
+        async fn evaluate(
+            &self,
+            request: &mut PolicyRequest<'_>,
+        ) -> Result<PolicyOutcome, PolicyError> {
+            let id = request.config["id"].as_u64().unwrap_or(u64::MAX);
+            let evaluator = dispatch_table()
+                .lock()
+                .unwrap()
+                .get(usize::try_from(id).unwrap_or(usize::MAX))
+                .cloned()
+                .ok_or_else(|| PolicyError(format!("no test evaluator {id}")))?;
+            evaluator.evaluate(request).await
+        }
+    }
+
+    /// Wraps a host policy implementation as a [`PolicyKind`]: a custom policy of
+    /// [`DISPATCH`] whose config points at it (engines from [`TestEnv`] register it).
     pub fn custom(evaluator: impl PolicyEvaluator + 'static) -> PolicyKind {
-        PolicyKind::Custom(CustomPolicy(Arc::new(evaluator)))
+        let mut table = dispatch_table().lock().unwrap();
+        table.push(Arc::new(evaluator));
+        let id = table.len() - 1;
+        PolicyKind::Custom(CustomPolicy::new(DISPATCH).with_config(serde_json::json!({ "id": id })))
     }
 
     /// Empty in-memory stores behind counting wrappers, an engine recording events.
@@ -575,6 +609,7 @@ pub mod upstream {
                 Engine::builder(flows.clone(), stores.sessions.clone(), users.clone())
                     .reputation(stores.reputation.clone())
                     .events(events.clone())
+                    .register_policy(DISPATCH, Dispatch)
                     .build(),
             );
             Self {
