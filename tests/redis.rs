@@ -203,8 +203,13 @@ async fn redis_engine(redis: &Redis, prefix: &RedisConfig) -> (Arc<Engine>, memo
             .await
             .unwrap();
     }
+    // Instances of one deployment share the session key (the reference server's
+    // AUTHFLOW_SECRET_KEY): an id minted by one, not yet stored, is adopted by the
+    // others. With per-instance keys, a POST reaching B before A stored the session
+    // started a second plan (a timing-dependent failure of the concurrency test).
     let engine = Engine::builder(flows, Arc::new(sessions), stores.users.clone())
         .reputation(stores.reputation.clone())
+        .session_key(b"tests/redis.rs shared session key".to_vec())
         .build();
     (Arc::new(engine), stores)
 }
