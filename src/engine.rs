@@ -14,13 +14,13 @@ use crate::events::{EventSink, NoopEventSink};
 use crate::executor::{self, Input};
 use crate::inspector::{self, FlowInspection, InspectError};
 use crate::model::UserId;
+use crate::paths::MountPath;
 use crate::plan::{FlowPlan, PlanContext, SessionId, SessionState};
 use crate::planner::{self, PlanError, PlanInput};
 use crate::policy::ExpressionEvaluator;
-use crate::paths::MountPath;
 use crate::request::FlowRequest;
-use crate::session_touch;
 use crate::session_ids::SessionIds;
+use crate::session_touch;
 use crate::store::{
     FlowDefinition, FlowStore, ReputationStore, SessionStore, StoreError, ThrottleStore, User,
     UserDirectory,

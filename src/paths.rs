@@ -167,15 +167,18 @@ impl Paths<'_> {
 
     /// The flow's blueprint export `/api/v3/flows/instances/{slug}/export/`.
     pub fn flow_export(&self, slug: &str) -> String {
-        format!("{}/api/v3/flows/instances/{}/export/", self.base, segment(slug))
+        format!(
+            "{}/api/v3/flows/instances/{}/export/",
+            self.base,
+            segment(slug)
+        )
     }
 }
 
 /// Percent-encodes what would end or escape a path segment (slugs are validated
 /// `[-a-zA-Z0-9_]`, so this only guards values from elsewhere).
 fn segment(s: &str) -> std::borrow::Cow<'_, str> {
-    if s
-        .bytes()
+    if s.bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
     {
         std::borrow::Cow::Borrowed(s)

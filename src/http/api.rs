@@ -419,9 +419,7 @@ pub(crate) async fn configure_flow(
         let mut context = PlanContext::new();
         context.set_pending_user(&PendingUser::of(&user));
         match app.engine.plan_only(&freq, &slug, context).await {
-            Ok(_) | Err(PlanError::Empty) => {
-                Ok(redirect(&app.config.paths().flow_page(&slug, "")))
-            }
+            Ok(_) | Err(PlanError::Empty) => Ok(redirect(&app.config.paths().flow_page(&slug, ""))),
             Err(PlanError::NotApplicable { .. }) => Err(ApiError::NotFound),
             Err(PlanError::Store(e)) => Err(e.into()),
         }

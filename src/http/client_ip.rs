@@ -182,7 +182,10 @@ mod tests {
     fn untrusted_peer_is_the_client_whatever_it_forwards() {
         let proxies = TrustedProxies::parse(["10.0.0.1"]).unwrap();
         let h = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=5.6.7.8")]);
-        assert_eq!(resolve(ip("192.0.2.9"), &h, &proxies), Some(ip("192.0.2.9")));
+        assert_eq!(
+            resolve(ip("192.0.2.9"), &h, &proxies),
+            Some(ip("192.0.2.9"))
+        );
     }
 
     #[test]
@@ -195,9 +198,15 @@ mod tests {
             "forwarded",
             "for=6.6.6.6, for=\"[2001:db8::1]:4711\";proto=https",
         )]);
-        assert_eq!(resolve(ip("10.0.0.1"), &h, &proxies), Some(ip("2001:db8::1")));
+        assert_eq!(
+            resolve(ip("10.0.0.1"), &h, &proxies),
+            Some(ip("2001:db8::1"))
+        );
         // Forwarded wins over X-Forwarded-For.
-        let h = headers(&[("forwarded", "for=1.2.3.4:80"), ("x-forwarded-for", "5.5.5.5")]);
+        let h = headers(&[
+            ("forwarded", "for=1.2.3.4:80"),
+            ("x-forwarded-for", "5.5.5.5"),
+        ]);
         assert_eq!(resolve(ip("10.0.0.1"), &h, &proxies), Some(ip("1.2.3.4")));
     }
 
