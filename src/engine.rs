@@ -447,8 +447,8 @@ impl Engine {
     /// The logged-in user of a session: `None` for an unknown, expired, anonymous or
     /// logged-out session, an expired login, or an inactive user.
     ///
-    /// This is the call for a host's own routes (the HTTP adapter's
-    /// [`LoggedIn`](crate::http) extractor uses it). Reading a logged-in session
+    /// This is the call for a host's own routes (the HTTP adapter's `LoggedIn`
+    /// extractor uses it). Reading a logged-in session
     /// refreshes its idle expiry, at most once per
     /// [`TOUCH_INTERVAL`](crate::session_touch::TOUCH_INTERVAL) seconds, keeping its id
     /// (see [`session_touch`](crate::session_touch)); the login's own lifetime is not

@@ -16,6 +16,10 @@
 //! | `GET /flows/-/configure/{stage_uuid}/` | the stage's `configure_flow` for the logged-in user (password stage; login first when anonymous) |
 //! | `GET /if/flow/{slug}/` | a minimal browser page that runs a flow |
 //!
+//! Paths are relative to where the host mounts the router: nested under a prefix
+//! (`Router::new().nest("/auth", …)`), set the same prefix with
+//! [`HttpConfig::with_mount_path`] and every link the server gives out follows it.
+//!
 //! Sessions: the cookie `authflow_session` (opaque, `HttpOnly`, `SameSite=Lax`,
 //! `Secure` when configured) keys the engine's [`SessionStore`](crate::store::SessionStore);
 //! its id changes at login and logout. Once a session is logged in, state-changing
