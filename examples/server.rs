@@ -249,7 +249,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = if mount.is_empty() {
         routes
     } else {
-        axum::Router::new().nest(&mount, routes)
+        // Nested, the host's router answers paths outside the prefix: the same JSON 404.
+        axum::Router::new()
+            .nest(&mount, routes)
+            .fallback(|| async { authflow::http::ApiError::NotFound })
     }
     .layer(axum::middleware::from_fn(log_requests));
     let listener = tokio::net::TcpListener::bind(addr)
