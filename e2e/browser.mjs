@@ -6,7 +6,8 @@
 // the account and the login survive. Finally logs out through the page's confirmation.
 //
 // Starts nothing itself. Environment:
-//   AUTHFLOW_URL                  server base URL, e.g. http://127.0.0.1:19080
+//   AUTHFLOW_URL                  server base URL, e.g. http://127.0.0.1:19080, with the
+//                                 prefix authflow is mounted under if any (…:19080/auth)
 //   AUTHFLOW_BOOTSTRAP_PASSWORD   akadmin's password
 //   CHROMIUM                      browser binary (default /usr/bin/chromium)
 //
@@ -21,6 +22,8 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const BASE = (process.env.AUTHFLOW_URL || "").replace(/\/+$/, "");
+// The mount prefix ("" or "/auth"): every link the server gives out starts with it.
+const MOUNT = BASE ? new URL(BASE).pathname.replace(/\/+$/, "") : "";
 const PASSWORD = process.env.AUTHFLOW_BOOTSTRAP_PASSWORD || "";
 const EXECUTABLE = process.env.CHROMIUM || "/usr/bin/chromium";
 if (!BASE || !PASSWORD) {
@@ -122,7 +125,10 @@ async function attackerSite() {
 
 /** Whether the browser's session is akadmin's (the admin-only flow list answers 200). */
 async function adminStatus(page) {
-  return page.evaluate(async () => (await fetch("/api/v3/flows/instances/", { credentials: "same-origin" })).status);
+  return page.evaluate(
+    async (mount) => (await fetch(mount + "/api/v3/flows/instances/", { credentials: "same-origin" })).status,
+    MOUNT,
+  );
 }
 
 async function crossSite(page) {
@@ -136,7 +142,7 @@ async function crossSite(page) {
 
     // 1. A cross-site link to the unenrollment page: the page waits for a click.
     await page.goto(`${attacker.url}/unenroll`, { waitUntil: "domcontentloaded" });
-    await page.waitForURL((u) => u.pathname === "/if/flow/default-unenrollment-flow/", { timeout: TIMEOUT });
+    await page.waitForURL((u) => u.pathname === `${MOUNT}/if/flow/default-unenrollment-flow/`, { timeout: TIMEOUT });
     await page.locator("#cross-site").waitFor({ state: "visible", timeout: TIMEOUT }).catch(() => {
       throw new CheckFailed("the page reached from another site did not wait for a click");
     });
@@ -167,7 +173,7 @@ async function crossSite(page) {
 
     // 4. cancel → default/invalidation → the invalidation page: still logged in.
     await page.goto(`${attacker.url}/cancel`, { waitUntil: "domcontentloaded" });
-    await page.waitForURL((u) => u.pathname === "/if/flow/default-invalidation-flow/", { timeout: TIMEOUT });
+    await page.waitForURL((u) => u.pathname === `${MOUNT}/if/flow/default-invalidation-flow/`, { timeout: TIMEOUT });
     await page.locator("#cross-site").waitFor({ state: "visible", timeout: TIMEOUT });
     await page.waitForTimeout(500);
     if ((await adminStatus(page)) !== 200) throw new CheckFailed("a cross-site link through /flows/-/cancel/ logged out");

@@ -3,6 +3,8 @@
 #   1. authentik-client.mjs: authentik's own TypeScript client (@goauthentik/api) logs in
 #      as akadmin, enrolls a new user and logs in as that user;
 #   2. browser.mjs: headless Chromium logs in through /if/flow/default-authentication-flow/.
+# Both run twice: authflow at the server's root, then nested under /auth
+# (AUTHFLOW_MOUNT_PATH), where every link the server gives out must follow the prefix.
 #
 # Builds the server in release mode, starts it on a free loopback port, runs both checks,
 # stops the server on exit. Installs what is missing: the npm packages (`npm ci`) and
@@ -13,7 +15,7 @@ set -uo pipefail
 E2E_DIR="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$E2E_DIR/.." && pwd)"
 ARTIFACTS="$E2E_DIR/artifacts"
-CHECKS=2
+CHECKS=4
 mkdir -p "$ARTIFACTS"
 
 SERVER_PID=""
@@ -76,34 +78,6 @@ echo "== cargo build --release --example server --features http"
 (cd "$ROOT" && cargo build --release --example server --features http) || setup_failed "cargo build failed"
 SERVER_BIN="$ROOT/target/release/examples/server"
 
-PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 19480)"
-export AUTHFLOW_LISTEN="127.0.0.1:$PORT"
-export AUTHFLOW_URL="http://$AUTHFLOW_LISTEN"
-export AUTHFLOW_BOOTSTRAP_PASSWORD="${AUTHFLOW_BOOTSTRAP_PASSWORD:-e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}"
-SERVER_LOG="$ARTIFACTS/server.log"
-
-echo "== starting the server on $AUTHFLOW_URL (log: ${SERVER_LOG#"$ROOT"/})"
-RUST_LOG="${RUST_LOG:-info}" "$SERVER_BIN" >"$SERVER_LOG" 2>&1 &
-SERVER_PID=$!
-
-ready=0
-for _ in $(seq 1 100); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        tail -n 20 "$SERVER_LOG" >&2
-        setup_failed "the server exited during start-up"
-    fi
-    if node -e '
-        fetch(process.env.AUTHFLOW_URL + "/api/v3/flows/executor/default-authentication-flow/?query=")
-            .then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1));
-    ' 2>/dev/null; then
-        ready=1
-        break
-    fi
-    sleep 0.2
-done
-[ "$ready" = 1 ] || { tail -n 20 "$SERVER_LOG" >&2; setup_failed "the server did not answer on $AUTHFLOW_URL"; }
-
-# --- checks ------------------------------------------------------------------------
 passed=0
 failed=0
 failures=()
@@ -118,11 +92,53 @@ run_check() {
         failures+=("$name")
     fi
 }
-run_check "authentik-client (@goauthentik/api)" node authentik-client.mjs
-run_check "browser (playwright-core + chromium)" node browser.mjs
+
+# Starts the server with authflow mounted under $1 ("" = the root, or e.g. /auth), runs
+# both checks against it, stops it.
+run_server_checks() {
+    local mount="$1" label="${1:-/}"
+    local port
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 19480)"
+    export AUTHFLOW_LISTEN="127.0.0.1:$port"
+    export AUTHFLOW_MOUNT_PATH="$mount"
+    export AUTHFLOW_URL="http://$AUTHFLOW_LISTEN$mount"
+    export AUTHFLOW_BOOTSTRAP_PASSWORD="${AUTHFLOW_BOOTSTRAP_PASSWORD:-e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}"
+    SERVER_LOG="$ARTIFACTS/server${mount//\//-}.log"
+
+    echo "== starting the server on $AUTHFLOW_URL, mounted at $label (log: ${SERVER_LOG#"$ROOT"/})"
+    RUST_LOG="${RUST_LOG:-info}" "$SERVER_BIN" >"$SERVER_LOG" 2>&1 &
+    SERVER_PID=$!
+
+    local ready=0
+    for _ in $(seq 1 100); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            tail -n 20 "$SERVER_LOG" >&2
+            setup_failed "the server exited during start-up"
+        fi
+        if node -e '
+            fetch(process.env.AUTHFLOW_URL + "/api/v3/flows/executor/default-authentication-flow/?query=")
+                .then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1));
+        ' 2>/dev/null; then
+            ready=1
+            break
+        fi
+        sleep 0.2
+    done
+    [ "$ready" = 1 ] || { tail -n 20 "$SERVER_LOG" >&2; setup_failed "the server did not answer on $AUTHFLOW_URL"; }
+
+    run_check "authentik-client (@goauthentik/api), mounted at $label" node authentik-client.mjs
+    run_check "browser (playwright-core + chromium), mounted at $label" node browser.mjs
+    cleanup
+    SERVER_PID=""
+}
+
+# --- checks ------------------------------------------------------------------------
+run_server_checks ""
+# The same checks with authflow nested under a prefix: every link must follow it.
+run_server_checks "/auth"
 
 if [ "$failed" -gt 0 ]; then
-    echo "e2e: failed: ${failures[*]} (server log: $SERVER_LOG)" >&2
+    echo "e2e: failed: ${failures[*]} (server logs: $ARTIFACTS/server*.log)" >&2
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

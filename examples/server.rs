@@ -17,6 +17,10 @@
 //! `https://auth.example.com`: absolute links start with it, never with the request's
 //! `Host`; an `https://` URL marks cookies `Secure`), `AUTHFLOW_SECURE_COOKIES=1`
 //! (`--secure-cookies`; `Secure` cookies behind a TLS-terminating proxy).
+//! `AUTHFLOW_TRUSTED_PROXIES` (`--trusted-proxies`; comma-separated IPs/CIDRs of reverse
+//! proxies whose `Forwarded` / `X-Forwarded-For` give the client IP; from any other peer
+//! those headers are ignored). `AUTHFLOW_MOUNT_PATH` (`--mount-path`, e.g. `/auth`:
+//! serve every route, and every link, under that prefix).
 //! `--listen ADDR` overrides `AUTHFLOW_LISTEN`, `--redis URL` overrides `AUTHFLOW_REDIS_URL`.
 //! `--blueprints DIR` applies every authentik blueprint (`*.yaml`) in DIR at start, after
 //! the default flows, in authentik's order (`metaapplyblueprint` dependencies first; files
@@ -230,12 +234,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(token) = std::env::var("AUTHFLOW_BOOTSTRAP_TOKEN") {
         config.tokens.insert(&token, admin.pk);
     }
+    if let Some(proxies) =
+        arg("--trusted-proxies").or_else(|| std::env::var("AUTHFLOW_TRUSTED_PROXIES").ok())
+    {
+        config =
+            config.with_trusted_proxies(proxies.split(',').filter(|p| !p.trim().is_empty()))?;
+    }
+    let mount = arg("--mount-path")
+        .or_else(|| std::env::var("AUTHFLOW_MOUNT_PATH").ok())
+        .unwrap_or_default();
+    config = config.with_mount_path(&mount)?;
 
-    let app = router(engine, config).layer(axum::middleware::from_fn(log_requests));
+    let routes = router(engine, config);
+    let app = if mount.is_empty() {
+        routes
+    } else {
+        // Nested, the host's router answers paths outside the prefix: the same JSON 404.
+        axum::Router::new()
+            .nest(&mount, routes)
+            .fallback(|| async { authflow::http::ApiError::NotFound })
+    }
+    .layer(axum::middleware::from_fn(log_requests));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    tracing::info!(%addr, "authflow listening; open http://{addr}/if/flow/default-authentication-flow/");
+    tracing::info!(%addr, "authflow listening; open http://{addr}{mount}/if/flow/default-authentication-flow/");
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -14,11 +14,13 @@ use crate::events::{EventSink, NoopEventSink};
 use crate::executor::{self, Input};
 use crate::inspector::{self, FlowInspection, InspectError};
 use crate::model::UserId;
+use crate::paths::MountPath;
 use crate::plan::{FlowPlan, PlanContext, SessionId, SessionState};
 use crate::planner::{self, PlanError, PlanInput};
 use crate::policy::ExpressionEvaluator;
 use crate::request::FlowRequest;
 use crate::session_ids::SessionIds;
+use crate::session_touch;
 use crate::store::{
     FlowDefinition, FlowStore, ReputationStore, SessionStore, StoreError, ThrottleStore, User,
     UserDirectory,
@@ -465,10 +467,25 @@ impl Engine {
         Err(Error::Conflict)
     }
 
-    /// The logged-in user of a session.
+    /// The logged-in user of a session: `None` for an unknown, expired, anonymous or
+    /// logged-out session, an expired login, or an inactive user.
+    ///
+    /// This is the call for a host's own routes (the HTTP adapter's `LoggedIn`
+    /// extractor uses it). Reading a logged-in session
+    /// refreshes its idle expiry, at most once per
+    /// [`TOUCH_INTERVAL`](crate::session_touch::TOUCH_INTERVAL) seconds, keeping its id
+    /// (see [`session_touch`](crate::session_touch)); the login's own lifetime is not
+    /// extended.
     pub async fn session_user(&self, session_id: &SessionId) -> Result<Option<User>, Error> {
-        let state = self.env.sessions.load(session_id).await?.map(|v| v.value);
-        Ok(self.user_of(state.as_ref()).await?)
+        let Some(loaded) = self.env.sessions.load(session_id).await? else {
+            return Ok(None);
+        };
+        let user = self.user_of(Some(&loaded.value)).await?;
+        if user.is_some() {
+            let now = self.env.clock.now();
+            session_touch::touch(self.env.sessions.as_ref(), session_id, loaded, now).await;
+        }
+        Ok(user)
     }
 
     /// Drops the plan of one flow (or of every flow) in a session; the login stays.
@@ -509,6 +526,17 @@ impl Engine {
         session_id: &SessionId,
         slug: &str,
     ) -> Result<FlowInspection, InspectError> {
+        self.inspect_under(session_id, slug, &MountPath::default())
+            .await
+    }
+
+    /// [`Engine::inspect`] for routes served under `base` (its links start with it).
+    pub async fn inspect_under(
+        &self,
+        session_id: &SessionId,
+        slug: &str,
+        base: &MountPath,
+    ) -> Result<FlowInspection, InspectError> {
         let def = self.definition(slug).await.map_err(|e| match e {
             Error::FlowNotFound(s) => InspectError::FlowNotFound(s),
             Error::Store(s) => InspectError::Store(s),
@@ -523,7 +551,7 @@ impl Engine {
             .as_ref()
             .and_then(|s| s.flows.get(slug))
             .ok_or(InspectError::NoPlan)?;
-        inspector::inspect(&def, fs, session_id)
+        inspector::inspect(&def, fs, session_id, base.paths())
     }
 
     /// The request's id when this engine minted it (a session not stored yet), else

@@ -427,7 +427,11 @@ impl<'a> Exec<'a> {
             Ok((plan, _)) => {
                 fs.plan = None;
                 self.handoff = Some((slug.to_owned(), plan));
-                Ok(redirect(format!("/if/flow/{slug}/?{}", fs.query)))
+                Ok(redirect(format!(
+                    "{}?{}",
+                    self.req.paths().flow_page(slug, ""),
+                    fs.query
+                )))
             }
             Err(PlanError::Store(e)) => Err(Error::Store(e)),
             Err(PlanError::NotApplicable { messages }) => Ok(self.denied(fs, messages.join("\n"))),
@@ -546,13 +550,8 @@ impl<'a> Exec<'a> {
             } else {
                 flow.title.clone()
             };
-            let cancel_url = match query_param(&fs.query, "next") {
-                Some(next) => format!(
-                    "/flows/-/cancel/?next={}",
-                    form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
-                ),
-                None => "/flows/-/cancel/".into(),
-            };
+            let next = query_param(&fs.query, "next");
+            let cancel_url = self.req.paths().cancel(next.as_deref());
             c.flow_info = Some(FlowInfo {
                 title,
                 background: flow.background_url().to_owned(),

@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::model::{Flow, FlowStageBinding};
+use crate::paths::Paths;
 use crate::plan::{Decision, FlowPlan, FlowState, SessionId};
 use crate::store::{FlowDefinition, StoreError};
 
@@ -53,7 +54,7 @@ pub struct PlanInfo {
 }
 
 /// authentik's `Flow` JSON as nested in inspector and API answers.
-pub fn flow_json(flow: &Flow) -> Value {
+pub fn flow_json(flow: &Flow, paths: Paths<'_>) -> Value {
     json!({
         "pk": flow.pk,
         "policybindingmodel_ptr_id": flow.policybindingmodel_ptr_id,
@@ -64,14 +65,18 @@ pub fn flow_json(flow: &Flow) -> Value {
         "background": flow.background_url(),
         "policy_engine_mode": flow.policy_engine_mode,
         "compatibility_mode": flow.compatibility_mode,
-        "export_url": format!("/api/v3/flows/instances/{}/export/", flow.slug),
+        "export_url": paths.flow_export(&flow.slug),
         "layout": flow.layout,
         "denied_action": flow.denied_action,
         "authentication": flow.authentication,
     })
 }
 
-fn binding_json(def: &FlowDefinition, binding: Option<&FlowStageBinding>) -> Value {
+fn binding_json(
+    def: &FlowDefinition,
+    binding: Option<&FlowStageBinding>,
+    paths: Paths<'_>,
+) -> Value {
     let Some(b) = binding else { return json!({}) };
     let Some(bound) = def.binding(b.pk) else {
         return json!({});
@@ -89,7 +94,7 @@ fn binding_json(def: &FlowDefinition, binding: Option<&FlowStageBinding>) -> Val
             "verbose_name": meta.verbose_name,
             "verbose_name_plural": format!("{}s", meta.verbose_name),
             "meta_model_name": meta.model_name,
-            "flow_set": [flow_json(&def.flow)],
+            "flow_set": [flow_json(&def.flow, paths)],
         },
         "evaluate_on_plan": b.evaluate_on_plan,
         "re_evaluate_policies": b.re_evaluate_policies,
@@ -99,7 +104,12 @@ fn binding_json(def: &FlowDefinition, binding: Option<&FlowStageBinding>) -> Val
     })
 }
 
-fn plan_info(def: &FlowDefinition, plan: &FlowPlan, session: &SessionId) -> PlanInfo {
+fn plan_info(
+    def: &FlowDefinition,
+    plan: &FlowPlan,
+    session: &SessionId,
+    paths: Paths<'_>,
+) -> PlanInfo {
     let at = |i: usize| {
         plan.bindings
             .get(i)
@@ -107,8 +117,8 @@ fn plan_info(def: &FlowDefinition, plan: &FlowPlan, session: &SessionId) -> Plan
             .map(|b| &b.binding)
     };
     PlanInfo {
-        current_stage: binding_json(def, at(0)),
-        next_planned_stage: binding_json(def, at(1)),
+        current_stage: binding_json(def, at(0), paths),
+        next_planned_stage: binding_json(def, at(1), paths),
         plan_context: plan.context.redacted(),
         session_id: session.hashed(),
     }
@@ -118,15 +128,16 @@ pub(crate) fn inspect(
     def: &FlowDefinition,
     fs: &FlowState,
     session: &SessionId,
+    paths: Paths<'_>,
 ) -> Result<FlowInspection, InspectError> {
     let plans: Vec<PlanInfo> = fs
         .history
         .iter()
         .filter(|p| p.flow_pk == def.flow.pk)
-        .map(|p| plan_info(def, p, session))
+        .map(|p| plan_info(def, p, session, paths))
         .collect();
     let current_plan = match &fs.plan {
-        Some(p) => Some(plan_info(def, p, session)),
+        Some(p) => Some(plan_info(def, p, session, paths)),
         None => plans.last().cloned(),
     };
     if current_plan.is_none() {

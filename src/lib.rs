@@ -84,17 +84,20 @@ pub mod http;
 pub mod inspector;
 pub mod memory;
 pub mod model;
+pub mod paths;
 pub mod plan;
 pub mod planner;
 pub mod policy;
 #[cfg(feature = "python")]
 pub mod python;
+pub mod query;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod registry;
 pub mod request;
 pub mod secret;
 mod session_ids;
+pub mod session_touch;
 pub mod stages;
 pub mod store;
 pub mod throttle;
@@ -103,6 +106,7 @@ pub use builder::FlowBuilder;
 pub use challenge::{Challenge, ChallengeBody};
 pub use engine::{DEFAULT_CONFLICT_RETRIES, Engine, EngineBuilder, Outcome};
 pub use executor::{DEFAULT_AVATAR, avatar};
+pub use query::FlowQuery;
 pub use request::FlowRequest;
 pub use store::StoreError;
 

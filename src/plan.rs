@@ -108,6 +108,11 @@ pub struct SessionState {
     /// Seconds the login lasts (`None`: until the browser session ends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_expires_at: Option<u64>,
+    /// Unix seconds when a read of the logged-in session last refreshed its idle
+    /// expiry ([`Engine::session_user`](crate::Engine::session_user)); see
+    /// [`session_touch`](crate::session_touch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub touched_at: Option<u64>,
     /// Per-flow state, keyed by flow slug. Several flows can run at once.
     #[serde(default)]
     pub flows: IndexMap<String, FlowState>,

@@ -1,5 +1,6 @@
 //! What the host tells the engine about an HTTP request.
 
+use crate::paths::{MountPath, Paths};
 use crate::plan::SessionId;
 
 /// The request context for [`Engine::plan`](crate::Engine::plan) and
@@ -20,6 +21,10 @@ pub struct FlowRequest {
     pub user_agent: Option<String>,
     /// The request was authenticated as an outpost (for `require_outpost`).
     pub is_outpost: bool,
+    /// The prefix authflow's routes are served under (default: the root). Every link
+    /// the engine gives out (redirects to flow pages, `cancel_url`, the identification
+    /// stage's enroll/recovery/passwordless links, `export_url`) starts with it.
+    pub base_path: MountPath,
 }
 
 impl FlowRequest {
@@ -36,6 +41,24 @@ impl FlowRequest {
     pub fn with_client_ip(mut self, ip: impl Into<String>) -> Self {
         self.client_ip = Some(ip.into());
         self
+    }
+
+    /// Sets the prefix authflow's routes are served under (see [`FlowRequest::base_path`]).
+    ///
+    /// ```
+    /// use authflow::{FlowRequest, paths::MountPath};
+    /// let req = FlowRequest::default().with_base_path(MountPath::new("/auth")?);
+    /// assert_eq!(req.paths().flow_page("login", ""), "/auth/if/flow/login/");
+    /// # Ok::<(), authflow::paths::InvalidMountPath>(())
+    /// ```
+    pub fn with_base_path(mut self, base: MountPath) -> Self {
+        self.base_path = base;
+        self
+    }
+
+    /// The links of this request's mount (see [`Paths`]).
+    pub fn paths(&self) -> Paths<'_> {
+        self.base_path.paths()
     }
 }
 

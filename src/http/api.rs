@@ -37,7 +37,7 @@ pub(super) async fn admin(app: &AppState, req: &Parts) -> Result<User, ApiError>
             .ok_or(ApiError::Unauthenticated)?;
         return superuser(app, user).await;
     }
-    let freq = flow_request(req);
+    let freq = flow_request(&app.config, req);
     let Some(id) = &freq.session_id else {
         return Err(ApiError::Forbidden(
             "Authentication credentials were not provided.".into(),
@@ -65,7 +65,7 @@ async fn superuser(app: &AppState, user: User) -> Result<User, ApiError> {
 
 /// authentik's `Flow` serializer output.
 async fn flow_api_json(app: &AppState, flow: &Flow) -> Result<Value, ApiError> {
-    let mut v = flow_json(flow);
+    let mut v = flow_json(flow, app.config.paths());
     let def = app.engine.definition(&flow.slug).await?;
     if let Value::Object(m) = &mut v {
         m.insert(
@@ -331,7 +331,7 @@ pub(crate) async fn execute(
     let (parts, _) = req.into_parts();
     let result = async {
         refuse_cross_site(&parts.headers)?;
-        let freq = flow_request(&parts);
+        let freq = flow_request(&app.config, &parts);
         check_query(&app, &freq)?;
         let user = match session::bearer_user(&parts.headers, &app.config) {
             Some(pk) => app
@@ -352,7 +352,7 @@ pub(crate) async fn execute(
         match app.engine.start(&freq, &slug, context, Some(&user)).await? {
             Ok(id) => {
                 // From the configured external URL, never from the `Host` header.
-                let link = app.config.link(&format!("/if/flow/{slug}/"));
+                let link = app.config.link(&app.config.paths().flow_page(&slug, ""));
                 let mut response = axum::Json(json!({ "link": link })).into_response();
                 if freq.session_id.as_ref() != Some(&id) {
                     for v in session::set_cookies(&app.config, &id, false, None) {
@@ -384,17 +384,17 @@ pub(crate) async fn configure_flow(
     let (parts, _) = req.into_parts();
     let result = async {
         let pk: crate::model::StageId = stage.parse().map_err(|_| ApiError::NotFound)?;
-        let freq = flow_request(&parts);
+        let freq = flow_request(&app.config, &parts);
         let user = match &freq.session_id {
             Some(id) => app.engine.session_user(id).await?,
             None => None,
         };
         let Some(user) = user else {
-            let here = format!("/flows/-/configure/{pk}/");
-            let next: String = url_encode(&here);
-            return Ok::<_, ApiError>(redirect(&format!(
-                "/flows/-/default/authentication/?next={next}"
-            )));
+            let paths = app.config.paths();
+            let next: String = url_encode(&paths.configure(&pk.to_string()));
+            return Ok::<_, ApiError>(redirect(
+                &paths.default_flow("authentication", &format!("next={next}")),
+            ));
         };
         let flows = app.engine.env().flows.clone();
         let mut target = None;
@@ -419,7 +419,7 @@ pub(crate) async fn configure_flow(
         let mut context = PlanContext::new();
         context.set_pending_user(&PendingUser::of(&user));
         match app.engine.plan_only(&freq, &slug, context).await {
-            Ok(_) | Err(PlanError::Empty) => Ok(redirect(&format!("/if/flow/{slug}/"))),
+            Ok(_) | Err(PlanError::Empty) => Ok(redirect(&app.config.paths().flow_page(&slug, ""))),
             Err(PlanError::NotApplicable { .. }) => Err(ApiError::NotFound),
             Err(PlanError::Store(e)) => Err(e.into()),
         }
@@ -457,7 +457,7 @@ fn redirect(to: &str) -> Response {
 /// else to the default invalidation flow.
 pub(crate) async fn cancel(State(app): State<AppState>, req: Request<Body>) -> Response {
     let (parts, _) = req.into_parts();
-    let freq = flow_request(&parts);
+    let freq = flow_request(&app.config, &parts);
     // A link on another site must not cancel the visitor's flows in progress: only a
     // navigation the user made here (or a non-browser client) drops them.
     let deliberate = refuse_cross_site(&parts.headers).is_ok();
@@ -468,7 +468,7 @@ pub(crate) async fn cancel(State(app): State<AppState>, req: Request<Body>) -> R
     }
     match freq.next.filter(|n| is_safe_relative_url(n)) {
         Some(next) => redirect(&next),
-        None => redirect("/flows/-/default/invalidation/"),
+        None => redirect(&app.config.paths().default_flow("invalidation", "")),
     }
 }
 
@@ -482,7 +482,7 @@ pub(crate) async fn default_flow(
     let (parts, _) = req.into_parts();
     let result = async {
         let designation: FlowDesignation = designation.parse().map_err(|_| ApiError::NotFound)?;
-        let freq = flow_request(&parts);
+        let freq = flow_request(&app.config, &parts);
         let flows = app
             .engine
             .env()
@@ -496,12 +496,9 @@ pub(crate) async fn default_flow(
                 .await
             {
                 Ok(_) | Err(PlanError::Empty) => {
-                    let query = parts
-                        .uri
-                        .query()
-                        .map(|q| format!("?{q}"))
-                        .unwrap_or_default();
-                    return Ok::<_, ApiError>(redirect(&format!("/if/flow/{}/{query}", flow.slug)));
+                    let query = parts.uri.query().unwrap_or_default();
+                    let to = app.config.paths().flow_page(&flow.slug, query);
+                    return Ok::<_, ApiError>(redirect(&to));
                 }
                 Err(PlanError::NotApplicable { .. }) => continue,
                 Err(PlanError::Store(e)) => return Err(e.into()),

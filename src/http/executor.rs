@@ -1,27 +1,27 @@
 //! The flow-executor and inspector endpoints, and the browser page.
 
-use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
-use super::{AppState, session};
+use super::{AppState, HttpConfig, client_ip, session};
 use crate::challenge::ChallengeBody;
 use crate::request::{FlowRequest, query_param};
 use crate::{Engine, Outcome};
 
-/// Builds the engine request from the HTTP request.
-pub(crate) fn flow_request(req: &Parts) -> FlowRequest {
+/// Builds the engine request from the HTTP request: the session cookie, `query` and
+/// `next`, the client IP ([`TrustedProxies`](super::TrustedProxies)), the user agent
+/// and the configured mount path.
+pub(crate) fn flow_request(config: &HttpConfig, req: &Parts) -> FlowRequest {
     let raw = req.uri.query().unwrap_or("");
-    let client_ip = req
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+    let client_ip = client_ip::client_ip(req, &config.trusted_proxies).map(|ip| ip.to_string());
+    warn_on_other_mount(config, req);
     FlowRequest {
         session_id: session::session_id(&req.headers),
         query: query_param(raw, "query").unwrap_or_default(),
@@ -33,6 +33,28 @@ pub(crate) fn flow_request(req: &Parts) -> FlowRequest {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(512).collect()),
         is_outpost: false,
+        base_path: config.mount_path.clone(),
+    }
+}
+
+/// Logs once when axum's `OriginalUri` shows the router nested under a prefix other
+/// than the configured [`HttpConfig::mount_path`] (the links it gives out would miss).
+fn warn_on_other_mount(config: &HttpConfig, req: &Parts) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let Some(original) = req.extensions.get::<OriginalUri>() else {
+        return;
+    };
+    let nested = original
+        .0
+        .path()
+        .strip_suffix(req.uri.path())
+        .unwrap_or(config.mount_path.as_str());
+    if nested != config.mount_path.as_str() && !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            nested_under = %nested.chars().take(100).collect::<String>(),
+            mount_path = %config.mount_path,
+            "authflow's router is nested under a prefix other than HttpConfig::mount_path; the links it gives out will not match (set HttpConfig::with_mount_path)"
+        );
     }
 }
 
@@ -82,7 +104,7 @@ pub(crate) async fn get(
     if let Err(e) = refuse_cross_site(&parts.headers) {
         return e.into_response();
     }
-    let freq = flow_request(&parts);
+    let freq = flow_request(&app.config, &parts);
     if let Err(e) = check_query(&app, &freq) {
         return e.into_response();
     }
@@ -227,7 +249,7 @@ async fn post_inner(app: &AppState, slug: &str, req: Request<Body>) -> Result<Re
     let (parts, body) = req.into_parts();
     refuse_cross_site(&parts.headers)?;
     refuse_foreign_origin(&parts.headers)?;
-    let freq = flow_request(&parts);
+    let freq = flow_request(&app.config, &parts);
     check_query(app, &freq)?;
     let had_session = freq.session_id.is_some();
     let uri = parts.uri.clone();
@@ -294,7 +316,11 @@ pub(crate) async fn inspector(
         return ApiError::Forbidden("You do not have permission to perform this action.".into())
             .into_response();
     };
-    match app.engine.inspect(&id, &slug).await {
+    match app
+        .engine
+        .inspect_under(&id, &slug, &app.config.mount_path)
+        .await
+    {
         Ok(i) => axum::Json(i).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
@@ -311,7 +337,7 @@ const PAGE: &str = include_str!("page.html");
 /// (`cross-site`, or `same-site` from a sibling host) it shows a "Continue" button
 /// first, so a page elsewhere cannot make it run a flow. (Stages with side effects
 /// additionally ask for confirmation, whatever the page does.)
-pub(crate) async fn page(headers: HeaderMap) -> Response {
+pub(crate) async fn page(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let autostart = match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         None => true,
         Some(site) => site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"),
@@ -323,6 +349,8 @@ pub(crate) async fn page(headers: HeaderMap) -> Response {
     );
     let body = PAGE
         .replace("{{nonce}}", &nonce)
+        // Validated (`MountPath`): `/`-separated unreserved characters only.
+        .replace("{{base}}", app.config.mount_path.as_str())
         .replace("{{autostart}}", if autostart { "true" } else { "false" });
     let mut response = (
         [

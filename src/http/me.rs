@@ -33,7 +33,7 @@ pub(crate) async fn me(State(app): State<AppState>, req: Request<Body>) -> Respo
                 .filter(|u| u.is_active)
                 .ok_or(ApiError::Unauthenticated)?
         } else {
-            let freq = flow_request(&parts);
+            let freq = flow_request(&app.config, &parts);
             let Some(id) = &freq.session_id else {
                 return Err(ApiError::Forbidden(NO_CREDENTIALS.into()));
             };

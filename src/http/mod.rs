@@ -16,6 +16,10 @@
 //! | `GET /flows/-/configure/{stage_uuid}/` | the stage's `configure_flow` for the logged-in user (password stage; login first when anonymous) |
 //! | `GET /if/flow/{slug}/` | a minimal browser page that runs a flow |
 //!
+//! Paths are relative to where the host mounts the router: nested under a prefix
+//! (`Router::new().nest("/auth", …)`), set the same prefix with
+//! [`HttpConfig::with_mount_path`] and every link the server gives out follows it.
+//!
 //! Sessions: the cookie `authflow_session` (opaque, `HttpOnly`, `SameSite=Lax`,
 //! `Secure` when configured) keys the engine's [`SessionStore`](crate::store::SessionStore);
 //! its id changes at login and logout. Once a session is logged in, state-changing
@@ -30,24 +34,43 @@
 //! ([`StageKind::confirmation`](crate::stages::StageKind::confirmation)); and the flow
 //! page starts a flow by itself only when it was not reached from another site.
 //!
-//! Mount it in an existing app:
+//! Mount it in an existing app — here under `/auth` (every link it gives out then starts
+//! with `/auth`, see [`HttpConfig::with_mount_path`]), served with `ConnectInfo` so that
+//! IP-based checks see the client's address (behind a reverse proxy, also set
+//! [`HttpConfig::with_trusted_proxies`]); a host route gets the logged-in user with
+//! [`LoggedIn`]:
 //!
 //! ```no_run
-//! # async fn demo(engine: std::sync::Arc<authflow::Engine>) -> std::io::Result<()> {
+//! # async fn demo(engine: std::sync::Arc<authflow::Engine>) -> Result<(), Box<dyn std::error::Error>> {
+//! use authflow::http::{Authflow, HttpConfig, LoggedIn};
+//! let config = HttpConfig::default()
+//!     .with_mount_path("/auth")?
+//!     .with_trusted_proxies(["127.0.0.1"])?;
+//! let auth = Authflow::new(engine, config);
 //! let app = axum::Router::new()
 //!     .route("/health", axum::routing::get(|| async { "ok" }))
-//!     .merge(authflow::http::router(engine, authflow::http::HttpConfig::default()));
+//!     .route("/me", axum::routing::get(|LoggedIn(user): LoggedIn| async move { user.username }))
+//!     .nest("/auth", auth.router())
+//!     .with_state(auth);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9000").await?;
-//! axum::serve(listener, app).await
+//! axum::serve(
+//!     listener,
+//!     app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+//! )
+//! .await?;
+//! # Ok(())
 //! # }
 //! ```
 
 mod api;
+mod client_ip;
 mod config;
 mod error;
 mod executor;
 #[cfg(feature = "blueprints")]
 mod export;
+mod handle;
+mod logged_in;
 mod me;
 mod pool;
 mod session;
@@ -58,8 +81,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 
+pub use client_ip::TrustedProxies;
 pub use config::{ConfigError, DEFAULT_QUERY_LIMIT, HttpConfig};
 pub use error::ApiError;
+pub use handle::Authflow;
+pub use logged_in::LoggedIn;
 pub use pool::{HASH_THREAD_PREFIX, HashPool};
 pub use session::{CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE};
 pub use tokens::ApiTokens;
@@ -67,39 +93,30 @@ pub use tokens::ApiTokens;
 use crate::Engine;
 
 /// Shared state of the handlers.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) engine: Arc<Engine>,
-    pub(crate) config: Arc<HttpConfig>,
-}
+pub(crate) type AppState = Authflow;
 
 /// The router with every route of the table above: [`executor_router`],
 /// [`admin_router`] and [`page_router`] merged. It has no fallback, so it merges into a
-/// host app that has its own; it is generic over the host's state `S`.
+/// host app that has its own; it is generic over the host's state `S`. Nest it under a
+/// prefix with [`HttpConfig::with_mount_path`] set to the same prefix, so that the
+/// links it gives out follow:
 ///
 /// ```
-/// # fn demo(engine: std::sync::Arc<authflow::Engine>) {
+/// # fn demo(engine: std::sync::Arc<authflow::Engine>) -> Result<(), authflow::http::ConfigError> {
 /// use authflow::http::{HttpConfig, router};
 /// let app: axum::Router = axum::Router::new()
 ///     .route("/health", axum::routing::get(|| async { "ok" }))
-///     .merge(router(engine, HttpConfig::default()))
+///     .nest("/auth", router(engine, HttpConfig::default().with_mount_path("/auth")?))
 ///     .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "host 404") });
 /// # let _ = app;
+/// # Ok(())
 /// # }
 /// ```
 pub fn router<S: Clone + Send + Sync + 'static>(
     engine: Arc<Engine>,
     config: HttpConfig,
 ) -> Router<S> {
-    let state = AppState {
-        engine,
-        config: Arc::new(config),
-    };
-    executor_routes()
-        .merge(admin_routes())
-        .merge(page_routes())
-        .layer(axum::middleware::from_fn(error::json_errors))
-        .with_state(state)
+    Authflow::new(engine, config).router()
 }
 
 /// Only the flow executor API, `/flows/-/cancel|default|configure/` and
@@ -108,7 +125,7 @@ pub fn executor_router<S: Clone + Send + Sync + 'static>(
     engine: Arc<Engine>,
     config: HttpConfig,
 ) -> Router<S> {
-    finish(executor_routes(), engine, config)
+    Authflow::new(engine, config).executor_router()
 }
 
 /// Only the admin API: flow instances CRUD, `execute`, the inspector and export.
@@ -116,7 +133,7 @@ pub fn admin_router<S: Clone + Send + Sync + 'static>(
     engine: Arc<Engine>,
     config: HttpConfig,
 ) -> Router<S> {
-    finish(admin_routes(), engine, config)
+    Authflow::new(engine, config).admin_router()
 }
 
 /// Only the browser page `/if/flow/{slug}/`.
@@ -124,23 +141,19 @@ pub fn page_router<S: Clone + Send + Sync + 'static>(
     engine: Arc<Engine>,
     config: HttpConfig,
 ) -> Router<S> {
-    finish(page_routes(), engine, config)
+    Authflow::new(engine, config).page_router()
 }
 
 fn finish<S: Clone + Send + Sync + 'static>(
     routes: Router<AppState>,
-    engine: Arc<Engine>,
-    config: HttpConfig,
+    state: Authflow,
 ) -> Router<S> {
     routes
         .layer(axum::middleware::from_fn(error::json_errors))
-        .with_state(AppState {
-            engine,
-            config: Arc::new(config),
-        })
+        .with_state(state)
 }
 
-fn executor_routes() -> Router<AppState> {
+pub(crate) fn executor_routes() -> Router<AppState> {
     Router::new()
         .route(
             "/api/v3/flows/executor/{slug}/",
@@ -152,7 +165,7 @@ fn executor_routes() -> Router<AppState> {
         .route("/flows/-/configure/{stage}/", get(api::configure_flow))
 }
 
-fn admin_routes() -> Router<AppState> {
+pub(crate) fn admin_routes() -> Router<AppState> {
     let routes = Router::new()
         .route("/api/v3/flows/inspector/{slug}/", get(executor::inspector))
         .route("/api/v3/flows/instances/", get(api::list).post(api::create))
@@ -169,6 +182,6 @@ fn admin_routes() -> Router<AppState> {
     routes
 }
 
-fn page_routes() -> Router<AppState> {
+pub(crate) fn page_routes() -> Router<AppState> {
     Router::new().route("/if/flow/{slug}/", get(executor::page))
 }

@@ -22,13 +22,8 @@ impl IdentificationStage {
     fn build(&self, ctx: &StageContext<'_>) -> Challenge {
         // authentik's `reverse_with_qs`: the query is appended only when there is one.
         let link = |slug: &Option<String>| {
-            slug.as_ref().map(|s| {
-                if ctx.request.query.is_empty() {
-                    format!("/if/flow/{s}/")
-                } else {
-                    format!("/if/flow/{s}/?{}", ctx.request.query)
-                }
-            })
+            slug.as_ref()
+                .map(|s| ctx.request.paths().flow_page(s, &ctx.request.query))
         };
         let allow_show_password = self
             .password_stage
