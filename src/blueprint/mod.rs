@@ -77,6 +77,7 @@ mod build;
 mod build_directory;
 mod error;
 mod export;
+mod find;
 mod library;
 mod matching;
 mod models;
