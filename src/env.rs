@@ -7,7 +7,7 @@ use crate::events::EventSink;
 use crate::policy::{ExpressionEvaluator, PwnedPasswords};
 use crate::registry::Registry;
 use crate::store::{FlowStore, ReputationStore, SessionStore, ThrottleStore, UserDirectory};
-use crate::throttle::ThrottleConfig;
+use crate::throttle_config::ThrottleConfig;
 
 /// The engine's services. Built by [`EngineBuilder`](crate::EngineBuilder).
 #[derive(Clone)]

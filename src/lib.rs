@@ -101,6 +101,7 @@ pub mod session_touch;
 pub mod stages;
 pub mod store;
 pub mod throttle;
+mod throttle_config;
 
 pub use builder::FlowBuilder;
 pub use challenge::{Challenge, ChallengeBody};

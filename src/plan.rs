@@ -234,18 +234,6 @@ pub struct PendingUser {
     pub name: String,
 }
 
-impl PendingUser {
-    /// The pending-user record of a real user.
-    pub fn of(user: &crate::store::User) -> Self {
-        Self {
-            pk: Some(user.pk.clone()),
-            username: user.username.clone(),
-            email: user.email.clone(),
-            name: user.name.clone(),
-        }
-    }
-}
-
 /// Data shared between the stages of a plan: an ordered JSON map with typed helpers
 /// for the well-known [`keys`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -245,6 +245,19 @@ fn invisible(c: char) -> bool {
         )
 }
 
+/// Built here, where users are defined, so the plan stays plain data.
+impl crate::plan::PendingUser {
+    /// The pending-user record of a real user.
+    pub fn of(user: &User) -> Self {
+        Self {
+            pk: Some(user.pk.clone()),
+            username: user.username.clone(),
+            email: user.email.clone(),
+            name: user.name.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
