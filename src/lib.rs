@@ -73,6 +73,7 @@ pub mod challenge;
 pub mod clock;
 mod confirmation;
 pub mod defaults;
+pub mod effects;
 mod engine;
 pub mod env;
 pub mod events;
@@ -88,6 +89,7 @@ pub mod planner;
 pub mod policy;
 #[cfg(feature = "python")]
 pub mod python;
+pub mod random;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod request;

@@ -8,7 +8,9 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Fields, Response, StageContext, StageError, StageKind, StageMeta, StageOutcome};
+use super::{
+    Effect, Fields, Response, StageContext, StageError, StageKind, StageMeta, StageOutcome,
+};
 use crate::challenge::{Challenge, ChallengeBody, IdentificationChallenge};
 use crate::events::{Event, EventAction};
 use crate::model::{FlowDesignation, IdentificationStage, StageConfig};
@@ -145,7 +147,9 @@ impl StageKind for IdentificationStage {
             (Some(_), Some(pw)) => {
                 // The check counts this attempt as a failure up front (given back on
                 // success), so concurrent guesses cannot all pass it.
-                match throttle::reserve(ctx.env, ip.as_deref(), &uid).await? {
+                match throttle::reserve(ctx.env, &mut ctx.effects.journal, ip.as_deref(), &uid)
+                    .await?
+                {
                     Err(wait) => {
                         message = throttle::refused_message(wait);
                         false
@@ -161,12 +165,22 @@ impl StageKind for IdentificationStage {
                             .await;
                         if matches!(verified, Err(crate::store::StoreError::Busy)) {
                             // Not evaluated: no failed attempt.
-                            throttle::release(ctx.env, ip.as_deref(), &uid, &reservation).await?;
+                            throttle::release(
+                                ctx.env,
+                                &mut ctx.effects.journal,
+                                ip.as_deref(),
+                                &uid,
+                                &reservation,
+                            )
+                            .await?;
                         }
                         let ok = verified? && found.as_ref().is_some_and(|u| u.is_active);
                         if ok {
-                            throttle::record_success(ctx.env, ip.as_deref(), &uid, &reservation)
-                                .await?;
+                            ctx.effects.push(Effect::ThrottleSuccess {
+                                ip: ip.clone(),
+                                identifier: uid.clone(),
+                                reservation,
+                            });
                         }
                         ok
                     }
@@ -202,12 +216,12 @@ impl StageKind for IdentificationStage {
                     // authentik lowers the score of every unknown identifier here; a
                     // known one loses the same point, so scores tell nothing about
                     // existence (the login gives it back).
-                    lower_reputation(ctx, &user.username).await?;
+                    lower_reputation(ctx, &user.username);
                 }
                 Ok(StageOutcome::Done)
             }
             Some(user) => {
-                login_failed(ctx, &user.username).await?;
+                login_failed(ctx, &user.username);
                 Ok(failed(ctx))
             }
             None => {
@@ -228,11 +242,11 @@ impl StageKind for IdentificationStage {
                     // As authentik: an unknown identifier costs one point — exactly what
                     // a known one costs at this step, so reputation-guarded stages
                     // cannot tell them apart.
-                    lower_reputation(ctx, &uid).await?;
+                    lower_reputation(ctx, &uid);
                     Ok(StageOutcome::Done)
                 } else {
                     // One failure, one reputation point (`login_failed` lowers it).
-                    login_failed(ctx, &uid).await?;
+                    login_failed(ctx, &uid);
                     Ok(failed(ctx))
                 }
             }
@@ -240,25 +254,23 @@ impl StageKind for IdentificationStage {
     }
 }
 
-/// Identification without a credential check: reputation −1 for the IP and username.
-async fn lower_reputation(ctx: &StageContext<'_>, username: &str) -> Result<(), StageError> {
-    ctx.env
-        .reputation
-        .adjust(ctx.request.client_ip.as_deref(), Some(username), -1)
-        .await?;
-    Ok(())
+/// Identification without a credential check: reputation −1 for the IP and username
+/// (applied after the step committed).
+fn lower_reputation(ctx: &mut StageContext<'_>, username: &str) {
+    ctx.effects.push(Effect::AdjustReputation {
+        ip: ctx.request.client_ip.clone(),
+        username: Some(username.to_owned()),
+        delta: -1,
+    });
 }
 
-/// Records a failed credential check: reputation −1 and a `login_failed` event.
-pub(crate) async fn login_failed(ctx: &StageContext<'_>, username: &str) -> Result<(), StageError> {
-    ctx.env
-        .reputation
-        .adjust(ctx.request.client_ip.as_deref(), Some(username), -1)
-        .await?;
+/// Records a failed credential check: reputation −1 and a `login_failed` event
+/// (applied after the step committed).
+pub(crate) fn login_failed(ctx: &mut StageContext<'_>, username: &str) {
+    lower_reputation(ctx, username);
     let mut event = Event::new(EventAction::LoginFailed).with("stage", ctx.stage.name.clone());
     event.user = Some(username.to_owned());
     event.flow = Some(ctx.flow.slug.clone());
     event.client_ip = ctx.request.client_ip.clone();
-    ctx.env.events.emit(event);
-    Ok(())
+    ctx.effects.emit(event);
 }
