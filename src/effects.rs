@@ -3,7 +3,7 @@
 //! Stages never write to the user directory, the reputation or throttle stores, or
 //! the event sink while they run. They describe what they want done as [`Effect`]s in
 //! [`Effects`], and the engine applies them **once, after the session's
-//! compare-and-swap save succeeded** ([`apply`]). A save that conflicts with a
+//! compare-and-swap save succeeded**. A save that conflicts with a
 //! concurrent request retries the whole step on fresh state: the stages run again and
 //! describe their effects again, and only the attempt that committed is applied. So a
 //! conflict after user write cannot create the user twice (or answer "Username is
@@ -17,12 +17,15 @@
 //! username not taken) are made by the stage before it returns the effect; the
 //! directory checks again atomically with the write.
 //!
-//! One exception keeps the login throttle effective under concurrency: a password
-//! check is counted *before* the password is evaluated (see [`crate::throttle`]), so
-//! concurrent guesses cannot all pass the check first. That hit is journalled in the
-//! step's [`Effects`] and carried into the retry, which reuses it instead of counting
-//! the same guess again. A success gives it back as an effect after the commit; a step
-//! that never commits leaves it counted (fail closed).
+//! Penalties are the exception (the step's journal): a password check is counted by the
+//! throttle *before* the password is evaluated (see [`crate::throttle`]), so concurrent
+//! guesses cannot all pass the check first, and a failed identification lowers the
+//! reputation at once, so a reputation policy later in the same request (or in a
+//! concurrent one) sees it. These writes are journalled in the step's [`Effects`] and
+//! carried into a retry, which finds them instead of making them again: one guess is
+//! counted once. Rewards (clearing the throttle, the login's reputation point) are
+//! effects applied after the commit; a step that never commits leaves its penalties
+//! made (fail closed).
 //!
 //! # When applying fails after the commit
 //!
@@ -41,7 +44,7 @@ use crate::model::UserId;
 use crate::plan::SessionId;
 use crate::secret::Password;
 use crate::store::{NewUser, StoreError, User};
-use crate::throttle::{self, Journal, Reservation};
+use crate::throttle::{self, Reservation, Reservations};
 
 /// One write a stage asks for, applied after the session was saved.
 #[derive(Debug, Clone)]
@@ -101,7 +104,7 @@ pub struct Effects {
     /// Writes that belong to `login` (its event, its reputation point): applied after
     /// `writes`, and dropped when the login is ([`Effects::cancel_login`]).
     pub login_writes: Vec<Effect>,
-    /// Throttle hits already made for this step (kept across conflict retries).
+    /// Writes this step made before its save (kept across conflict retries).
     pub(crate) journal: Journal,
 }
 
@@ -140,6 +143,51 @@ impl Effects {
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty() && self.login_writes.is_empty()
     }
+}
+
+/// The writes a step makes *before* its save, because they must be effective under
+/// concurrency and visible to later stages of the same step: throttle hits (see
+/// [`crate::throttle`]) and reputation penalties for failed or unverified
+/// identifications (a reputation policy later in the same request, or in a concurrent
+/// one, must see them). The engine keeps the journal across the compare-and-swap
+/// retries of one step, and a retried stage finds its earlier write here instead of
+/// making it again: one guess, one count. A step that never commits leaves them made
+/// (fail closed). Rewards (the login's reputation point, clearing the throttle) are
+/// [`Effect`]s, applied only after the commit.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Journal {
+    /// Throttle checks counted in this step.
+    pub(crate) reservations: Reservations,
+    /// Reputation penalties made in this step: (IP, username).
+    penalties: Vec<(Option<String>, String)>,
+    /// Penalties of earlier attempts not yet met again in this attempt.
+    replay: Vec<(Option<String>, String)>,
+}
+
+impl Journal {
+    /// Starts another attempt of the step: its penalties are met again, not made again.
+    pub(crate) fn retry(&mut self) {
+        self.replay = self.penalties.clone();
+    }
+}
+
+/// Lowers the reputation of the IP and `username` by one **now** (before the step's
+/// save; see [`Journal`]), unless an earlier attempt of this step already did.
+pub(crate) async fn penalize(
+    env: &Env,
+    effects: &mut Effects,
+    ip: Option<&str>,
+    username: &str,
+) -> Result<(), StoreError> {
+    let key = (ip.map(str::to_owned), username.to_owned());
+    let journal = &mut effects.journal;
+    if let Some(i) = journal.replay.iter().position(|k| *k == key) {
+        journal.replay.remove(i);
+        return Ok(());
+    }
+    env.reputation.adjust(ip, Some(username), -1).await?;
+    journal.penalties.push(key);
+    Ok(())
 }
 
 fn record_of(new: &NewUser, pk: UserId) -> Option<User> {

@@ -20,6 +20,7 @@ use crate::challenge::{
     RedirectChallenge,
 };
 use crate::confirmation::{self, Gate};
+use crate::effects::Journal;
 use crate::engine::Engine;
 use crate::events::{Event, EventAction};
 use crate::model::{DeniedAction, FlowDesignation, InvalidResponseAction, NON_FIELD_ERRORS};
@@ -29,7 +30,6 @@ use crate::policy::{self, PolicyRequest};
 use crate::request::{FlowRequest, is_safe_relative_url, query_param};
 use crate::stages::{Effects, StageContext, StageError, StageKind, StageOutcome};
 use crate::store::{BoundStage, FlowDefinition, StoreError, User};
-use crate::throttle::Journal;
 
 /// Avatar of anonymous users (authentik's path).
 pub const DEFAULT_AVATAR: &str = "/static/dist/assets/images/user_default.png";

@@ -27,7 +27,11 @@
 //! - A check and its count are one step: the attempt is counted (atomically) before
 //!   the password is evaluated and given back on success or when the hashing pool
 //!   refused the check, so concurrent guesses cannot all pass the check before the
-//!   first failure is counted.
+//!   first failure is counted. The count is made before the step's session save and
+//!   journalled for the step: when the save loses a compare-and-swap race and the
+//!   step is retried, the retry reuses the count instead of counting the same guess
+//!   again. Giving it back on success is applied only once the step committed
+//!   ([`crate::effects`]); a step that never commits leaves it counted (fail closed).
 //! - A request without a client IP counts under one `unknown` bucket (fail closed);
 //!   IPv6 addresses count per /64 (one host usually owns a whole /64).
 //!
@@ -209,10 +213,11 @@ pub struct Reservation {
 }
 
 /// The checks one step already counted, by (IP bucket, identifier). The engine keeps
-/// it across the compare-and-swap retries of the step, so the retried stage reuses
-/// its reservation: one guess is counted once, however often the step is retried.
+/// it across the compare-and-swap retries of the step (in the step's
+/// [`Journal`](crate::effects)), so the retried stage reuses its reservation: one
+/// guess is counted once, however often the step is retried.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Journal(Vec<(String, Reservation)>);
+pub(crate) struct Reservations(Vec<(String, Reservation)>);
 
 /// Checks and counts one password check before the password is evaluated:
 /// `Err(seconds to wait)` when it must be refused without evaluating the password,
@@ -224,10 +229,10 @@ pub(crate) struct Journal(Vec<(String, Reservation)>);
 /// [`record_success`], a check the hashing pool refused through [`release`].
 ///
 /// A check this step already counted (in an attempt that lost a compare-and-swap
-/// race, see [`Journal`]) is not counted again: its reservation is reused.
+/// race, see [`Reservations`]) is not counted again: its reservation is reused.
 pub(crate) async fn reserve(
     env: &Env,
-    journal: &mut Journal,
+    journal: &mut Reservations,
     ip: Option<&str>,
     identifier: &str,
 ) -> Result<Result<Reservation, u64>, StoreError> {
@@ -283,7 +288,7 @@ async fn reserve_new(
 /// Forgotten by the journal too: a retry counts its check afresh.
 pub(crate) async fn release(
     env: &Env,
-    journal: &mut Journal,
+    journal: &mut Reservations,
     ip: Option<&str>,
     identifier: &str,
     r: &Reservation,

@@ -10,13 +10,13 @@ use super::transact::{Attempt, Decision, Loaded};
 use super::{Engine, Outcome};
 use crate::Error;
 use crate::challenge::{Challenge, ChallengeBody};
+use crate::effects::Journal;
 use crate::effects::{self, Effects};
 use crate::executor::{self, Input};
 use crate::model::UserId;
 use crate::plan::SessionId;
 use crate::request::FlowRequest;
 use crate::store::FlowDefinition;
-use crate::throttle::Journal;
 
 /// The [`Attempt`] of [`Engine::plan`] and [`Engine::step`].
 struct Step<'r> {
@@ -74,6 +74,7 @@ impl Attempt for Step<'_> {
                 fs.plan = None;
             }
         }
+        self.journal.retry();
         let executor::Ran {
             challenge,
             effects,

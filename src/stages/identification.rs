@@ -147,8 +147,13 @@ impl StageKind for IdentificationStage {
             (Some(_), Some(pw)) => {
                 // The check counts this attempt as a failure up front (given back on
                 // success), so concurrent guesses cannot all pass it.
-                match throttle::reserve(ctx.env, &mut ctx.effects.journal, ip.as_deref(), &uid)
-                    .await?
+                match throttle::reserve(
+                    ctx.env,
+                    &mut ctx.effects.journal.reservations,
+                    ip.as_deref(),
+                    &uid,
+                )
+                .await?
                 {
                     Err(wait) => {
                         message = throttle::refused_message(wait);
@@ -167,7 +172,7 @@ impl StageKind for IdentificationStage {
                             // Not evaluated: no failed attempt.
                             throttle::release(
                                 ctx.env,
-                                &mut ctx.effects.journal,
+                                &mut ctx.effects.journal.reservations,
                                 ip.as_deref(),
                                 &uid,
                                 &reservation,
@@ -216,12 +221,12 @@ impl StageKind for IdentificationStage {
                     // authentik lowers the score of every unknown identifier here; a
                     // known one loses the same point, so scores tell nothing about
                     // existence (the login gives it back).
-                    lower_reputation(ctx, &user.username);
+                    lower_reputation(ctx, &user.username).await?;
                 }
                 Ok(StageOutcome::Done)
             }
             Some(user) => {
-                login_failed(ctx, &user.username);
+                login_failed(ctx, &user.username).await?;
                 Ok(failed(ctx))
             }
             None => {
@@ -242,11 +247,11 @@ impl StageKind for IdentificationStage {
                     // As authentik: an unknown identifier costs one point — exactly what
                     // a known one costs at this step, so reputation-guarded stages
                     // cannot tell them apart.
-                    lower_reputation(ctx, &uid);
+                    lower_reputation(ctx, &uid).await?;
                     Ok(StageOutcome::Done)
                 } else {
                     // One failure, one reputation point (`login_failed` lowers it).
-                    login_failed(ctx, &uid);
+                    login_failed(ctx, &uid).await?;
                     Ok(failed(ctx))
                 }
             }
@@ -254,23 +259,25 @@ impl StageKind for IdentificationStage {
     }
 }
 
-/// Identification without a credential check: reputation −1 for the IP and username
-/// (applied after the step committed).
-fn lower_reputation(ctx: &mut StageContext<'_>, username: &str) {
-    ctx.effects.push(Effect::AdjustReputation {
-        ip: ctx.request.client_ip.clone(),
-        username: Some(username.to_owned()),
-        delta: -1,
-    });
+/// Identification without a credential check: reputation −1 for the IP and username,
+/// made before the step's save (a penalty, see [`crate::effects`]).
+async fn lower_reputation(ctx: &mut StageContext<'_>, username: &str) -> Result<(), StageError> {
+    let ip = ctx.request.client_ip.clone();
+    crate::effects::penalize(ctx.env, ctx.effects, ip.as_deref(), username).await?;
+    Ok(())
 }
 
-/// Records a failed credential check: reputation −1 and a `login_failed` event
-/// (applied after the step committed).
-pub(crate) fn login_failed(ctx: &mut StageContext<'_>, username: &str) {
-    lower_reputation(ctx, username);
+/// Records a failed credential check: reputation −1 (at once) and a `login_failed`
+/// event (applied after the step committed).
+pub(crate) async fn login_failed(
+    ctx: &mut StageContext<'_>,
+    username: &str,
+) -> Result<(), StageError> {
+    lower_reputation(ctx, username).await?;
     let mut event = Event::new(EventAction::LoginFailed).with("stage", ctx.stage.name.clone());
     event.user = Some(username.to_owned());
     event.flow = Some(ctx.flow.slug.clone());
     event.client_ip = ctx.request.client_ip.clone();
     ctx.effects.emit(event);
+    Ok(())
 }

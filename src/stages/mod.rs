@@ -202,7 +202,9 @@ pub trait StageKind: Send + Sync {
     /// token (compared in constant time). A POST whose response an earlier stage
     /// accepted (a password POST followed by user login, a prompt POST followed by
     /// user write) already is the user's deliberate request: the stage then runs
-    /// directly. Host stages with side effects should answer `Some` too.
+    /// directly. Host stages with side effects should answer `Some` too, and return
+    /// their writes as [`Effect`]s in [`StageContext::effects`] rather than make them:
+    /// the engine applies them once, after the session was saved.
     fn confirmation(&self, ctx: &StageContext<'_>) -> Option<String> {
         let _ = ctx;
         None

@@ -74,7 +74,7 @@ impl StageKind for PasswordStage {
         // (given back on success), so concurrent guesses cannot all pass it.
         let reserved = throttle::reserve(
             ctx.env,
-            &mut ctx.effects.journal,
+            &mut ctx.effects.journal.reservations,
             ip.as_deref(),
             &identifier,
         )
@@ -82,7 +82,7 @@ impl StageKind for PasswordStage {
         let reservation = match reserved {
             Ok(r) => r,
             Err(wait) => {
-                login_failed(ctx, &pending.username);
+                login_failed(ctx, &pending.username).await?;
                 return Ok(self.failure(ctx, throttle::refused_message(wait)));
             }
         };
@@ -92,7 +92,7 @@ impl StageKind for PasswordStage {
             // Not evaluated: no failed attempt.
             throttle::release(
                 ctx.env,
-                &mut ctx.effects.journal,
+                &mut ctx.effects.journal.reservations,
                 ip.as_deref(),
                 &identifier,
                 &reservation,
@@ -121,7 +121,7 @@ impl StageKind for PasswordStage {
             ctx.context.insert(keys::AUTH_METHOD, "password".into());
             return Ok(StageOutcome::Done);
         }
-        login_failed(ctx, &pending.username);
+        login_failed(ctx, &pending.username).await?;
         Ok(self.failure(ctx, INVALID.into()))
     }
 }
