@@ -252,6 +252,9 @@ async fn apply_one(env: &Env, effect: &Effect) -> Result<(), Failed> {
                     .join(" ");
                 if msg.is_empty() { fallback.into() } else { msg }
             }
+            // The hashing pool was full when the password was hashed for the write
+            // (the executor's `BUSY` message).
+            StoreError::Busy => "Too many logins at once, try again".into(),
             _ => fallback.into(),
         },
     };

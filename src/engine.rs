@@ -305,6 +305,11 @@ impl Engine {
     /// itself current runs only on the POST of its confirmation's token
     /// (`{"component": "ak-stage-consent", "token": …}`). The host must make sure the
     /// POST was deliberate: same origin and CSRF-protected (the `http` adapter does).
+    ///
+    /// Side effects happen exactly once per accepted response: stages return them as
+    /// [`Effect`](crate::effects::Effect)s, applied once after the session was saved,
+    /// however often a compare-and-swap conflict made the step run again (see
+    /// [`crate::effects`], also for what the client gets when applying one fails).
     pub async fn step(
         &self,
         req: &FlowRequest,

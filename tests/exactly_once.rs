@@ -473,3 +473,59 @@ async fn username_taken_after_the_check_denies_without_login() {
     assert_eq!(h.count(EventAction::Login), 0);
     assert_eq!(h.count(EventAction::UserWrite), 0);
 }
+
+/// Two concurrent submits of the right password in one session: one logs in (one
+/// `login` event, one reputation point); the other retries on the rotated session and
+/// logs nothing in.
+#[tokio::test]
+async fn concurrent_logins_log_in_once() {
+    let h = harness(ThrottleConfig::default()).await;
+    h.stores
+        .users
+        .create_user(NewUser::new("double").password("Double-Pw-12345"))
+        .await
+        .unwrap();
+    let mut c = Client::new(&h);
+    c.get(defaults::AUTHENTICATION).await;
+    c.post(
+        defaults::AUTHENTICATION,
+        json!({"component": "ak-stage-identification", "uid_field": "double"}),
+    )
+    .await;
+    let before = h
+        .stores
+        .reputation
+        .score(None, Some("double"))
+        .await
+        .unwrap();
+    let mut a = Client {
+        engine: h.engine.clone(),
+        session: c.session.clone(),
+    };
+    let mut b = Client {
+        engine: h.engine.clone(),
+        session: c.session.clone(),
+    };
+    let answer = json!({"component": "ak-stage-password", "password": "Double-Pw-12345"});
+    h.sessions.hold_next_saves(2);
+    let (x, y) = tokio::join!(
+        a.post(defaults::AUTHENTICATION, answer.clone()),
+        b.post(defaults::AUTHENTICATION, answer.clone()),
+    );
+    assert_eq!(
+        usize::from(x.logged_in) + usize::from(y.logged_in),
+        1,
+        "{} / {}",
+        x.challenge.to_json(),
+        y.challenge.to_json()
+    );
+    assert_eq!(h.count(EventAction::Login), 1);
+    assert_eq!(
+        h.stores
+            .reputation
+            .score(None, Some("double"))
+            .await
+            .unwrap(),
+        before + 1
+    );
+}
