@@ -1,14 +1,14 @@
 //! Side effects of a step, applied exactly once: the engine's outbox.
 //!
-//! Stages never write to the user directory, the reputation or throttle stores, or
-//! the event sink while they run. They describe what they want done as [`Effect`]s in
-//! [`Effects`], and the engine applies them **once, after the session's
-//! compare-and-swap save succeeded**. A save that conflicts with a
-//! concurrent request retries the whole step on fresh state: the stages run again and
-//! describe their effects again, and only the attempt that committed is applied. So a
-//! conflict after user write cannot create the user twice (or answer "Username is
-//! already taken." to its own enrollment), and two concurrent submits of one response
-//! advance the flow once.
+//! Stages do not write users, emit events or grant rewards while they run. They
+//! describe what they want done as [`Effect`]s in [`Effects`], and the engine applies
+//! them **once, after the session's compare-and-swap save succeeded**. A save that
+//! conflicts with a concurrent request retries the whole step on fresh state: the
+//! stages run again and describe their effects again, and only the attempt that
+//! committed is applied. So a conflict after user write cannot create the user twice
+//! (or answer "Username is already taken." to its own enrollment), and two concurrent
+//! submits of one response advance the flow once. All writes to the user directory
+//! made by flows are in this module.
 //!
 //! Reads later in the same step see the pending writes: [`Effects::pending_user`]
 //! (used by [`StageContext::pending_user_record`](crate::stages::StageContext::pending_user_record))
@@ -35,8 +35,12 @@
 //! The engine then undoes the login and drops the flow's plan in the session it just
 //! saved, and answers `ak-stage-access-denied` with the directory's message (for
 //! example "Username is already taken."). The session is never logged in as a user
-//! that does not exist. Reputation, throttle and event effects cannot fail the step:
-//! an error there is reported as a `system_exception` event and the rest is applied.
+//! that does not exist (should that undo fail too, the request fails with the store
+//! error, and the next request finds the session's user missing and ends its login).
+//! Reputation, throttle and event effects cannot fail the step: an error there is
+//! reported as a `system_exception` event and the rest is applied. A full hashing pool
+//! (the password is hashed by the directory's write) answers "Too many logins at once,
+//! try again"; the flow then starts over.
 
 use crate::env::Env;
 use crate::events::{Event, EventAction};
