@@ -203,8 +203,11 @@ async fn redis_engine(redis: &Redis, prefix: &RedisConfig) -> (Arc<Engine>, memo
             .await
             .unwrap();
     }
+    // Instances sharing a session store share the session key (`session_key` docs):
+    // otherwise one that has not seen a new session stored yet mints its own for it.
     let engine = Engine::builder(flows, Arc::new(sessions), stores.users.clone())
         .reputation(stores.reputation.clone())
+        .session_key(b"authflow-redis-tests".to_vec())
         .build();
     (Arc::new(engine), stores)
 }
