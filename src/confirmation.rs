@@ -39,6 +39,7 @@ pub(crate) fn gate<'i>(
     binding: BindingId,
     question: String,
     input: Input<'i>,
+    random: &dyn crate::random::Random,
 ) -> Gate<'i> {
     let binding = binding.to_string();
     if context.get_str(keys::CONFIRMED_BINDING) == Some(binding.as_str()) {
@@ -74,7 +75,7 @@ pub(crate) fn gate<'i>(
         Some(t) if !t.is_empty() => t.to_owned(),
         _ => {
             // Random like the consent stage's token (a v4 UUID: 122 random bits).
-            let t = uuid::Uuid::new_v4().simple().to_string();
+            let t = random.token();
             context.insert(keys::CONFIRMATION_TOKEN, Value::String(t.clone()));
             t
         }

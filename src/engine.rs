@@ -6,18 +6,24 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
+mod step;
+mod transact;
+
+use async_trait::async_trait;
+
 use crate::Error;
 use crate::challenge::{Challenge, ChallengeBody, FlowErrorChallenge};
 use crate::clock::{Clock, SystemClock, Timer};
 use crate::env::Env;
 use crate::events::{EventSink, NoopEventSink};
-use crate::executor::{self, Input};
+use crate::executor::Input;
 use crate::inspector::{self, FlowInspection, InspectError};
 use crate::model::UserId;
 use crate::paths::MountPath;
 use crate::plan::{FlowPlan, PlanContext, SessionId, SessionState};
 use crate::planner::{self, PlanError, PlanInput};
 use crate::policy::ExpressionEvaluator;
+use crate::random::{OsRandom, Random};
 use crate::request::FlowRequest;
 use crate::session_ids::SessionIds;
 use crate::session_touch;
@@ -50,6 +56,11 @@ pub struct Outcome {
     /// Seconds the login lasts from now (`None`: no login, or one that lasts as long as
     /// the browser session). Hosts give their session cookie this lifetime.
     pub login_expires_in: Option<u64>,
+    /// A stage accepted this POST's response and the challenge is the next stage's
+    /// (not an error, a denial or the flow's final redirect): what authentik answers
+    /// with a `302` to the executor (`HttpConfig::redirect_on_advance`). Always false
+    /// for a GET.
+    pub advanced: bool,
 }
 
 struct Cached {
@@ -130,6 +141,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Sets the source of randomness for request and session ids, new users' ids and
+    /// confirmation tokens (default: [`OsRandom`]). It must be cryptographically
+    /// secure outside tests.
+    pub fn random(mut self, random: Arc<dyn Random>) -> Self {
+        self.env.random = random;
+        self
+    }
+
     /// Sets the hook that answers Have I Been Pwned range queries for password policies
     /// with `check_have_i_been_pwned`.
     pub fn pwned_passwords(mut self, hook: Arc<dyn crate::policy::PwnedPasswords>) -> Self {
@@ -200,7 +219,7 @@ impl EngineBuilder {
     /// Builds the engine.
     pub fn build(self) -> Engine {
         Engine {
-            ids: SessionIds::new(self.session_key),
+            ids: SessionIds::new(self.session_key, self.env.random.as_ref()),
             env: self.env,
             cache: RwLock::new(HashMap::new()),
             conflict_retries: self.conflict_retries,
@@ -225,6 +244,7 @@ impl Engine {
                 throttle_config: ThrottleConfig::default(),
                 events: Arc::new(NoopEventSink),
                 clock: Arc::new(SystemClock),
+                random: Arc::new(OsRandom),
                 expressions: None,
                 timer: None,
                 pwned: None,
@@ -310,6 +330,11 @@ impl Engine {
     /// itself current runs only on the POST of its confirmation's token
     /// (`{"component": "ak-stage-consent", "token": …}`). The host must make sure the
     /// POST was deliberate: same origin and CSRF-protected (the `http` adapter does).
+    ///
+    /// Side effects happen exactly once per accepted response: stages return them as
+    /// [`Effect`](crate::effects::Effect)s, applied once after the session was saved,
+    /// however often a compare-and-swap conflict made the step run again (see
+    /// [`crate::effects`], also for what the client gets when applying one fails).
     pub async fn step(
         &self,
         req: &FlowRequest,
@@ -365,14 +390,14 @@ impl Engine {
                 let (session_id, rotated) = match known {
                     Some(id) => (id, false),
                     None => {
-                        let id = self.adopt_or_mint(req);
+                        let id = self.adopt_or_mint(req.session_id.as_ref());
                         let rotated = req.session_id.as_ref() != Some(&id);
                         (id, rotated)
                     }
                 };
                 Ok(Outcome {
                     challenge: Challenge::new(ChallengeBody::FlowError(FlowErrorChallenge {
-                        request_id: uuid::Uuid::new_v4().simple().to_string(),
+                        request_id: self.env.random.token(),
                         error: None,
                         traceback: None,
                     })),
@@ -382,6 +407,7 @@ impl Engine {
                     logged_in: false,
                     logged_out: false,
                     login_expires_in: None,
+                    advanced: false,
                 })
             }
         }
@@ -429,42 +455,14 @@ impl Engine {
         acting_user: Option<&User>,
     ) -> Result<Result<SessionId, Vec<String>>, Error> {
         let def = self.definition(slug).await?;
-        for _ in 0..=self.conflict_retries {
-            let loaded = match &req.session_id {
-                Some(id) => self.env.sessions.load(id).await?.map(|v| (id.clone(), v)),
-                None => None,
-            };
-            let (id, mut state, version) = match loaded {
-                Some((id, v)) => (id, v.value, Some(v.version)),
-                None => (self.adopt_or_mint(req), SessionState::default(), None),
-            };
-            let session_user = self.user_of(Some(&state)).await?;
-            let user = acting_user.cloned().or(session_user);
-            let input = PlanInput {
-                request: req,
-                request_user: user.as_ref(),
-                context: context.clone(),
-            };
-            let plan = match planner::plan(&self.env, &def, input).await {
-                Ok((plan, _)) => plan,
-                Err(PlanError::NotApplicable { messages }) => return Ok(Err(messages)),
-                Err(PlanError::Empty) => {
-                    return Ok(Err(vec!["Flow has no applicable stages.".into()]));
-                }
-                Err(PlanError::Store(e)) => return Err(e.into()),
-            };
-            let fs = state.flow_mut(slug);
-            fs.plan = Some(plan);
-            fs.history.clear();
-            fs.decisions.clear();
-            fs.query = req.query.clone();
-            match self.env.sessions.save(&id, &state, version).await {
-                Ok(_) => return Ok(Ok(id)),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::Conflict)
+        let mut start = Start {
+            def,
+            req,
+            context,
+            acting_user,
+        };
+        let (planned, id) = self.transact(req.session_id.as_ref(), &mut start).await?;
+        Ok(planned.map(|()| id))
     }
 
     /// The logged-in user of a session: `None` for an unknown, expired, anonymous or
@@ -490,28 +488,9 @@ impl Engine {
 
     /// Drops the plan of one flow (or of every flow) in a session; the login stays.
     pub async fn cancel(&self, session_id: &SessionId, slug: Option<&str>) -> Result<(), Error> {
-        for _ in 0..=self.conflict_retries {
-            let Some(v) = self.env.sessions.load(session_id).await? else {
-                return Ok(());
-            };
-            let mut state = v.value;
-            for (s, fs) in state.flows.iter_mut() {
-                if slug.is_none_or(|want| want == s) {
-                    fs.plan = None;
-                }
-            }
-            match self
-                .env
-                .sessions
-                .save(session_id, &state, Some(v.version))
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::Conflict)
+        self.transact(Some(session_id), &mut Cancel { slug })
+            .await
+            .map(|_| ())
     }
 
     /// Ends a session entirely (logout without a flow).
@@ -556,8 +535,8 @@ impl Engine {
 
     /// The request's id when this engine minted it (a session not stored yet), else
     /// a freshly minted one.
-    fn adopt_or_mint(&self, req: &FlowRequest) -> SessionId {
-        match &req.session_id {
+    fn adopt_or_mint(&self, requested: Option<&SessionId>) -> SessionId {
+        match requested {
             Some(id) if self.ids.minted(id) => id.clone(),
             _ => self.ids.mint(),
         }
@@ -572,152 +551,89 @@ impl Engine {
             None => Ok(None),
         }
     }
+}
 
-    async fn handle(
-        &self,
-        req: &FlowRequest,
-        slug: &str,
-        input: Input<'_>,
-    ) -> Result<Outcome, Error> {
-        let def = self.definition(slug).await?;
-        for _ in 0..=self.conflict_retries {
-            let loaded = match &req.session_id {
-                Some(id) => self.env.sessions.load(id).await?.map(|v| (id.clone(), v)),
-                None => None,
-            };
-            // An unknown or expired id is never adopted (a fresh one is issued) unless
-            // this engine minted it for a session it chose not to store yet.
-            let (session_id, mut state, version) = match loaded {
-                Some((id, v)) => (id, v.value, Some(v.version)),
-                None => (self.adopt_or_mint(req), SessionState::default(), None),
-            };
-            let now = self.env.clock.now();
-            let mut login_ended = false;
-            if state.login_expires_at.is_some_and(|t| t <= now) {
-                state.user = None;
-                state.authenticated_at = None;
-                state.login_expires_at = None;
-                login_ended = true;
-            }
-            let request_user = self.user_of(Some(&state)).await?;
-            if state.user.is_some() && request_user.is_none() {
-                state.user = None;
-                login_ended = true;
-            }
-            if login_ended {
-                // As at logout: plans made while logged in must not outlive the login
-                // (they may name the user as pending user, or need authentication).
-                for fs in state.flows.values_mut() {
-                    fs.plan = None;
-                }
-            }
-            let executor::Ran {
-                challenge,
-                effects,
-                reproducible,
-            } = executor::run(self, &def, req, &mut state, request_user.as_ref(), input).await?;
-            if version.is_none()
-                && reproducible
-                && effects.login.is_none()
-                && !effects.logout
-                && state.user.is_none()
-                && state.flows.len() == 1
-            {
-                // A new anonymous session that holds nothing but the plan any instance
-                // makes from this request alone (e.g. the first GET of the login flow):
-                // not stored. Its id is one this engine minted, so the next request
-                // adopts it and plans again (see `SessionIds`).
-                return Ok(Outcome {
-                    challenge,
-                    session_rotated: req.session_id.as_ref() != Some(&session_id),
-                    session_id,
-                    user: None,
-                    logged_in: false,
-                    logged_out: false,
-                    login_expires_in: None,
-                });
-            }
+/// The [`Attempt`](transact::Attempt) of [`Engine::start`].
+struct Start<'r> {
+    def: Arc<FlowDefinition>,
+    req: &'r FlowRequest,
+    context: PlanContext,
+    acting_user: Option<&'r User>,
+}
 
-            let mut rotate = version.is_none();
-            if let Some(user) = effects.login.clone() {
-                state.user = Some(user);
-                state.authenticated_at = Some(now);
-                state.login_expires_at = effects.login_duration.map(|d| now.saturating_add(d));
-                rotate = true;
+#[async_trait]
+impl transact::Attempt for Start<'_> {
+    type Out = Result<(), Vec<String>>;
+
+    async fn attempt(
+        &mut self,
+        engine: &Engine,
+        loaded: transact::Loaded,
+    ) -> Result<transact::Decision<Self::Out>, Error> {
+        use transact::Decision;
+        let mut state = loaded.state;
+        let session_user = engine.user_of(Some(&state)).await?;
+        let user = self.acting_user.cloned().or(session_user);
+        let input = PlanInput {
+            request: self.req,
+            request_user: user.as_ref(),
+            context: self.context.clone(),
+        };
+        let plan = match planner::plan(&engine.env, &self.def, input).await {
+            Ok((plan, _)) => plan,
+            Err(PlanError::NotApplicable { messages }) => {
+                return Ok(Decision::Finish(Err(messages)));
             }
-            if effects.logout {
-                state.user = None;
-                state.authenticated_at = None;
-                state.login_expires_at = None;
-                // Plans made while logged in must not outlive the login (a planned
-                // require_authenticated flow would otherwise still run): keep only the
-                // flow that logged out.
-                state.flows.retain(|s, _| s == slug);
-                rotate = true;
+            Err(PlanError::Empty) => {
+                return Ok(Decision::Finish(Err(vec![
+                    "Flow has no applicable stages.".into(),
+                ])));
             }
-            let result = if rotate && version.is_some() {
-                // Claim the old id first (compare-and-swap, with an empty state: nothing
-                // of the login ever becomes reachable through it), then write the new id.
-                match self
-                    .env
-                    .sessions
-                    .save(&session_id, &SessionState::default(), version)
-                    .await
-                {
-                    Ok(_) => {
-                        let new_id = self.ids.mint();
-                        self.env.sessions.save(&new_id, &state, None).await?;
-                        self.env.sessions.delete(&session_id).await?;
-                        Ok(new_id)
-                    }
-                    Err(e) => Err(e),
-                }
-            } else {
-                // A session stored for the first time by its login (one POST that
-                // identifies and logs in) must not keep an id the client brought: an
-                // unstored minted id is handed to anyone who asks, so a planted one
-                // would otherwise become the victim's login (session fixation).
-                let id = if effects.login.is_some() && req.session_id.as_ref() == Some(&session_id)
-                {
-                    self.ids.mint()
-                } else {
-                    session_id.clone()
-                };
-                self.env
-                    .sessions
-                    .save(&id, &state, version)
-                    .await
-                    .map(|_| id)
-            };
-            match result {
-                Ok(new_id) => {
-                    if let (Some(user), true) =
-                        (effects.login.clone(), effects.terminate_other_sessions)
-                    {
-                        // authentik's UserLoginStageView.do_login: the user's other
-                        // sessions are deleted once this one is logged in.
-                        self.env
-                            .sessions
-                            .delete_user_sessions(user, &new_id)
-                            .await?;
-                    }
-                    return Ok(Outcome {
-                        challenge,
-                        session_rotated: req.session_id.as_ref() != Some(&new_id),
-                        session_id: new_id,
-                        user: state.user.clone(),
-                        logged_in: effects.login.is_some(),
-                        logged_out: effects.logout,
-                        login_expires_in: state
-                            .user
-                            .and(state.login_expires_at)
-                            .map(|t| t.saturating_sub(now)),
-                    });
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+            Err(PlanError::Store(e)) => return Err(e.into()),
+        };
+        let fs = state.flow_mut(&self.def.flow.slug);
+        fs.plan = Some(plan);
+        fs.history.clear();
+        fs.decisions.clear();
+        fs.query = self.req.query.clone();
+        Ok(Decision::Save {
+            state,
+            to: loaded.id,
+            claim: false,
+            value: Ok(()),
+        })
+    }
+}
+
+/// The [`Attempt`](transact::Attempt) of [`Engine::cancel`].
+struct Cancel<'r> {
+    slug: Option<&'r str>,
+}
+
+#[async_trait]
+impl transact::Attempt for Cancel<'_> {
+    type Out = ();
+
+    async fn attempt(
+        &mut self,
+        _engine: &Engine,
+        loaded: transact::Loaded,
+    ) -> Result<transact::Decision<()>, Error> {
+        use transact::Decision;
+        if loaded.version.is_none() {
+            return Ok(Decision::Finish(()));
+        }
+        let mut state = loaded.state;
+        for (s, fs) in state.flows.iter_mut() {
+            if self.slug.is_none_or(|want| want == s) {
+                fs.plan = None;
             }
         }
-        Err(Error::Conflict)
+        Ok(Decision::Save {
+            state,
+            to: loaded.id,
+            claim: false,
+            value: (),
+        })
     }
 }

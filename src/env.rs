@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, Timer};
 use crate::events::EventSink;
 use crate::policy::{ExpressionEvaluator, PwnedPasswords};
+use crate::random::Random;
 use crate::registry::Registry;
 use crate::store::{FlowStore, ReputationStore, SessionStore, ThrottleStore, UserDirectory};
 use crate::throttle_config::ThrottleConfig;
@@ -28,6 +29,8 @@ pub struct Env {
     pub events: Arc<dyn EventSink>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Randomness: request and session ids, user ids, tokens.
+    pub random: Arc<dyn Random>,
     /// Runs expression policies (none: they error and yield `failure_result`).
     pub expressions: Option<Arc<dyn ExpressionEvaluator>>,
     /// Enforces policy timeouts (none: overruns are detected after the fact).

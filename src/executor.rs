@@ -20,6 +20,7 @@ use crate::challenge::{
     RedirectChallenge,
 };
 use crate::confirmation::{self, Gate};
+use crate::effects::Journal;
 use crate::engine::Engine;
 use crate::events::{Event, EventAction};
 use crate::model::{DeniedAction, FlowDesignation, InvalidResponseAction, NON_FIELD_ERRORS};
@@ -59,6 +60,8 @@ pub(crate) struct Exec<'a> {
     pub(crate) handoff: Option<(String, FlowPlan)>,
     /// The plan as first made from an empty context in this request (if it was).
     pub(crate) fresh_plan: Option<FlowPlan>,
+    /// A stage accepted the user's POST in this request.
+    accepted: bool,
 }
 
 enum Next<'a> {
@@ -74,6 +77,8 @@ pub(crate) struct Ran {
     pub(crate) challenge: Challenge,
     pub(crate) effects: Effects,
     pub(crate) reproducible: bool,
+    /// A stage accepted the POST's response (see `Outcome::advanced`).
+    pub(crate) accepted: bool,
 }
 
 /// Runs one request against the session state. The caller saves the state.
@@ -84,6 +89,7 @@ pub(crate) async fn run(
     state: &mut SessionState,
     request_user: Option<&User>,
     input: Input<'_>,
+    journal: Journal,
 ) -> Result<Ran, Error> {
     let slug = def.flow.slug.clone();
     let mut fs = state.flows.shift_remove(&slug).unwrap_or_default();
@@ -92,9 +98,13 @@ pub(crate) async fn run(
         def,
         req,
         request_user,
-        effects: Effects::default(),
+        effects: Effects {
+            journal,
+            ..Effects::default()
+        },
         handoff: None,
         fresh_plan: None,
+        accepted: false,
     };
     let mut result = exec.drive(&mut fs, input).await;
     if exec.effects.login.is_some()
@@ -102,8 +112,7 @@ pub(crate) async fn run(
     {
         // Deny before logging in: a login that cannot end where it was asked to end
         // must not leave the session logged in (the flow is denied as authentik does).
-        exec.effects.login = None;
-        exec.effects.login_duration = None;
+        exec.effects.cancel_login();
         fs.plan = None;
         fs.query.clear();
         result = Ok(exec.denied(&mut fs, "Invalid next URL".into()));
@@ -122,6 +131,7 @@ pub(crate) async fn run(
         challenge,
         effects: exec.effects,
         reproducible,
+        accepted: exec.accepted,
     })
 }
 
@@ -146,9 +156,9 @@ impl<'a> Exec<'a> {
         }
 
         let mut input = Some(input);
-        // Whether a stage accepted the user's POST in this request: only then may
-        // side-effect stages run without asking (DESIGN §4 item 6, `confirmation.rs`).
-        let mut accepted = false;
+        // `self.accepted`: whether a stage accepted the user's POST in this request:
+        // only then may side-effect stages run without asking (DESIGN §4 item 6,
+        // `confirmation.rs`).
         let mut restarts = 0usize;
         // Each iteration either returns or removes a stage / restarts (bounded), so the
         // loop ends; the bound is a belt-and-braces guard.
@@ -189,7 +199,7 @@ impl<'a> Exec<'a> {
                 effects: &mut self.effects,
             };
             let this_input = input.take().unwrap_or(Input::Get);
-            let question = if accepted {
+            let question = if self.accepted {
                 None
             } else {
                 kind.confirmation(&ctx)
@@ -200,7 +210,14 @@ impl<'a> Exec<'a> {
             let (outcome, deliberate) = match question {
                 None => (dispatch(kind, &mut ctx, this_input).await, posted),
                 Some(question) => {
-                    match confirmation::gate(ctx.context, bound.binding.pk, question, this_input) {
+                    let random = self.engine.env.random.as_ref();
+                    match confirmation::gate(
+                        ctx.context,
+                        bound.binding.pk,
+                        question,
+                        this_input,
+                        random,
+                    ) {
                         Gate::AlreadyConfirmed(input) => {
                             (dispatch(kind, &mut ctx, input).await, posted)
                         }
@@ -240,7 +257,7 @@ impl<'a> Exec<'a> {
                     }
                 },
                 StageOutcome::Done => {
-                    accepted |= deliberate;
+                    self.accepted |= deliberate;
                     if let Some(plan) = fs.plan.as_mut() {
                         confirmation::clear(&mut plan.context);
                         let snapshot = plan.clone();
@@ -368,8 +385,17 @@ impl<'a> Exec<'a> {
                     .unregistered_policy(&bound.policies)
                     .is_none()
             {
-                let (subject, username) =
+                let (mut subject, username) =
                     planner::subject(&self.engine.env, &plan.context, self.request_user).await?;
+                // A pending user written earlier in this request: as the write leaves it.
+                if let Some(pending) = plan
+                    .context
+                    .pending_user()
+                    .and_then(|p| p.pk)
+                    .and_then(|pk| self.effects.pending_user(&pk))
+                {
+                    subject = pending;
+                }
                 let mut req = PolicyRequest {
                     user: subject.as_ref(),
                     username: username.as_deref(),
@@ -442,7 +468,7 @@ impl<'a> Exec<'a> {
     }
 
     /// No stage left: drop the plan and redirect to `context.redirect` or the relative `next`.
-    fn flow_done(&self, fs: &mut FlowState) -> Challenge {
+    fn flow_done(&mut self, fs: &mut FlowState) -> Challenge {
         let redirect_target = fs
             .plan
             .as_ref()
@@ -466,7 +492,7 @@ impl<'a> Exec<'a> {
     }
 
     /// The flow does not apply: follow `denied_action`.
-    fn handle_invalid_flow(&self, fs: &mut FlowState, messages: Vec<String>) -> Challenge {
+    fn handle_invalid_flow(&mut self, fs: &mut FlowState, messages: Vec<String>) -> Challenge {
         let action = self.def.flow.denied_action;
         if matches!(
             action,
@@ -483,12 +509,12 @@ impl<'a> Exec<'a> {
     }
 
     /// `ak-stage-access-denied`; drops the plan (after taking the user info from it).
-    fn denied(&self, fs: &mut FlowState, message: String) -> Challenge {
+    fn denied(&mut self, fs: &mut FlowState, message: String) -> Challenge {
         let mut event = Event::new(EventAction::FlowDenied).with("message", message.clone());
         event.flow = Some(self.def.flow.slug.clone());
         event.user = self.display_user(fs).filter(|u| !u.is_empty());
         event.client_ip = self.req.client_ip.clone();
-        self.engine.env.events.emit(event);
+        self.effects.emit(event);
         let c = Challenge::new(ChallengeBody::AccessDenied(AccessDeniedChallenge {
             error_message: Some(message),
             ..Default::default()
@@ -501,18 +527,18 @@ impl<'a> Exec<'a> {
     /// `ak-stage-flow-error` with a request id; the plan is kept so the flow stays usable.
     /// (Only superusers see the error text; the check costs a directory call, made here
     /// rather than on every request.)
-    async fn flow_error(&self, fs: &FlowState, stage: &str, message: &str) -> Challenge {
+    async fn flow_error(&mut self, fs: &FlowState, stage: &str, message: &str) -> Challenge {
         let is_superuser = planner::is_superuser(&self.engine.env, self.request_user)
             .await
             .unwrap_or(false);
-        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        let request_id = self.engine.env.random.token();
         let mut event = Event::new(EventAction::SystemException)
             .with("request_id", request_id.clone())
             .with("stage", stage)
             .with("message", message);
         event.flow = Some(self.def.flow.slug.clone());
         event.user = self.display_user(fs);
-        self.engine.env.events.emit(event);
+        self.effects.emit(event);
         Challenge::new(ChallengeBody::FlowError(FlowErrorChallenge {
             request_id,
             error: is_superuser.then(|| message.to_owned()),
@@ -568,6 +594,38 @@ impl<'a> Exec<'a> {
         }
         c
     }
+}
+
+/// `ak-stage-access-denied` for a step whose effects failed after its commit (see
+/// [`crate::effects`]), decorated like the executor's own denials; the `flow_denied`
+/// event is emitted directly (the step already committed).
+pub(crate) fn denied_after_commit(
+    engine: &Engine,
+    def: &FlowDefinition,
+    req: &FlowRequest,
+    message: String,
+) -> Challenge {
+    let mut exec = Exec {
+        engine,
+        def,
+        req,
+        request_user: None,
+        effects: Effects::default(),
+        handoff: None,
+        fresh_plan: None,
+        accepted: false,
+    };
+    let mut fs = FlowState {
+        query: req.query.clone(),
+        ..FlowState::default()
+    };
+    let challenge = exec.denied(&mut fs, message);
+    for effect in exec.effects.writes {
+        if let crate::effects::Effect::Emit(event) = effect {
+            engine.env.events.emit(event);
+        }
+    }
+    challenge
 }
 
 /// Runs the stage with the client's input: its challenge on GET, its `respond` on a

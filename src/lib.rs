@@ -74,6 +74,7 @@ pub mod challenge;
 pub mod clock;
 mod confirmation;
 pub mod defaults;
+pub mod effects;
 mod engine;
 pub mod env;
 pub mod events;
@@ -91,6 +92,7 @@ pub mod policy;
 #[cfg(feature = "python")]
 pub mod python;
 pub mod query;
+pub mod random;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod registry;

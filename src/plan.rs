@@ -53,13 +53,14 @@ pub mod keys {
 pub struct SessionId(String);
 
 impl SessionId {
-    /// A fresh random id (two v4 UUIDs, 244 random bits, hex).
+    /// A fresh random id from the operating system (see [`SessionId::random`]).
     pub fn generate() -> Self {
-        Self(format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        ))
+        Self::random(&crate::random::OsRandom)
+    }
+
+    /// A fresh id from `random` (two v4 UUIDs, 244 random bits, hex).
+    pub fn random(random: &dyn crate::random::Random) -> Self {
+        Self(format!("{}{}", random.token(), random.token()))
     }
 
     /// Wraps an id received from a client (e.g. a cookie). Returns `None` for values

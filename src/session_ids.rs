@@ -1,6 +1,7 @@
 //! Session ids the engine mints and later recognises (an HMAC tag under its key).
 
 use crate::plan::SessionId;
+use crate::random::Random;
 
 /// Mints session ids that this engine can recognise later: 128 bits that nobody
 /// without the key can predict, and a 128-bit HMAC-SHA256 tag over them (64 hex
@@ -33,21 +34,24 @@ fn hex_into(out: &mut String, bytes: &[u8]) {
 }
 
 impl SessionIds {
-    pub(crate) fn new(key: Option<Vec<u8>>) -> Self {
+    /// Ids under `key` (a random one when `None` or empty), with the nonce and the
+    /// random key drawn from `random`.
+    pub(crate) fn new(key: Option<Vec<u8>>, random: &dyn Random) -> Self {
         use hmac::Mac;
         let random_key = || {
-            let mut k = Vec::with_capacity(32);
-            k.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-            k.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+            let mut k = vec![0u8; 32];
+            random.fill(&mut k);
             k
         };
         let key = key.filter(|k| !k.is_empty()).unwrap_or_else(random_key);
         // HMAC accepts keys of any length; the fallback never runs.
         let mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key)
             .unwrap_or_else(|_| hmac::Hmac::<sha2::Sha256>::new(&Default::default()));
+        let mut nonce = [0u8; 16];
+        random.fill(&mut nonce);
         Self {
             mac,
-            nonce: *uuid::Uuid::new_v4().as_bytes(),
+            nonce,
             counter: std::sync::atomic::AtomicU64::new(0),
         }
     }

@@ -27,7 +27,11 @@
 //! - A check and its count are one step: the attempt is counted (atomically) before
 //!   the password is evaluated and given back on success or when the hashing pool
 //!   refused the check, so concurrent guesses cannot all pass the check before the
-//!   first failure is counted.
+//!   first failure is counted. The count is made before the step's session save and
+//!   journalled for the step: when the save loses a compare-and-swap race and the
+//!   step is retried, the retry reuses the count instead of counting the same guess
+//!   again. Giving it back on success is applied only once the step committed
+//!   ([`crate::effects`]); a step that never commits leaves it counted (fail closed).
 //! - A request without a client IP counts under one `unknown` bucket (fail closed);
 //!   IPv6 addresses count per /64 (one host usually owns a whole /64).
 //!
@@ -159,13 +163,21 @@ async fn familiar(env: &Env, k: &Keys, now: u64) -> Result<bool, StoreError> {
         > 0)
 }
 
-/// A password check counted by [`reserve`] before it was evaluated: the windows its
-/// hits went into, so that [`record_success`] or [`release`] can give them back.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Reservation {
+/// A password check counted before it was evaluated: the windows its hits went into,
+/// so that a success ([`Effect::ThrottleSuccess`](crate::effects::Effect::ThrottleSuccess))
+/// or a check the hashing pool refused can give them back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reservation {
     pair_since: Option<u64>,
     identifier_since: Option<u64>,
 }
+
+/// The checks one step already counted, by (IP bucket, identifier). The engine keeps
+/// it across the compare-and-swap retries of the step (in the step's
+/// [`Journal`](crate::effects)), so the retried stage reuses its reservation: one
+/// guess is counted once, however often the step is retried.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Reservations(Vec<(String, Reservation)>);
 
 /// Checks and counts one password check before the password is evaluated:
 /// `Err(seconds to wait)` when it must be refused without evaluating the password,
@@ -175,7 +187,27 @@ pub(crate) struct Reservation {
 /// counted; reserving makes the check and the count one step, so no more than the
 /// threshold are ever evaluated. A success gives the hits back through
 /// [`record_success`], a check the hashing pool refused through [`release`].
+///
+/// A check this step already counted (in an attempt that lost a compare-and-swap
+/// race, see [`Reservations`]) is not counted again: its reservation is reused.
 pub(crate) async fn reserve(
+    env: &Env,
+    journal: &mut Reservations,
+    ip: Option<&str>,
+    identifier: &str,
+) -> Result<Result<Reservation, u64>, StoreError> {
+    let key = keys(ip, identifier).pair;
+    if let Some((_, r)) = journal.0.iter().find(|(k, _)| *k == key) {
+        return Ok(Ok(*r));
+    }
+    let reserved = reserve_new(env, ip, identifier).await?;
+    if let Ok(r) = &reserved {
+        journal.0.push((key, *r));
+    }
+    Ok(reserved)
+}
+
+async fn reserve_new(
     env: &Env,
     ip: Option<&str>,
     identifier: &str,
@@ -213,12 +245,16 @@ pub(crate) async fn reserve(
 
 /// Gives back the hits of a reservation whose password was never evaluated (the
 /// hashing pool was full): a refused check is no failed attempt.
+/// Forgotten by the journal too: a retry counts its check afresh.
 pub(crate) async fn release(
     env: &Env,
+    journal: &mut Reservations,
     ip: Option<&str>,
     identifier: &str,
     r: &Reservation,
 ) -> Result<(), StoreError> {
+    let key = keys(ip, identifier).pair;
+    journal.0.retain(|(k, _)| *k != key);
     let cfg = &env.throttle_config;
     if !cfg.enabled() {
         return Ok(());
@@ -238,7 +274,7 @@ pub(crate) async fn release(
     Ok(())
 }
 
-/// A successful check: clears the (IP, identifier) counter, gives the reservation's
+/// A successful check (applied after the step committed): clears the (IP, identifier) counter, gives the reservation's
 /// hit of the per-identifier counter back (that counter counts an attack, not the
 /// owner) and makes the IP familiar for the identifier.
 pub(crate) async fn record_success(

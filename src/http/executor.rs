@@ -11,7 +11,6 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::{AppState, HttpConfig, client_ip, session};
-use crate::challenge::ChallengeBody;
 use crate::request::{FlowRequest, query_param};
 use crate::{Engine, Outcome};
 
@@ -280,14 +279,7 @@ async fn post_inner(app: &AppState, slug: &str, req: Request<Body>) -> Result<Re
     } else {
         app.engine.step_raw(&freq, slug, &bytes).await?
     };
-    let advanced = out.challenge.response_errors.is_empty()
-        && !matches!(
-            out.challenge.body,
-            ChallengeBody::FlowError(_)
-                | ChallengeBody::AccessDenied(_)
-                | ChallengeBody::Redirect(_)
-        );
-    if app.config.redirect_on_advance && advanced {
+    if app.config.redirect_on_advance && out.advanced {
         // authentik's way: 302 to the same URL; the client GETs the next challenge.
         let mut response =
             (StatusCode::FOUND, [(header::LOCATION, uri.to_string())]).into_response();

@@ -8,7 +8,9 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Fields, Response, StageContext, StageError, StageKind, StageMeta, StageOutcome};
+use super::{
+    Effect, Fields, Response, StageContext, StageError, StageKind, StageMeta, StageOutcome,
+};
 use crate::challenge::{
     Challenge, ChallengeBody, ConsentChallenge, ConsentPermission, ErrorDetail,
 };
@@ -95,7 +97,7 @@ impl StageKind for ConsentStage {
         }
         let (permissions, additional): (Vec<_>, Vec<_>) =
             perms.into_iter().partition(|p| already.contains(&p.id));
-        let token = uuid::Uuid::new_v4().simple().to_string();
+        let token = ctx.env.random.token();
         ctx.context.insert(TOKEN_KEY, token.clone().into());
         Ok(StageOutcome::Challenge(Challenge::new(
             ChallengeBody::Consent(ConsentChallenge {
@@ -164,11 +166,9 @@ impl StageKind for ConsentStage {
                 if let Value::Object(m) = entry {
                     m.insert(app, json!({"expires": expires, "permissions": ids}));
                 }
-                ctx.env
-                    .users
-                    .require_admin(operation::UPDATE_USER)?
-                    .update_user(&user)
-                    .await?;
+                // Fails (denies clearly) on a directory without management.
+                ctx.env.users.require_admin(operation::UPDATE_USER)?;
+                ctx.effects.push(Effect::UpdateUser(user));
             }
         }
         Ok(StageOutcome::Done)

@@ -8,7 +8,9 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Fields, Response, StageContext, StageError, StageKind, StageMeta, StageOutcome};
+use super::{
+    Effect, Fields, Response, StageContext, StageError, StageKind, StageMeta, StageOutcome,
+};
 use crate::challenge::{Challenge, ChallengeBody, IdentificationChallenge};
 use crate::events::{Event, EventAction};
 use crate::model::{FlowDesignation, IdentificationStage, StageConfig};
@@ -148,7 +150,14 @@ impl StageKind for IdentificationStage {
             (Some(_), Some(pw)) => {
                 // The check counts this attempt as a failure up front (given back on
                 // success), so concurrent guesses cannot all pass it.
-                match throttle::reserve(ctx.env, ip.as_deref(), &uid).await? {
+                match throttle::reserve(
+                    ctx.env,
+                    &mut ctx.effects.journal.reservations,
+                    ip.as_deref(),
+                    &uid,
+                )
+                .await?
+                {
                     Err(wait) => {
                         message = throttle::refused_message(wait);
                         false
@@ -167,12 +176,22 @@ impl StageKind for IdentificationStage {
                             .await;
                         if matches!(verified, Err(crate::store::StoreError::Busy)) {
                             // Not evaluated: no failed attempt.
-                            throttle::release(ctx.env, ip.as_deref(), &uid, &reservation).await?;
+                            throttle::release(
+                                ctx.env,
+                                &mut ctx.effects.journal.reservations,
+                                ip.as_deref(),
+                                &uid,
+                                &reservation,
+                            )
+                            .await?;
                         }
                         let ok = verified? && found.as_ref().is_some_and(|u| u.is_active);
                         if ok {
-                            throttle::record_success(ctx.env, ip.as_deref(), &uid, &reservation)
-                                .await?;
+                            ctx.effects.push(Effect::ThrottleSuccess {
+                                ip: ip.clone(),
+                                identifier: uid.clone(),
+                                reservation,
+                            });
                         }
                         ok
                     }
@@ -244,25 +263,25 @@ impl StageKind for IdentificationStage {
     }
 }
 
-/// Identification without a credential check: reputation −1 for the IP and username.
-async fn lower_reputation(ctx: &StageContext<'_>, username: &str) -> Result<(), StageError> {
-    ctx.env
-        .reputation
-        .adjust(ctx.request.client_ip.as_deref(), Some(username), -1)
-        .await?;
+/// Identification without a credential check: reputation −1 for the IP and username,
+/// made before the step's save (a penalty, see [`crate::effects`]).
+async fn lower_reputation(ctx: &mut StageContext<'_>, username: &str) -> Result<(), StageError> {
+    let ip = ctx.request.client_ip.clone();
+    crate::effects::penalize(ctx.env, ctx.effects, ip.as_deref(), username).await?;
     Ok(())
 }
 
-/// Records a failed credential check: reputation −1 and a `login_failed` event.
-pub(crate) async fn login_failed(ctx: &StageContext<'_>, username: &str) -> Result<(), StageError> {
-    ctx.env
-        .reputation
-        .adjust(ctx.request.client_ip.as_deref(), Some(username), -1)
-        .await?;
+/// Records a failed credential check: reputation −1 (at once) and a `login_failed`
+/// event (applied after the step committed).
+pub(crate) async fn login_failed(
+    ctx: &mut StageContext<'_>,
+    username: &str,
+) -> Result<(), StageError> {
+    lower_reputation(ctx, username).await?;
     let mut event = Event::new(EventAction::LoginFailed).with("stage", ctx.stage.name.clone());
     event.user = Some(username.to_owned());
     event.flow = Some(ctx.flow.slug.clone());
     event.client_ip = ctx.request.client_ip.clone();
-    ctx.env.events.emit(event);
+    ctx.effects.emit(event);
     Ok(())
 }

@@ -24,6 +24,7 @@ mod user_write;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
+pub use crate::effects::{Effect, Effects};
 pub use authenticator_validate::MFA_DEVICES_ATTRIBUTE;
 pub use fields::{DEFAULT_MAX_LEN, FieldError, Fields};
 
@@ -94,21 +95,12 @@ pub struct StageContext<'a> {
     /// Messages of the binding's policies that let this stage in (see
     /// [`PlannedStage::messages`](crate::plan::PlannedStage::messages)).
     pub policy_messages: &'a [String],
-    /// Session changes the stage asks for.
+    /// What the stage asks for: login/logout, and the writes (users, reputation,
+    /// events) the engine applies once after the session was saved. Stages must not
+    /// write through `env` themselves: a step is retried when its save conflicts with
+    /// a concurrent request, so a direct write could happen twice (see
+    /// [`crate::effects`]).
     pub effects: &'a mut Effects,
-}
-
-/// Session changes requested by stages, applied by the engine when it saves.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Effects {
-    /// Log this user in (rotates the session id).
-    pub login: Option<crate::model::UserId>,
-    /// Login lifetime in seconds (`None`: browser session).
-    pub login_duration: Option<u64>,
-    /// Log the current user out (rotates the session id).
-    pub logout: bool,
-    /// With `login`: end the user's other sessions (`terminate_other_sessions`).
-    pub terminate_other_sessions: bool,
 }
 
 impl StageContext<'_> {
@@ -117,10 +109,16 @@ impl StageContext<'_> {
         self.context.pending_user()
     }
 
-    /// The pending user loaded from the directory (`None` when missing or pretended).
+    /// The pending user loaded from the directory (`None` when missing or pretended),
+    /// as this step's pending writes leave it (a user created by an earlier stage of
+    /// the same request is found under its pre-drawn id; see
+    /// [`Effects::pending_user`]).
     pub async fn pending_user_record(&self) -> Result<Option<User>, StoreError> {
         match self.pending_user().and_then(|p| p.pk) {
-            Some(pk) => self.env.users.user(pk).await,
+            Some(pk) => match self.effects.pending_user(&pk) {
+                Some(pending) => Ok(pending),
+                None => self.env.users.user(pk).await,
+            },
             None => Ok(None),
         }
     }
@@ -208,7 +206,9 @@ pub trait StageKind: Send + Sync {
     /// token (compared in constant time). A POST whose response an earlier stage
     /// accepted (a password POST followed by user login, a prompt POST followed by
     /// user write) already is the user's deliberate request: the stage then runs
-    /// directly. Host stages with side effects should answer `Some` too.
+    /// directly. Host stages with side effects should answer `Some` too, and return
+    /// their writes as [`Effect`]s in [`StageContext::effects`] rather than make them:
+    /// the engine applies them once, after the session was saved.
     fn confirmation(&self, ctx: &StageContext<'_>) -> Option<String> {
         let _ = ctx;
         None

@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 
 use super::identification::login_failed;
-use super::{Fields, Response, StageContext, StageError, StageKind, StageMeta, StageOutcome};
+use super::{
+    Effect, Fields, Response, StageContext, StageError, StageKind, StageMeta, StageOutcome,
+};
 use crate::challenge::{Challenge, ChallengeBody, ErrorDetail, PasswordChallenge};
 use crate::model::PasswordStage;
 use crate::plan::{PendingUser, keys};
@@ -70,7 +72,14 @@ impl StageKind for PasswordStage {
         // Throttled: refused without looking at the password, the same for every
         // identifier (known or not). The check also counts this attempt as a failure
         // (given back on success), so concurrent guesses cannot all pass it.
-        let reservation = match throttle::reserve(ctx.env, ip.as_deref(), &identifier).await? {
+        let reserved = throttle::reserve(
+            ctx.env,
+            &mut ctx.effects.journal.reservations,
+            ip.as_deref(),
+            &identifier,
+        )
+        .await?;
+        let reservation = match reserved {
             Ok(r) => r,
             Err(wait) => {
                 login_failed(ctx, &pending.username).await?;
@@ -84,7 +93,14 @@ impl StageKind for PasswordStage {
         let verified = ctx.env.users.verify_password(pk, &password).await;
         if matches!(verified, Err(StoreError::Busy)) {
             // Not evaluated: no failed attempt.
-            throttle::release(ctx.env, ip.as_deref(), &identifier, &reservation).await?;
+            throttle::release(
+                ctx.env,
+                &mut ctx.effects.journal.reservations,
+                ip.as_deref(),
+                &identifier,
+                &reservation,
+            )
+            .await?;
         }
         let mut ok = verified?;
         let mut record = None;
@@ -94,7 +110,11 @@ impl StageKind for PasswordStage {
             ok = record.as_ref().is_some_and(|u| u.is_active);
         }
         if let (true, Some(user)) = (ok, record) {
-            throttle::record_success(ctx.env, ip.as_deref(), &identifier, &reservation).await?;
+            ctx.effects.push(Effect::ThrottleSuccess {
+                ip: ip.clone(),
+                identifier: identifier.clone(),
+                reservation,
+            });
             ctx.context.remove(FAILURES_KEY);
             ctx.context.set_pending_user(&PendingUser::of(&user));
             ctx.context

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::{StageContext, StageError, StageKind, StageMeta, StageOutcome};
+use super::{Effect, StageContext, StageError, StageKind, StageMeta, StageOutcome};
 use crate::events::{Event, EventAction};
 use crate::model::UserDeleteStage;
 use crate::plan::keys;
@@ -35,18 +35,16 @@ impl StageKind for UserDeleteStage {
             Some(_) => return Ok(StageOutcome::Deny("No Pending User.".into())),
             None => request_user.clone(),
         };
-        ctx.env
-            .users
-            .require_admin(operation::DELETE_USER)?
-            .delete_user(target.pk.clone())
-            .await?;
+        // Fails (denies clearly) on a directory without management.
+        ctx.env.users.require_admin(operation::DELETE_USER)?;
+        ctx.effects.push(Effect::DeleteUser(target.pk.clone()));
         ctx.context.remove(keys::PENDING_USER);
         ctx.effects.logout = true;
         let mut event = Event::new(EventAction::UserDelete);
         event.user = Some(target.username.clone());
         event.flow = Some(ctx.flow.slug.clone());
         event.client_ip = ctx.request.client_ip.clone();
-        ctx.env.events.emit(event);
+        ctx.effects.emit(event);
         Ok(StageOutcome::Done)
     }
 }

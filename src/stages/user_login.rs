@@ -11,7 +11,7 @@
 
 use async_trait::async_trait;
 
-use super::{Response, StageContext, StageError, StageKind, StageMeta, StageOutcome};
+use super::{Effect, Response, StageContext, StageError, StageKind, StageMeta, StageOutcome};
 use crate::challenge::{Challenge, ChallengeBody, UserLoginChallenge};
 use crate::events::{Event, EventAction};
 use crate::model::{UserLoginStage, parse_timedelta};
@@ -51,10 +51,11 @@ impl UserLoginStage {
         ctx.effects.login = Some(user.pk);
         ctx.effects.login_duration = (duration > 0).then_some(duration);
         ctx.effects.terminate_other_sessions = self.terminate_other_sessions;
-        ctx.env
-            .reputation
-            .adjust(ctx.request.client_ip.as_deref(), Some(&user.username), 1)
-            .await?;
+        ctx.effects.login_writes.push(Effect::AdjustReputation {
+            ip: ctx.request.client_ip.clone(),
+            username: Some(user.username.clone()),
+            delta: 1,
+        });
         let method = ctx
             .context
             .get_str(keys::AUTH_METHOD)
@@ -64,7 +65,7 @@ impl UserLoginStage {
         event.user = Some(user.username.clone());
         event.flow = Some(ctx.flow.slug.clone());
         event.client_ip = ctx.request.client_ip.clone();
-        ctx.env.events.emit(event);
+        ctx.effects.login_writes.push(Effect::Emit(event));
         Ok(StageOutcome::Done)
     }
 }

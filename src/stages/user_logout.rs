@@ -29,10 +29,10 @@ impl StageKind for UserLogoutStage {
             event.user = Some(user.username.clone());
             event.flow = Some(ctx.flow.slug.clone());
             event.client_ip = ctx.request.client_ip.clone();
-            ctx.env.events.emit(event);
+            ctx.effects.emit(event);
         }
         ctx.effects.logout = true;
-        ctx.effects.login = None;
+        ctx.effects.cancel_login();
         Ok(StageOutcome::Done)
     }
 }

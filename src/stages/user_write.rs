@@ -1,4 +1,6 @@
-//! User write (silent): creates or updates a user from `prompt_data`.
+//! User write (silent): creates or updates a user from `prompt_data`: the stage checks
+//! the identifier rules and queues the write as an [`Effect`], which the engine applies
+//! once after the session was saved ([`crate::effects`]).
 //!
 //! Runs directly after the prompt POST that gathered the data; reached any other way
 //! (a GET) it asks "Save your account details?" first ([`StageKind::confirmation`]).
@@ -6,12 +8,12 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::{StageContext, StageError, StageKind, StageMeta, StageOutcome};
+use super::{Effect, StageContext, StageError, StageKind, StageMeta, StageOutcome};
 use crate::events::{Event, EventAction};
-use crate::model::{GroupId, UserCreationMode, UserId, UserWriteStage};
+use crate::model::{GroupId, UserCreationMode, UserField, UserId, UserWriteStage};
 use crate::plan::{PendingUser, keys};
 use crate::secret::Password;
-use crate::store::{NewUser, StoreError, User, operation};
+use crate::store::{NewUser, User, operation, validate_username};
 
 /// Keys of `prompt_data` that are never written to the user: the response's
 /// `component`, the passwords (written through the directory's `set_password`, like
@@ -118,6 +120,38 @@ fn context_groups(ctx: &StageContext<'_>) -> Vec<GroupId> {
         .unwrap_or_default()
 }
 
+/// The directory's identifier rules, checked before the write is queued (the
+/// directory checks them again atomically with the write, after the commit): a valid
+/// username, and a username and email that no *other* user has as username or email
+/// (compared as [`canonical_identifier`](crate::store::canonical_identifier)). The
+/// denial message, if any.
+async fn identifiers_taken(
+    ctx: &StageContext<'_>,
+    user: &User,
+) -> Result<Option<String>, StageError> {
+    if let Err(m) = validate_username(&user.username) {
+        return Ok(Some(m.to_owned()));
+    }
+    let mut messages = Vec::new();
+    let values = [
+        (user.username.as_str(), "Username is already taken."),
+        (user.email.as_str(), "Email address is already in use."),
+    ];
+    for (value, message) in values {
+        if value.trim().is_empty() {
+            continue;
+        }
+        for field in [UserField::Username, UserField::Email] {
+            let other = ctx.env.users.find_user(field, value, true).await?;
+            if other.is_some_and(|o| o.pk != user.pk) {
+                messages.push(message);
+                break;
+            }
+        }
+    }
+    Ok((!messages.is_empty()).then(|| messages.join(" ")))
+}
+
 #[async_trait]
 impl StageKind for UserWriteStage {
     fn meta(&self) -> StageMeta {
@@ -170,8 +204,9 @@ impl StageKind for UserWriteStage {
             let mut groups = context_groups(ctx);
             groups.extend(self.create_users_group);
             let template = User {
-                // Unused: the directory chooses the id (`NewUser::pk` is `None`).
-                pk: UserId::new(""),
+                // Drawn now so that later stages of this request (user login) can name
+                // the user before the engine creates it after the commit.
+                pk: UserId::from(ctx.env.random.uuid()),
                 username: username.clone(),
                 name: String::new(),
                 email: String::new(),
@@ -196,40 +231,25 @@ impl StageKind for UserWriteStage {
             };
             let mut filled = template;
             apply(&mut filled, &data);
+            if let Some(message) = identifiers_taken(ctx, &filled).await? {
+                return Ok(StageOutcome::Deny(message));
+            }
             let new = NewUser {
-                pk: None,
-                username: filled.username,
-                name: filled.name,
-                email: filled.email,
+                pk: Some(filled.pk.clone()),
+                username: filled.username.clone(),
+                name: filled.name.clone(),
+                email: filled.email.clone(),
                 is_active: filled.is_active,
-                path: filled.path,
-                user_type: filled.user_type,
-                attributes: filled.attributes,
-                groups: filled.groups,
+                path: filled.path.clone(),
+                user_type: filled.user_type.clone(),
+                attributes: filled.attributes.clone(),
+                groups: filled.groups.clone(),
                 password,
             };
-            match ctx
-                .env
-                .users
-                .require_admin(operation::CREATE_USER)?
-                .create_user(new)
-                .await
-            {
-                Ok(u) => u,
-                Err(StoreError::Validation(e)) => {
-                    let msg = e
-                        .iter()
-                        .flat_map(|(_, m)| m.iter().cloned())
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    return Ok(StageOutcome::Deny(if msg.is_empty() {
-                        "Failed to update user. Please try again later.".into()
-                    } else {
-                        msg
-                    }));
-                }
-                Err(e) => return Err(e.into()),
-            }
+            // Fails (denies clearly) on a directory without management.
+            ctx.env.users.require_admin(operation::CREATE_USER)?;
+            ctx.effects.push(Effect::CreateUser(new));
+            filled
         } else {
             let Some(mut user) = pending else {
                 return Ok(StageOutcome::Deny(
@@ -246,14 +266,16 @@ impl StageKind for UserWriteStage {
                     user.groups.push(g);
                 }
             }
-            let admin = ctx.env.users.require_admin(operation::UPDATE_USER)?;
-            match admin.update_user(&user).await {
-                Ok(()) => {}
-                Err(StoreError::Validation(e)) => return Ok(StageOutcome::Deny(e.to_string())),
-                Err(e) => return Err(e.into()),
+            ctx.env.users.require_admin(operation::UPDATE_USER)?;
+            if let Some(message) = identifiers_taken(ctx, &user).await? {
+                return Ok(StageOutcome::Deny(message));
             }
-            if let Some(pw) = &password {
-                admin.set_password(user.pk.clone(), pw).await?;
+            ctx.effects.push(Effect::UpdateUser(user.clone()));
+            if let Some(pw) = password {
+                ctx.effects.push(Effect::SetPassword {
+                    user: user.pk.clone(),
+                    password: pw,
+                });
             }
             user
         };
@@ -262,7 +284,7 @@ impl StageKind for UserWriteStage {
         event.user = Some(user.username.clone());
         event.flow = Some(ctx.flow.slug.clone());
         event.client_ip = ctx.request.client_ip.clone();
-        ctx.env.events.emit(event);
+        ctx.effects.emit(event);
         Ok(StageOutcome::Done)
     }
 }
