@@ -113,7 +113,11 @@ fn bench_plan(c: &mut Criterion) {
                 request_user: None,
                 context: PlanContext::new(),
             };
-            black_box(planner::plan(engine.env(), &def, input).await.unwrap())
+            black_box(
+                planner::plan(engine.env(), engine.registry().hooks(), &def, input)
+                    .await
+                    .unwrap(),
+            )
         });
     });
     // Through the engine: revision check and cache lookup included.
@@ -208,6 +212,7 @@ fn bench_policy_engine(c: &mut Criterion) {
             flow: &flow,
             client_ip: None,
             env: engine.env(),
+            hooks: engine.registry().hooks(),
             config: &serde_json::Value::Null,
         };
         let result = rt.block_on(policy::evaluate(&bindings, PolicyEngineMode::All, &mut req));
@@ -225,6 +230,7 @@ fn bench_policy_engine(c: &mut Criterion) {
                     flow: &flow,
                     client_ip: None,
                     env: engine.env(),
+                    hooks: engine.registry().hooks(),
                     config: &serde_json::Value::Null,
                 };
                 black_box(policy::evaluate(bindings, PolicyEngineMode::All, &mut req).await)

@@ -84,6 +84,7 @@ struct Cached {
 /// ```
 pub struct Engine {
     pub(crate) env: Env,
+    pub(crate) registry: crate::registry::Registry,
     ids: SessionIds,
     cache: RwLock<HashMap<String, Cached>>,
     conflict_retries: u32,
@@ -93,6 +94,7 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("env", &self.env)
+            .field("registry", &self.registry)
             .field("cached_flows", &self.cached_flows())
             .finish()
     }
@@ -101,6 +103,7 @@ impl std::fmt::Debug for Engine {
 /// Builds an [`Engine`].
 pub struct EngineBuilder {
     env: Env,
+    registry: crate::registry::Registry,
     session_key: Option<Vec<u8>>,
     conflict_retries: u32,
 }
@@ -152,13 +155,13 @@ impl EngineBuilder {
     /// Sets the hook that answers Have I Been Pwned range queries for password policies
     /// with `check_have_i_been_pwned`.
     pub fn pwned_passwords(mut self, hook: Arc<dyn crate::policy::PwnedPasswords>) -> Self {
-        self.env.pwned = Some(hook);
+        self.registry.hooks_mut().pwned = Some(hook);
         self
     }
 
     /// Sets the expression evaluator for expression policies.
     pub fn expressions(mut self, evaluator: Arc<dyn ExpressionEvaluator>) -> Self {
-        self.env.expressions = Some(evaluator);
+        self.registry.hooks_mut().expressions = Some(evaluator);
         self
     }
 
@@ -195,7 +198,7 @@ impl EngineBuilder {
         name: impl Into<String>,
         kind: impl crate::stages::StageKind + 'static,
     ) -> Self {
-        self.env.registry.register_stage(name, kind);
+        self.registry.register_stage(name, kind);
         self
     }
 
@@ -206,7 +209,7 @@ impl EngineBuilder {
         name: impl Into<String>,
         evaluator: impl crate::policy::PolicyEvaluator + 'static,
     ) -> Self {
-        self.env.registry.register_policy(name, evaluator);
+        self.registry.register_policy(name, evaluator);
         self
     }
 
@@ -221,6 +224,7 @@ impl EngineBuilder {
         Engine {
             ids: SessionIds::new(self.session_key, self.env.random.as_ref()),
             env: self.env,
+            registry: self.registry,
             cache: RwLock::new(HashMap::new()),
             conflict_retries: self.conflict_retries,
         }
@@ -245,11 +249,9 @@ impl Engine {
                 events: Arc::new(NoopEventSink),
                 clock: Arc::new(SystemClock),
                 random: Arc::new(OsRandom),
-                expressions: None,
                 timer: None,
-                pwned: None,
-                registry: crate::registry::Registry::new(),
             },
+            registry: crate::registry::Registry::new(),
             conflict_retries: DEFAULT_CONFLICT_RETRIES,
             session_key: None,
         }
@@ -258,6 +260,12 @@ impl Engine {
     /// The engine's services.
     pub fn env(&self) -> &Env {
         &self.env
+    }
+
+    /// The host's stage kinds and policy evaluators, the expression evaluator and the
+    /// Have I Been Pwned hook ([`crate::registry`]).
+    pub fn registry(&self) -> &crate::registry::Registry {
+        &self.registry
     }
 
     /// The loaded definition of a flow, from the cache when its revision is unchanged.
@@ -431,6 +439,7 @@ impl Engine {
         let user = self.user_of(state.as_ref()).await?;
         planner::plan(
             &self.env,
+            self.registry.hooks(),
             &def,
             PlanInput {
                 request: req,
@@ -579,7 +588,8 @@ impl transact::Attempt for Start<'_> {
             request_user: user.as_ref(),
             context: self.context.clone(),
         };
-        let plan = match planner::plan(&engine.env, &self.def, input).await {
+        let plan = match planner::plan(&engine.env, engine.registry.hooks(), &self.def, input).await
+        {
             Ok((plan, _)) => plan,
             Err(PlanError::NotApplicable { messages }) => {
                 return Ok(Decision::Finish(Err(messages)));

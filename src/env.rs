@@ -1,12 +1,13 @@
-//! The services the engine runs with, shared by planner, executor, policies and stages.
+//! The services the engine runs with, shared by planner, executor, policies and stages:
+//! stores, events, time, randomness. What policies and stages call out to (the
+//! expression evaluator, host stage kinds and policies) is in the engine's
+//! [`Registry`](crate::registry::Registry), above them.
 
 use std::sync::Arc;
 
 use crate::clock::{Clock, Timer};
 use crate::events::EventSink;
-use crate::policy::{ExpressionEvaluator, PwnedPasswords};
 use crate::random::Random;
-use crate::registry::Registry;
 use crate::store::{FlowStore, ReputationStore, SessionStore, ThrottleStore, UserDirectory};
 use crate::throttle_config::ThrottleConfig;
 
@@ -31,25 +32,15 @@ pub struct Env {
     pub clock: Arc<dyn Clock>,
     /// Randomness: request and session ids, user ids, tokens.
     pub random: Arc<dyn Random>,
-    /// Runs expression policies (none: they error and yield `failure_result`).
-    pub expressions: Option<Arc<dyn ExpressionEvaluator>>,
     /// Enforces policy timeouts (none: overruns are detected after the fact).
     pub timer: Option<Arc<dyn Timer>>,
-    /// Answers the password policy's Have I Been Pwned lookups (none: a policy with
-    /// `check_have_i_been_pwned` errors).
-    pub pwned: Option<Arc<dyn PwnedPasswords>>,
-    /// Host stage kinds and policy evaluators by name ([`crate::registry`]).
-    pub registry: Registry,
 }
 
 impl std::fmt::Debug for Env {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Env")
             .field("throttle_config", &self.throttle_config)
-            .field("expressions", &self.expressions.is_some())
             .field("timer", &self.timer.is_some())
-            .field("pwned", &self.pwned.is_some())
-            .field("registry", &self.registry)
             .finish_non_exhaustive()
     }
 }

@@ -176,7 +176,7 @@ impl<'a> Exec<'a> {
                     ));
                 }
             };
-            let resolved = self.engine.env.registry.resolve(bound);
+            let resolved = self.engine.registry.resolve(bound);
             let kind = &*resolved;
             let Some(plan) = fs.plan.as_mut() else {
                 return Ok(self.flow_done(fs));
@@ -188,6 +188,7 @@ impl<'a> Exec<'a> {
                 .unwrap_or_default();
             let mut ctx = StageContext {
                 env: &self.engine.env,
+                hooks: self.engine.registry.hooks(),
                 request: self.req,
                 flow: &self.def.flow,
                 definition: self.def,
@@ -310,7 +311,14 @@ impl<'a> Exec<'a> {
             request_user: self.request_user,
             context,
         };
-        match planner::plan(&self.engine.env, self.def, input).await {
+        match planner::plan(
+            &self.engine.env,
+            self.engine.registry.hooks(),
+            self.def,
+            input,
+        )
+        .await
+        {
             Ok((plan, decisions)) => {
                 fs.plan = Some(plan);
                 for d in decisions {
@@ -381,7 +389,10 @@ impl<'a> Exec<'a> {
             // the stage lookup (`Registry::resolve`) denies naming the policy.
             if first.marker == Marker::Reevaluate
                 && !bound.policies.is_empty()
-                && (self.engine.env.registry)
+                && self
+                    .engine
+                    .registry
+                    .hooks()
                     .unregistered_policy(&bound.policies)
                     .is_none()
             {
@@ -404,6 +415,7 @@ impl<'a> Exec<'a> {
                     flow: &self.def.flow,
                     client_ip: self.req.client_ip.as_deref(),
                     env: &self.engine.env,
+                    hooks: self.engine.registry.hooks(),
                     config: &Value::Null,
                 };
                 let result =
@@ -449,7 +461,14 @@ impl<'a> Exec<'a> {
             request_user: self.request_user,
             context,
         };
-        match planner::plan(&self.engine.env, &target, input).await {
+        match planner::plan(
+            &self.engine.env,
+            self.engine.registry.hooks(),
+            &target,
+            input,
+        )
+        .await
+        {
             Ok((plan, _)) => {
                 fs.plan = None;
                 self.handoff = Some((slug.to_owned(), plan));

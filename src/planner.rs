@@ -13,7 +13,7 @@
 use crate::env::Env;
 use crate::model::{AuthenticationRequirement, PolicyKind};
 use crate::plan::{Decision, FlowPlan, Marker, PlanContext, PlannedStage, keys};
-use crate::policy::{self, PolicyRequest};
+use crate::policy::{self, PolicyHooks, PolicyRequest};
 use crate::request::FlowRequest;
 use crate::store::{FlowDefinition, StoreError, User};
 
@@ -100,6 +100,7 @@ fn expression_policy(def: &FlowDefinition) -> Option<&str> {
 /// Plans `def` for a request. Returns the plan and the decisions taken.
 pub async fn plan(
     env: &Env,
+    hooks: &PolicyHooks,
     def: &FlowDefinition,
     input: PlanInput<'_>,
 ) -> Result<(FlowPlan, Vec<Decision>), PlanError> {
@@ -109,7 +110,7 @@ pub async fn plan(
         mut context,
     } = input;
     let flow = &def.flow;
-    if env.expressions.is_none() {
+    if hooks.expressions.is_none() {
         if let Some(name) = expression_policy(def) {
             // Evaluating it could only fail, which silently changes the flow: deny instead.
             return Err(PlanError::NotApplicable {
@@ -119,7 +120,7 @@ pub async fn plan(
             });
         }
     }
-    if let Err(message) = env.registry.check(def) {
+    if let Err(message) = hooks.check(def) {
         // A host policy this engine does not know: evaluating it could only fail,
         // which could skip a stage or pass a negated binding. Deny instead.
         return Err(PlanError::NotApplicable {
@@ -161,6 +162,7 @@ pub async fn plan(
             flow,
             client_ip: request.client_ip.as_deref(),
             env,
+            hooks,
             config: &serde_json::Value::Null,
         };
         let result = policy::evaluate(&def.policies, flow.policy_engine_mode, &mut req).await;
@@ -187,6 +189,7 @@ pub async fn plan(
                 flow,
                 client_ip: request.client_ip.as_deref(),
                 env,
+                hooks,
                 config: &serde_json::Value::Null,
             };
             let result =

@@ -49,24 +49,24 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::model::{CustomPolicy, CustomStage, Policy, PolicyKind, StageConfig};
-use crate::policy::{PolicyError, PolicyEvaluator, PolicyRequest};
+use crate::model::{CustomStage, StageConfig};
+use crate::policy::{PolicyEvaluator, PolicyHooks, unregistered_policy};
 use crate::stages::{StageContext, StageError, StageKind, StageMeta, StageOutcome};
-use crate::store::{BoundStage, FlowDefinition, ResolvedBinding};
+use crate::store::{BoundStage, FlowDefinition};
 
 /// Host stage kinds and policy evaluators by name. Held by the engine's
 /// [`Env`](crate::env::Env); filled by the [`EngineBuilder`](crate::EngineBuilder).
 #[derive(Clone, Default)]
 pub struct Registry {
     stages: BTreeMap<String, Arc<dyn StageKind>>,
-    policies: BTreeMap<String, Arc<dyn PolicyEvaluator>>,
+    policies: PolicyHooks,
 }
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("stages", &self.stages.keys().collect::<Vec<_>>())
-            .field("policies", &self.policies.keys().collect::<Vec<_>>())
+            .field("policies", &self.policies)
             .finish()
     }
 }
@@ -93,7 +93,7 @@ impl Registry {
         name: impl Into<String>,
         evaluator: impl PolicyEvaluator + 'static,
     ) -> &mut Self {
-        self.policies.insert(name.into(), Arc::new(evaluator));
+        self.policies.register_policy(name, evaluator);
         self
     }
 
@@ -104,7 +104,18 @@ impl Registry {
 
     /// The policy evaluator registered under `name`.
     pub fn policy(&self, name: &str) -> Option<&Arc<dyn PolicyEvaluator>> {
-        self.policies.get(name)
+        self.policies.policy(name)
+    }
+
+    /// What policies call out to: the host's evaluators, the expression evaluator and
+    /// the Have I Been Pwned hook.
+    pub fn hooks(&self) -> &PolicyHooks {
+        &self.policies
+    }
+
+    /// The hooks, to set the expression evaluator or the Have I Been Pwned hook.
+    pub fn hooks_mut(&mut self) -> &mut PolicyHooks {
+        &mut self.policies
     }
 
     /// The registered stage kind names, sorted.
@@ -114,7 +125,7 @@ impl Registry {
 
     /// The registered policy evaluator names, sorted.
     pub fn policy_names(&self) -> impl Iterator<Item = &str> {
-        self.policies.keys().map(String::as_str)
+        self.policies.policy_names()
     }
 
     /// The behaviour of a stage configuration: the built-in kind, the registered custom
@@ -137,69 +148,16 @@ impl Registry {
     /// denies when one of the binding's policies names an unregistered evaluator (so a
     /// binding that could not be evaluated never skips its stage).
     pub fn resolve<'a>(&'a self, bound: &'a BoundStage) -> ResolvedStage<'a> {
-        match self.unregistered_policy(&bound.policies) {
+        match self.policies.unregistered_policy(&bound.policies) {
             Some(policy) => ResolvedStage::Refused(Refused(unregistered_policy(policy))),
             None => self.stage_kind(&bound.stage.config),
         }
     }
 
-    /// The first policy of `bindings` whose custom evaluator is not registered.
-    pub fn unregistered_policy<'a>(&self, bindings: &'a [ResolvedBinding]) -> Option<&'a Policy> {
-        bindings
-            .iter()
-            .filter_map(|b| b.policy.as_deref())
-            .find(|p| self.is_unregistered(p))
-    }
-
-    /// Why `def` cannot start with this registry: the message naming the first policy
-    /// (bound to the flow, to a stage binding or used by a prompt's validation) whose
-    /// custom evaluator is not registered. Custom *stages* are checked when reached.
+    /// Why `def` cannot start with this registry ([`PolicyHooks::check`]). Custom
+    /// *stages* are checked when reached.
     pub fn check(&self, def: &FlowDefinition) -> Result<(), String> {
-        let found = self
-            .unregistered_policy(&def.policies)
-            .or_else(|| {
-                def.stages
-                    .iter()
-                    .find_map(|s| self.unregistered_policy(&s.policies))
-            })
-            .or_else(|| {
-                def.validation_policies
-                    .values()
-                    .map(|p| p.as_ref())
-                    .find(|p| self.is_unregistered(p))
-            });
-        match found {
-            Some(policy) => Err(unregistered_policy(policy)),
-            None => Ok(()),
-        }
-    }
-
-    fn is_unregistered(&self, policy: &Policy) -> bool {
-        matches!(&policy.kind, PolicyKind::Custom(c) if self.policy(&c.name).is_none())
-    }
-
-    /// Runs a custom policy with its settings; an unregistered evaluator is an error
-    /// naming it (callers that must fail closed check [`Registry::check`] first).
-    pub(crate) async fn run_policy(
-        &self,
-        policy: &Policy,
-        custom: &CustomPolicy,
-        request: &mut PolicyRequest<'_>,
-    ) -> Result<crate::policy::PolicyOutcome, PolicyError> {
-        let Some(evaluator) = self.policy(&custom.name).cloned() else {
-            return Err(PolicyError(unregistered_policy(policy)));
-        };
-        let mut inner = PolicyRequest {
-            user: request.user,
-            username: request.username,
-            context: &mut *request.context,
-            flow_plan: request.flow_plan,
-            flow: request.flow,
-            client_ip: request.client_ip,
-            env: request.env,
-            config: &custom.config,
-        };
-        evaluator.evaluate(&mut inner).await
+        self.policies.check(def)
     }
 }
 
@@ -207,17 +165,6 @@ fn unregistered_stage(c: &CustomStage) -> String {
     format!(
         "This flow uses the stage kind `{}`, which is not registered on this server.",
         c.name
-    )
-}
-
-pub(crate) fn unregistered_policy(policy: &Policy) -> String {
-    let kind = match &policy.kind {
-        PolicyKind::Custom(c) => c.name.as_str(),
-        _ => "",
-    };
-    format!(
-        "This flow uses the policy `{}` (kind `{kind}`), which is not registered on this server.",
-        policy.name
     )
 }
 
@@ -303,13 +250,5 @@ impl StageContext<'_> {
                 self.stage.name
             ))
         })
-    }
-}
-
-impl PolicyRequest<'_> {
-    /// The custom policy's settings as `T`; settings that do not fit are a
-    /// [`PolicyError`] (the binding's `failure_result`).
-    pub fn config_as<T: DeserializeOwned>(&self) -> Result<T, PolicyError> {
-        T::deserialize(self.config).map_err(|e| PolicyError(format!("invalid settings: {e}")))
     }
 }

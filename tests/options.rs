@@ -197,6 +197,7 @@ async fn password_policy(
         flow: &flow,
         client_ip: None,
         env: engine.env(),
+        hooks: engine.registry().hooks(),
         config: &serde_json::Value::Null,
     };
     authflow::policy::run_policy(&policy, &mut request).await

@@ -50,6 +50,7 @@ async fn build(env: &TestEnv, pbm: &Flow, user: Option<&User>) -> PolicyResult {
         flow: &def.flow,
         client_ip: Some("127.0.0.1"),
         env: env.engine.env(),
+        hooks: env.engine.registry().hooks(),
         config: &serde_json::Value::Null,
     };
     policy::evaluate(&def.policies, def.flow.policy_engine_mode, &mut request).await
@@ -461,6 +462,7 @@ async fn reputation_with_check_ip_fails_closed_without_a_client_ip() {
         flow: &def.flow,
         client_ip: None,
         env: env.engine.env(),
+        hooks: env.engine.registry().hooks(),
         config: &serde_json::Value::Null,
     };
     let unknown = policy::evaluate(&def.policies, def.flow.policy_engine_mode, &mut request).await;

@@ -378,7 +378,7 @@ async fn definitions_are_read_through_the_trait_objects() {
     assert_eq!(def.policies.len(), 1);
     let terms = &def.stages[1].stage;
     assert_eq!(
-        terms.config.kind(&host.engine.env().registry).component(),
+        terms.config.kind(host.engine.registry()).component(),
         Some(TERMS)
     );
     let listed = host.flows.flows().await.unwrap();

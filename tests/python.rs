@@ -111,6 +111,7 @@ async fn eval_with(
         flow: &flow,
         client_ip,
         env: env.engine.env(),
+        hooks: env.engine.registry().hooks(),
         config: &serde_json::Value::Null,
     };
     evaluator.evaluate(&policy, source, &mut request).await
@@ -691,6 +692,7 @@ async fn compiled_once_per_policy_and_source() {
             flow: &flow,
             client_ip: None,
             env: env.engine.env(),
+            hooks: env.engine.registry().hooks(),
             config: &serde_json::Value::Null,
         };
         assert!(

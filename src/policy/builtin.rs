@@ -30,7 +30,7 @@ pub(super) async fn password(
         return Ok(PolicyOutcome::fail(message));
     }
     if policy.check_have_i_been_pwned {
-        let Some(hook) = request.env.pwned.as_ref() else {
+        let Some(hook) = request.hooks.pwned.as_ref() else {
             return Err(PolicyError(
                 "`check_have_i_been_pwned` is set but no Have I Been Pwned hook is registered (EngineBuilder::pwned_passwords)".into(),
             ));

@@ -13,6 +13,7 @@
 //! - messages of every binding are collected.
 
 mod builtin;
+mod hooks;
 mod pwned;
 
 use std::time::{Duration, Instant};
@@ -87,6 +88,9 @@ pub struct PolicyRequest<'a> {
     pub client_ip: Option<&'a str>,
     /// The engine's services.
     pub env: &'a Env,
+    /// The expression evaluator, the Have I Been Pwned hook and the host's policy
+    /// evaluators.
+    pub hooks: &'a PolicyHooks,
     /// The settings of the custom policy being run
     /// ([`CustomPolicy::config`](crate::model::CustomPolicy::config); typed:
     /// [`PolicyRequest::config_as`]). Callers building a request pass `&Value::Null`;
@@ -288,22 +292,15 @@ async fn run_binding(b: &ResolvedBinding, request: &mut PolicyRequest<'_>) -> Po
     let Some(policy) = b.policy.clone() else {
         return error_outcome(b, request, "Policy not found.");
     };
-    if let Some(unregistered) = request
-        .env
-        .registry
-        .unregistered_policy(std::slice::from_ref(b))
-    {
+    if let Some(unregistered) = request.hooks.unregistered_policy(std::slice::from_ref(b)) {
         // Fails closed whatever `negate` and `failure_result` say (the planner and the
         // executor refuse such flows before evaluating; this guards direct callers).
         let mut event = Event::new(EventAction::PolicyException)
-            .with(
-                "message",
-                crate::registry::unregistered_policy(unregistered),
-            )
+            .with("message", unregistered_policy(unregistered))
             .with("policy", unregistered.name.clone());
         event.flow = Some(request.flow.slug.clone());
         request.env.events.emit(event);
-        return PolicyOutcome::fail(crate::registry::unregistered_policy(unregistered));
+        return PolicyOutcome::fail(unregistered_policy(unregistered));
     }
     let timeout = Duration::from_secs(u64::from(b.binding.timeout.max(1)));
     let started = Instant::now();
@@ -372,16 +369,18 @@ pub async fn run_policy(
         PolicyKind::Dummy { result } => Ok(PolicyOutcome::new(*result, vec!["dummy".into()])),
         PolicyKind::Password(p) => builtin::password(p, request).await,
         PolicyKind::Reputation(p) => builtin::reputation(p, request).await,
-        PolicyKind::Expression { expression } => match request.env.expressions.clone() {
+        PolicyKind::Expression { expression } => match request.hooks.expressions.clone() {
             Some(eval) => eval.evaluate(policy, expression, request).await,
             None => Err(PolicyError(format!(
                 "expression policy `{}` cannot run: no expression evaluator is configured (enable the `python` feature)",
                 policy.name
             ))),
         },
-        PolicyKind::Custom(c) => request.env.registry.run_policy(policy, c, request).await,
+        PolicyKind::Custom(c) => request.hooks.run_policy(policy, c, request).await,
     }
 }
 
 pub use builtin::{UNKNOWN_IP, check_password_rules};
+pub use hooks::PolicyHooks;
+pub(crate) use hooks::unregistered_policy;
 pub use pwned::PwnedPasswords;

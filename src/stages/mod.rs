@@ -101,6 +101,9 @@ pub struct StageContext<'a> {
     /// a concurrent request, so a direct write could happen twice (see
     /// [`crate::effects`]).
     pub effects: &'a mut Effects,
+    /// The expression evaluator and the host's policy evaluators (prompt expressions,
+    /// validation policies).
+    pub hooks: &'a crate::policy::PolicyHooks,
 }
 
 impl StageContext<'_> {

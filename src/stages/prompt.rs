@@ -461,6 +461,7 @@ impl PromptStage {
             flow: ctx.flow,
             client_ip: ctx.request.client_ip.as_deref(),
             env: ctx.env,
+            hooks: ctx.hooks,
             config: &Value::Null,
         };
         let result = crate::policy::evaluate(&bindings, PolicyEngineMode::All, &mut request).await;

@@ -78,7 +78,7 @@ pub(super) async fn evaluated<'s>(
 }
 
 async fn evaluate(ctx: &StageContext<'_>, source: &str, request: &ValueRequest<'_>) -> Value {
-    let Some(evaluator) = &ctx.env.expressions else {
+    let Some(evaluator) = &ctx.hooks.expressions else {
         return Value::Null;
     };
     evaluator
