@@ -14,7 +14,7 @@
 use serde_json::Value;
 
 use crate::challenge::{Challenge, ChallengeBody, ConsentChallenge, ErrorDetail};
-use crate::executor::Input;
+use crate::input::Input;
 use crate::model::{BindingId, NON_FIELD_ERRORS};
 use crate::plan::{PlanContext, keys};
 use crate::secret::constant_time_eq;

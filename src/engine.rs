@@ -16,7 +16,7 @@ use crate::challenge::{Challenge, ChallengeBody, FlowErrorChallenge};
 use crate::clock::{Clock, SystemClock, Timer};
 use crate::env::Env;
 use crate::events::{EventSink, NoopEventSink};
-use crate::executor::Input;
+use crate::input::Input;
 use crate::inspector::{self, FlowInspection, InspectError};
 use crate::model::UserId;
 use crate::paths::MountPath;
@@ -254,6 +254,15 @@ impl Engine {
             registry: crate::registry::Registry::new(),
             conflict_retries: DEFAULT_CONFLICT_RETRIES,
             session_key: None,
+        }
+    }
+
+    /// What the executor runs with.
+    pub(crate) fn runtime(&self) -> crate::executor::Runtime<'_> {
+        crate::executor::Runtime {
+            env: &self.env,
+            registry: &self.registry,
+            flows: self,
         }
     }
 
@@ -645,5 +654,12 @@ impl transact::Attempt for Cancel<'_> {
             claim: false,
             value: (),
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::executor::Definitions for Engine {
+    async fn definition(&self, slug: &str) -> Result<Arc<FlowDefinition>, Error> {
+        Engine::definition(self, slug).await
     }
 }

@@ -82,6 +82,7 @@ mod executor;
 pub mod hashing;
 #[cfg(feature = "http")]
 pub mod http;
+mod input;
 pub mod inspector;
 pub mod memory;
 pub mod model;

@@ -12,7 +12,8 @@ use crate::Error;
 use crate::challenge::{Challenge, ChallengeBody};
 use crate::effects::Journal;
 use crate::effects::{self, Effects};
-use crate::executor::{self, Input};
+use crate::executor;
+use crate::input::Input;
 use crate::model::UserId;
 use crate::plan::SessionId;
 use crate::request::FlowRequest;
@@ -81,7 +82,7 @@ impl Attempt for Step<'_> {
             reproducible,
             accepted,
         } = executor::run(
-            engine,
+            engine.runtime(),
             &self.def,
             self.req,
             &mut state,
@@ -247,7 +248,8 @@ impl Engine {
                 if done.stored {
                     self.undo(&session_id, slug, login.clone()).await?;
                 }
-                let challenge = executor::denied_after_commit(self, &def, req, failed.message);
+                let challenge =
+                    executor::denied_after_commit(self.runtime(), &def, req, failed.message);
                 Ok(Outcome {
                     challenge,
                     session_id,

@@ -12,16 +12,15 @@
 //! POST an earlier stage accepted; otherwise they first answer a confirmation
 //! challenge (`confirmation.rs`), so no GET and no forged request deletes or logs out.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::Error;
 use crate::challenge::{
-    AccessDeniedChallenge, Challenge, ChallengeBody, ErrorDetail, FlowErrorChallenge, FlowInfo,
+    AccessDeniedChallenge, Challenge, ChallengeBody, ErrorDetail, FlowErrorChallenge,
     RedirectChallenge,
 };
 use crate::confirmation::{self, Gate};
 use crate::effects::Journal;
-use crate::engine::Engine;
 use crate::events::{Event, EventAction};
 use crate::model::{DeniedAction, FlowDesignation, InvalidResponseAction, NON_FIELD_ERRORS};
 use crate::plan::{Decision, FlowPlan, FlowState, Marker, PlanContext, SessionState, keys};
@@ -31,27 +30,42 @@ use crate::request::{FlowRequest, is_safe_relative_url, query_param};
 use crate::stages::{Effects, StageContext, StageError, StageKind, StageOutcome};
 use crate::store::{BoundStage, FlowDefinition, StoreError, User};
 
-/// Avatar of anonymous users (authentik's path).
-pub const DEFAULT_AVATAR: &str = "/static/dist/assets/images/user_default.png";
+pub use decorate::{DEFAULT_AVATAR, avatar};
 /// Restarts (`restart`, `restart_with_context`) allowed within one request, so a
 /// restarting binding that keeps failing cannot loop forever (authentik gotcha #5).
 const MAX_RESTARTS: usize = 3;
 /// The challenge error when the password-hashing pool is full.
 pub const BUSY: &str = "Too many logins at once, try again";
 
-/// What the client sent.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Input<'a> {
-    /// GET: show the current challenge.
-    Get,
-    /// POST with a JSON object.
-    Post(&'a Map<String, Value>),
-    /// POST whose body was JSON but not an object: refused with this message.
-    NotAnObject(&'a str),
+pub(crate) use crate::input::Input;
+
+mod decorate;
+
+/// What the executor runs with: the engine's services and registry, and a way to load
+/// the definition of another flow (redirects between flows). The engine lends itself
+/// as one; the executor never sees the engine.
+#[derive(Clone, Copy)]
+pub(crate) struct Runtime<'a> {
+    pub(crate) env: &'a crate::env::Env,
+    pub(crate) registry: &'a crate::registry::Registry,
+    pub(crate) flows: &'a dyn Definitions,
+}
+
+/// Loads flow definitions (the engine's cache).
+#[async_trait::async_trait]
+pub(crate) trait Definitions: Send + Sync {
+    /// The loaded definition of the flow with this slug.
+    async fn definition(&self, slug: &str) -> Result<std::sync::Arc<FlowDefinition>, Error>;
+}
+
+impl Runtime<'_> {
+    async fn definition(&self, slug: &str) -> Result<std::sync::Arc<FlowDefinition>, Error> {
+        self.flows.definition(slug).await
+    }
 }
 
 pub(crate) struct Exec<'a> {
-    engine: &'a Engine,
+    engine: Runtime<'a>,
     def: &'a FlowDefinition,
     req: &'a FlowRequest,
     request_user: Option<&'a User>,
@@ -83,7 +97,7 @@ pub(crate) struct Ran {
 
 /// Runs one request against the session state. The caller saves the state.
 pub(crate) async fn run(
-    engine: &Engine,
+    engine: Runtime<'_>,
     def: &FlowDefinition,
     req: &FlowRequest,
     state: &mut SessionState,
@@ -187,7 +201,7 @@ impl<'a> Exec<'a> {
                 .map(|p| p.messages.clone())
                 .unwrap_or_default();
             let mut ctx = StageContext {
-                env: &self.engine.env,
+                env: self.engine.env,
                 hooks: self.engine.registry.hooks(),
                 request: self.req,
                 flow: &self.def.flow,
@@ -312,7 +326,7 @@ impl<'a> Exec<'a> {
             context,
         };
         match planner::plan(
-            &self.engine.env,
+            self.engine.env,
             self.engine.registry.hooks(),
             self.def,
             input,
@@ -397,7 +411,7 @@ impl<'a> Exec<'a> {
                     .is_none()
             {
                 let (mut subject, username) =
-                    planner::subject(&self.engine.env, &plan.context, self.request_user).await?;
+                    planner::subject(self.engine.env, &plan.context, self.request_user).await?;
                 // A pending user written earlier in this request: as the write leaves it.
                 if let Some(pending) = plan
                     .context
@@ -414,7 +428,7 @@ impl<'a> Exec<'a> {
                     flow_plan: true,
                     flow: &self.def.flow,
                     client_ip: self.req.client_ip.as_deref(),
-                    env: &self.engine.env,
+                    env: self.engine.env,
                     hooks: self.engine.registry.hooks(),
                     config: &Value::Null,
                 };
@@ -462,7 +476,7 @@ impl<'a> Exec<'a> {
             context,
         };
         match planner::plan(
-            &self.engine.env,
+            self.engine.env,
             self.engine.registry.hooks(),
             &target,
             input,
@@ -547,7 +561,7 @@ impl<'a> Exec<'a> {
     /// (Only superusers see the error text; the check costs a directory call, made here
     /// rather than on every request.)
     async fn flow_error(&mut self, fs: &FlowState, stage: &str, message: &str) -> Challenge {
-        let is_superuser = planner::is_superuser(&self.engine.env, self.request_user)
+        let is_superuser = planner::is_superuser(self.engine.env, self.request_user)
             .await
             .unwrap_or(false);
         let request_id = self.engine.env.random.token();
@@ -564,62 +578,13 @@ impl<'a> Exec<'a> {
             traceback: None,
         }))
     }
-
-    fn display_user(&self, fs: &FlowState) -> Option<String> {
-        let context = fs.plan.as_ref().map(|p| &p.context);
-        context
-            .and_then(|c| c.get_str(keys::PENDING_USER_IDENTIFIER).map(str::to_owned))
-            .or_else(|| context.and_then(|c| c.pending_user()).map(|p| p.username))
-            .or_else(|| self.request_user.map(|u| u.username.clone()))
-    }
-
-    /// Adds `flow_info` and user info.
-    fn decorate(&self, mut c: Challenge, fs: &FlowState) -> Challenge {
-        if !c.body.has_flow_info() {
-            return c;
-        }
-        let display = self.display_user(fs);
-        if c.flow_info.is_none() {
-            let flow = &self.def.flow;
-            let app = fs
-                .plan
-                .as_ref()
-                .and_then(|p| p.context.get(keys::APPLICATION))
-                .and_then(|a| a.get("name").and_then(Value::as_str).or(a.as_str()))
-                .unwrap_or("")
-                .to_owned();
-            let title = if flow.title.contains("%(") {
-                flow.title
-                    .replace("%(app)s", &app)
-                    .replace("%(user)s", display.as_deref().unwrap_or(""))
-            } else {
-                flow.title.clone()
-            };
-            let next = query_param(&fs.query, "next");
-            let cancel_url = self.req.paths().cancel(next.as_deref());
-            c.flow_info = Some(FlowInfo {
-                title,
-                background: flow.background_url().to_owned(),
-                cancel_url,
-                layout: flow.layout,
-            });
-        }
-        match display.filter(|d| !d.is_empty()) {
-            Some(name) => {
-                let avatar = avatar(&name);
-                c.body.set_user_info(&name, &avatar);
-            }
-            None => c.body.set_user_info("", DEFAULT_AVATAR),
-        }
-        c
-    }
 }
 
 /// `ak-stage-access-denied` for a step whose effects failed after its commit (see
 /// [`crate::effects`]), decorated like the executor's own denials; the `flow_denied`
 /// event is emitted directly (the step already committed).
 pub(crate) fn denied_after_commit(
-    engine: &Engine,
+    engine: Runtime<'_>,
     def: &FlowDefinition,
     req: &FlowRequest,
     message: String,
@@ -696,34 +661,4 @@ fn refuse(
 
 fn redirect(to: String) -> Challenge {
     Challenge::new(ChallengeBody::Redirect(RedirectChallenge { to }))
-}
-
-/// An initials avatar as an SVG data URI. It depends only on the displayed name, so
-/// it reveals nothing about whether the account exists, and it loads nothing from
-/// third parties (authentik's default uses Gravatar).
-pub fn avatar(name: &str) -> String {
-    use base64::Engine as _;
-    let initials: String = name
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .take(2)
-        .flat_map(char::to_uppercase)
-        .collect();
-    let hash = name
-        .bytes()
-        .fold(5381u32, |h, b| h.wrapping_mul(33) ^ u32::from(b));
-    let colors = [
-        "#377b37", "#c0c852", "#2b6cb0", "#9b2c2c", "#6b46c1", "#b7791f", "#2c7a7b", "#97266d",
-    ];
-    let color = colors
-        .get((hash as usize) % colors.len())
-        .copied()
-        .unwrap_or("#377b37");
-    let svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"64px\" height=\"64px\" viewBox=\"0 0 64 64\" version=\"1.1\"><rect fill=\"{color}\" cx=\"32\" cy=\"32\" width=\"64\" height=\"64\" r=\"32\"/><text x=\"50%\" y=\"50%\" fill=\"#fff\" alignment-baseline=\"middle\" dominant-baseline=\"middle\" text-anchor=\"middle\" font-size=\"28\" font-weight=\"400\" dy=\".1em\">{initials}</text></svg>"
-    );
-    format!(
-        "data:image/svg+xml;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(svg)
-    )
 }
