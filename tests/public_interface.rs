@@ -540,3 +540,63 @@ fn user_builder_and_dummy_verification_for_host_directories() {
     assert_eq!(user.attributes.get("team"), Some(&json!("blue")));
     assert!(!user.with_active(false).is_active);
 }
+
+/// The host API of issue 9 in one place: opaque ids, the builder's deterministic ids,
+/// the registry, mount paths, typed queries, and the engine's seams.
+#[tokio::test]
+async fn host_api_surface() {
+    use authflow::builder;
+    use authflow::model::{FlowDesignation, UserId};
+    use authflow::paths::MountPath;
+    use authflow::random::SeededRandom;
+    use authflow::{FlowBuilder, FlowQuery, memory};
+
+    // A host's own keys, as they are; serialised as plain strings.
+    let id = UserId::from(42_i64);
+    assert_eq!(id.as_str(), "42");
+    assert_eq!(serde_json::to_value(&id).unwrap(), serde_json::json!("42"));
+    let uuid = uuid::Uuid::from_u128(7);
+    assert_eq!(UserId::from(uuid).to_uuid(), Some(uuid));
+
+    // The same flow built twice (or on two instances) has the same ids.
+    let a = FlowBuilder::new("surface", FlowDesignation::Authentication)
+        .stage("surface-dummy", authflow::model::DummyStage::default());
+    let b = FlowBuilder::new("surface", FlowDesignation::Authentication)
+        .stage("surface-dummy", authflow::model::DummyStage::default());
+    assert_eq!(a.flow_id(), b.flow_id());
+    assert_eq!(a.flow_id(), builder::flow_id("surface"));
+    let stores = memory::Stores::new();
+    a.install(stores.flows.as_ref()).await.unwrap();
+
+    // Registry: host kinds by name; Random: injectable.
+    let engine = stores
+        .engine()
+        .random(std::sync::Arc::new(SeededRandom::new(1)))
+        .build();
+    assert!(engine.registry().stage("nope").is_none());
+    assert!(engine.registry().hooks().expressions.is_none());
+    let out = engine
+        .plan(&authflow::FlowRequest::default(), "surface")
+        .await
+        .unwrap();
+    assert!(!out.advanced, "a GET never advances");
+
+    // Mount paths are validated; links follow them.
+    assert!(MountPath::new("/auth").is_ok());
+    for bad in ["auth", "/auth/", "/a/../b", "/a//b"] {
+        assert!(MountPath::new(bad).is_err(), "{bad}");
+    }
+    let mount = MountPath::new("/auth").unwrap();
+    assert_eq!(
+        mount.paths().executor("x"),
+        "/auth/api/v3/flows/executor/x/"
+    );
+
+    // Typed queries: `next` only when it is a safe relative URL.
+    let q = FlowQuery::new().next("/app");
+    assert_eq!(FlowQuery::parse(&q.to_string()).safe_next(), Some("/app"));
+    assert_eq!(
+        FlowQuery::new().next("https://evil.example/").safe_next(),
+        None
+    );
+}
