@@ -93,6 +93,8 @@ pub mod redis;
 pub mod request;
 pub mod secret;
 mod session_ids;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod sql;
 pub mod stages;
 pub mod store;
 pub mod throttle;
