@@ -115,6 +115,16 @@ impl SqlStore {
         Ok(Some(user))
     }
 
+    /// Number of users.
+    pub async fn user_count(&self) -> Result<u64, StoreError> {
+        let row = self
+            .bounded(sqlx::query("SELECT COUNT(*) AS n FROM authflow_users").fetch_one(&self.pool))
+            .await?;
+        row.try_get::<i64, _>("n")
+            .map(super::uint)
+            .map_err(unavailable)
+    }
+
     pub(crate) async fn read_user(&self, pk: UserId) -> Result<Option<User>, StoreError> {
         self.user_by_text(&uid(&pk)).await
     }
