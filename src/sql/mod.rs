@@ -60,7 +60,7 @@ mod throttle;
 mod users;
 mod users_admin;
 
-pub use events::SqlEventSink;
+pub use events::{EVENT_QUEUE, SqlEventSink};
 pub use migrations::{MIGRATIONS, Migration};
 
 /// Which database a [`SqlStore`] talks to.
