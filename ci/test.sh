@@ -20,10 +20,14 @@ fi
 bash ci/install-python.sh >/dev/null                                         # feature python
 export PYO3_PYTHON=/usr/bin/python3
 
-export AUTHFLOW_PG_DIR=${AUTHFLOW_PG_DIR:-$(mktemp -d /tmp/authflow-pg.XXXXXX)}
-AUTHFLOW_TEST_POSTGRES=$($sudo env AUTHFLOW_PG_DIR="$AUTHFLOW_PG_DIR" bash ci/start-postgres.sh)
-export AUTHFLOW_TEST_POSTGRES
-trap '$sudo env AUTHFLOW_PG_DIR="$AUTHFLOW_PG_DIR" bash ci/start-postgres.sh stop || true' EXIT
+# A server given in AUTHFLOW_TEST_POSTGRES is used as it is (.ci/run starts one for
+# the end-to-end tests too); otherwise a cluster lives as long as this script.
+if [ -z "${AUTHFLOW_TEST_POSTGRES:-}" ]; then
+  export AUTHFLOW_PG_DIR=${AUTHFLOW_PG_DIR:-$(mktemp -d /tmp/authflow-pg.XXXXXX)}
+  AUTHFLOW_TEST_POSTGRES=$($sudo env AUTHFLOW_PG_DIR="$AUTHFLOW_PG_DIR" bash ci/start-postgres.sh)
+  export AUTHFLOW_TEST_POSTGRES
+  trap '$sudo env AUTHFLOW_PG_DIR="$AUTHFLOW_PG_DIR" bash ci/start-postgres.sh stop || true' EXIT
+fi
 echo "PostgreSQL for the tests: $AUTHFLOW_TEST_POSTGRES"
 
 cargo test --all-features "$@"
