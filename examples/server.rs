@@ -1,5 +1,5 @@
-//! The authflow reference server: authentik's flow-executor API over the in-memory
-//! stores, with the default flows and the bootstrap admin `akadmin`.
+//! The authflow reference server: authentik's flow-executor API over the in-memory or
+//! SQL stores, with the default flows and the bootstrap admin `akadmin`.
 //!
 //! ```sh
 //! AUTHFLOW_BOOTSTRAP_PASSWORD=changeme cargo run --example server --features http

@@ -472,3 +472,18 @@ async fn an_unreachable_database_is_a_clear_error_within_the_timeout() {
     let err = SqlStore::open("mysql://x/y").await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }
+
+/// `sqlite::memory:` is one database (one connection), not one per pooled connection.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn an_in_memory_sqlite_database_is_one_database() {
+    let store = SqlStore::open("sqlite::memory:").await.unwrap();
+    for i in 0..20 {
+        store.put_flow(flow(&format!("mem-{i}"))).await.unwrap();
+    }
+    assert_eq!(store.flows().await.unwrap().len(), 20);
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        MIGRATIONS.last().unwrap().version
+    );
+}

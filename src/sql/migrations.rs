@@ -111,9 +111,27 @@ pub fn latest() -> i64 {
 const CREATE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS authflow_schema (version BIGINT PRIMARY KEY, \
      name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
 
+/// Whether `authflow_schema` exists (asked first: PostgreSQL logs a notice for every
+/// `CREATE TABLE IF NOT EXISTS` of an existing table).
+async fn has_schema_table(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+) -> Result<bool, sqlx::Error> {
+    let sql = match backend {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'authflow_schema'"
+        }
+        Backend::Postgres => {
+            "SELECT COUNT(*) AS n FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = 'authflow_schema'"
+        }
+    };
+    let n: i64 = sqlx::query(sql).fetch_one(conn).await?.try_get("n")?;
+    Ok(n > 0)
+}
+
 /// The highest applied version (0 for an empty database).
 pub(crate) async fn current_version(pool: &AnyPool) -> Result<i64, sqlx::Error> {
-    sqlx::query(CREATE_SCHEMA).execute(pool).await?;
     let row =
         sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM authflow_schema")
             .fetch_one(pool)
@@ -143,7 +161,9 @@ pub(crate) async fn migrate_to(
         }
         Backend::Sqlite => {}
     }
-    sqlx::query(CREATE_SCHEMA).execute(&mut *tx).await?;
+    if !has_schema_table(&mut tx, backend).await? {
+        sqlx::query(CREATE_SCHEMA).execute(&mut *tx).await?;
+    }
     let row =
         sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM authflow_schema")
             .fetch_one(&mut *tx)
