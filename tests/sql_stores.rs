@@ -487,3 +487,47 @@ async fn an_in_memory_sqlite_database_is_one_database() {
         MIGRATIONS.last().unwrap().version
     );
 }
+
+/// 50 concurrent submits of one answer on one session: exactly one advances the plan,
+/// the others are re-run on the fresh state or conflict; the pool (10 connections) is
+/// never exhausted into an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_identical_posts_advance_the_plan_once() {
+    for db in sql::databases().await {
+        let store = Arc::new(db.open().await);
+        defaults::install(store.as_ref()).await.unwrap();
+        defaults::bootstrap_admin(store.as_ref(), "pw-sql".into())
+            .await
+            .unwrap();
+        let engine = Arc::new(engine_on(&store));
+        let slug = defaults::AUTHENTICATION;
+        let first = engine.plan(&FlowRequest::default(), slug).await.unwrap();
+        let sid = first.session_id.clone();
+        let body = json!({"component": "ak-stage-identification", "uid_field": "akadmin"});
+        let mut handles = Vec::new();
+        for _ in 0..50 {
+            let (engine, body, sid) = (engine.clone(), body.clone(), sid.clone());
+            handles.push(tokio::spawn(async move {
+                engine
+                    .step(&FlowRequest::new(Some(sid), ""), slug, &body)
+                    .await
+            }));
+        }
+        let mut advanced = 0;
+        for h in handles {
+            match h.await.unwrap() {
+                Ok(out) => {
+                    assert_eq!(out.challenge.component(), "ak-stage-password");
+                    if out.challenge.response_errors.is_empty() {
+                        advanced += 1;
+                    }
+                }
+                Err(authflow::Error::Conflict) => {}
+                Err(e) => panic!("{}: unexpected error {e:?}", db.label),
+            }
+        }
+        assert_eq!(advanced, 1, "{}", db.label);
+        let state = store.load(&sid).await.unwrap().unwrap().value;
+        assert_eq!(state.flows[slug].history.len(), 1, "{}", db.label);
+    }
+}
