@@ -27,6 +27,14 @@ mkdir -p "$dir"
 [ "$(id -u)" = 0 ] && chown postgres: "$dir"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 as_pg "'$bin/initdb' -D '$dir/data' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8" >/dev/null
-as_pg "'$bin/pg_ctl' -D '$dir/data' -l '$dir/log' -w -o \"-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$dir' -c fsync=off\" start" >/dev/null
+# In the config file (not on the command line), so a plain `pg_ctl start` restarts it
+# as it was (e2e/sql-instances.sh stops and starts it mid-flow).
+cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+fsync = off
+CONF
+as_pg "'$bin/pg_ctl' -D '$dir/data' -l '$dir/log' -w start" >/dev/null
 as_pg "'$bin/createdb' -h 127.0.0.1 -p $port -U postgres authflow_test"
 echo "postgres://postgres@127.0.0.1:$port/authflow_test"
