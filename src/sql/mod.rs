@@ -254,6 +254,20 @@ impl SqlStore {
         } else {
             options
         };
+        let options = if backend == Backend::Sqlite {
+            // In WAL mode NORMAL never corrupts the file; a power loss may drop the last
+            // commits. FULL (the default) costs an fsync per commit.
+            options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA synchronous = NORMAL")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
+        } else {
+            options
+        };
         let pool = options.connect(&url);
         let pool = match tokio::time::timeout(config.timeout * 2, pool).await {
             Ok(Ok(pool)) => pool,
