@@ -96,6 +96,26 @@ async fn mean<F: std::future::Future<Output = ()>>(n: u32, mut f: impl FnMut() -
     started.elapsed() / n
 }
 
+/// Counts the statements sqlx logs (target `sqlx::query`).
+#[derive(Default)]
+struct Statements(std::sync::atomic::AtomicU64);
+
+impl tracing::Subscriber for Statements {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target() == "sqlx::query"
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -135,6 +155,18 @@ fn main() {
                 l.as_secs_f64() / base.0.as_secs_f64(),
                 g.as_secs_f64() * 1e6,
                 g.as_secs_f64() / base.1.as_secs_f64(),
+            );
+        }
+        // Store round trips of one login: the statements sqlx reports, per backend
+        // (a global subscriber: SQLite runs its statements on a worker thread).
+        let counter = Arc::new(Statements::default());
+        tracing::dispatcher::set_global_default(tracing::Dispatch::from(counter.clone())).unwrap();
+        for (name, engine) in engines.iter().filter(|(n, _)| *n != "memory") {
+            counter.0.store(0, std::sync::atomic::Ordering::SeqCst);
+            login(engine).await;
+            println!(
+                "{name}: {} statements (round trips) per login",
+                counter.0.load(std::sync::atomic::Ordering::SeqCst)
             );
         }
         for suffix in ["", "-wal", "-shm"] {
