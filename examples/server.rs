@@ -1,5 +1,5 @@
-//! The authflow reference server: authentik's flow-executor API over the in-memory
-//! stores, with the default flows and the bootstrap admin `akadmin`.
+//! The authflow reference server: authentik's flow-executor API over the in-memory or
+//! SQL stores, with the default flows and the bootstrap admin `akadmin`.
 //!
 //! ```sh
 //! AUTHFLOW_BOOTSTRAP_PASSWORD=changeme cargo run --example server --features http
@@ -29,16 +29,28 @@
 //! lets entries of models authflow lacks through (stages of those kinds deny access).
 //! Both need the `blueprints` feature: `--features http,blueprints`.
 //!
-//! The user directory is in memory per instance: instances sharing Redis each bootstrap
-//! the same `akadmin` (fixed id); accounts enrolled on one instance exist only there.
-//! A real deployment plugs its own shared `UserDirectory` in.
+//! `--database URL` (`AUTHFLOW_DATABASE_URL`) keeps users, groups, flows, sessions,
+//! reputation, login-throttle counters and audit events in SQL: `sqlite://PATH`
+//! (`sqlite:///abs/path.db`, `sqlite://rel.db`; created if missing; feature `sqlite`),
+//! `postgres://user:pass@host:port/db` (feature `postgres`) or `memory` (nothing
+//! survives a restart). Built with `sqlite`, the default is the file `authflow.db` in the
+//! working directory; otherwise `memory`. With `--redis` as well, sessions and throttle
+//! counters go to Redis and the rest to the database. Instances on one database
+//! bootstrap `akadmin` once: a later instance finds it (and keeps its password).
+//! With `--database memory` the user directory is per instance: instances sharing Redis
+//! each bootstrap the same `akadmin` (fixed id); accounts enrolled on one exist only there.
+//! SIGTERM stops the server like Ctrl-C: in-flight requests finish, the pool closes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use authflow::events::EventSink;
 use authflow::http::{HashPool, HttpConfig, router};
-use authflow::store::{FlowStore, SessionStore, ThrottleStore};
+use authflow::model::UserField;
+use authflow::store::{
+    FlowStore, ReputationStore, SessionStore, StoreError, ThrottleStore, User, UserDirectory,
+};
 use authflow::{defaults, memory};
 
 /// Flows, sessions and login-throttle counters.
@@ -66,6 +78,101 @@ async fn shared_stores(_url: &str) -> Result<Shared, Box<dyn std::error::Error>>
     Err("this server was built without the `redis` feature: cargo run --example server --features http,redis".into())
 }
 
+/// Everything a SQL database holds, as the engine takes it.
+struct Durable {
+    flows: Arc<dyn FlowStore>,
+    sessions: Arc<dyn SessionStore>,
+    throttle: Arc<dyn ThrottleStore>,
+    users: Arc<dyn UserDirectory>,
+    reputation: Arc<dyn ReputationStore>,
+    events: Arc<dyn EventSink>,
+    close: Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>,
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn open_database(url: &str) -> Result<Durable, Box<dyn std::error::Error>> {
+    let store = Arc::new(
+        authflow::sql::SqlStore::open(url)
+            .await
+            .map_err(|e| format!("cannot use the database: {e}"))?,
+    );
+    tracing::info!(backend = ?store.backend(), "users, flows, sessions and events in the database");
+    let events = Arc::new(store.event_sink()?);
+    let closing = store.clone();
+    Ok(Durable {
+        flows: store.clone(),
+        sessions: store.clone(),
+        throttle: store.clone(),
+        users: store.clone(),
+        reputation: store,
+        events,
+        close: Box::new(move || Box::pin(async move { closing.close().await })),
+    })
+}
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+async fn open_database(url: &str) -> Result<Durable, Box<dyn std::error::Error>> {
+    Err(format!("--database {url}: this server was built without the `sqlite` and `postgres` features: cargo run --example server --features http,sqlite").into())
+}
+
+/// The database URL: `--database`, `AUTHFLOW_DATABASE_URL`, else a SQLite file in the
+/// working directory when built with `sqlite`, else `memory`.
+fn database_url() -> String {
+    arg("--database")
+        .or_else(|| std::env::var("AUTHFLOW_DATABASE_URL").ok())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            if cfg!(feature = "sqlite") {
+                "sqlite://authflow.db".into()
+            } else {
+                "memory".into()
+            }
+        })
+}
+
+/// akadmin, created on the first start of the first instance; later starts (and other
+/// instances on the same directory) find it and leave its password alone.
+async fn bootstrap(
+    users: &dyn UserDirectory,
+    password: impl FnOnce() -> String,
+    email: &str,
+) -> Result<User, Box<dyn std::error::Error>> {
+    let find = || users.find_user(UserField::Username, defaults::ADMIN_USERNAME, true);
+    if let Some(admin) = find().await? {
+        tracing::info!("akadmin exists already");
+        return Ok(admin);
+    }
+    match defaults::bootstrap_admin_with_email(users, password().into(), email).await {
+        Ok(admin) => Ok(admin),
+        // Another instance created it meanwhile: the directory refused a second one.
+        Err(StoreError::Validation(_)) => Ok(find().await?.ok_or("cannot bootstrap akadmin")?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 fn flag(name: &str) -> bool {
     std::env::args().skip(1).any(|a| a == name)
 }
@@ -76,7 +183,7 @@ async fn apply_blueprints(
     dir: &str,
     in_memory: Option<&memory::MemoryFlowStore>,
     flows: &dyn FlowStore,
-    users: &memory::MemoryUserDirectory,
+    users: authflow::blueprint::UserTarget<'_>,
     skip_unsupported: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use authflow::blueprint::{FlowTarget, ImportOptions, Importer};
@@ -114,7 +221,7 @@ async fn apply_blueprints(
     dir: &str,
     _in_memory: Option<&memory::MemoryFlowStore>,
     _flows: &dyn FlowStore,
-    _users: &memory::MemoryUserDirectory,
+    _users: &dyn UserDirectory,
     _skip_unsupported: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     Err(format!("--blueprints {dir}: this server was built without the `blueprints` feature: cargo run --example server --features http,blueprints").into())
@@ -162,17 +269,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("invalid listen address `{listen}`: {e}"))?;
 
     let stores = memory::Stores::new();
+    let database = database_url();
+    let durable = match database.as_str() {
+        "memory" => None,
+        url => Some(open_database(url).await?),
+    };
     let redis_url = arg("--redis")
         .or_else(|| std::env::var("AUTHFLOW_REDIS_URL").ok())
         .filter(|u| !u.is_empty());
-    let flows_in_memory = redis_url.is_none();
-    let (flows, sessions, throttle): Shared = match redis_url {
-        None => (
+    let flows_in_memory = redis_url.is_none() && durable.is_none();
+    let (mut flows, sessions, throttle): Shared = match (redis_url, &durable) {
+        (Some(url), _) => shared_stores(&url).await?,
+        (None, Some(d)) => (d.flows.clone(), d.sessions.clone(), d.throttle.clone()),
+        (None, None) => (
             stores.flows.clone(),
             stores.sessions.clone(),
             Arc::new(memory::MemoryThrottle::new()),
         ),
-        Some(url) => shared_stores(&url).await?,
+    };
+    // A database keeps the flows even when Redis has the sessions.
+    if let Some(d) = &durable {
+        flows = d.flows.clone();
+    }
+    let users: Arc<dyn UserDirectory> = match &durable {
+        Some(d) => d.users.clone(),
+        None => stores.users.clone(),
+    };
+    let reputation: Arc<dyn ReputationStore> = match &durable {
+        Some(d) => d.reputation.clone(),
+        None => stores.reputation.clone(),
     };
     let mut config = HttpConfig::default();
     if let Ok(key) = std::env::var("AUTHFLOW_SECRET_KEY") {
@@ -191,8 +316,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.secure_cookies = true;
     }
     // Login throttling is on with its defaults (authflow::throttle::ThrottleConfig).
-    let builder = authflow::Engine::builder(flows.clone(), sessions, stores.users.clone())
-        .reputation(stores.reputation.clone())
+    let builder = authflow::Engine::builder(flows.clone(), sessions, users.clone())
+        .reputation(reputation)
         .throttle_store(throttle)
         // Password hashing on a fixed pool of one thread per core with a bounded
         // queue, never on the async workers; a full queue asks the client to retry.
@@ -202,11 +327,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Expression policies (authentik's Python expressions) run in the embedded CPython.
     #[cfg(feature = "python")]
     let builder = builder.expressions(Arc::new(authflow::python::PythonEvaluator::new()));
+    let builder = match &durable {
+        Some(d) => builder.events(d.events.clone()),
+        None => builder,
+    };
     let engine = Arc::new(builder.build());
     // Idempotent: the default flows have fixed ids, so instances sharing Redis agree.
     defaults::install(flows.as_ref()).await?;
 
-    let password = match std::env::var("AUTHFLOW_BOOTSTRAP_PASSWORD") {
+    let password = || match std::env::var("AUTHFLOW_BOOTSTRAP_PASSWORD") {
         Ok(p) if !p.is_empty() => p,
         _ => {
             let p = uuid::Uuid::new_v4().simple().to_string();
@@ -215,15 +344,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let email = std::env::var("AUTHFLOW_BOOTSTRAP_EMAIL").unwrap_or_default();
-    let admin =
-        defaults::bootstrap_admin_with_email(stores.users.as_ref(), password.into(), &email)
-            .await?;
+    let admin = bootstrap(users.as_ref(), password, &email).await?;
     if let Some(dir) = arg("--blueprints") {
+        #[cfg(feature = "blueprints")]
+        let user_target: authflow::blueprint::UserTarget<'_> = match &durable {
+            Some(_) => users.as_ref().into(),
+            None => stores.users.as_ref().into(),
+        };
+        #[cfg(not(feature = "blueprints"))]
+        let user_target = users.as_ref();
         apply_blueprints(
             &dir,
             flows_in_memory.then_some(stores.flows.as_ref()),
             flows.as_ref(),
-            stores.users.as_ref(),
+            user_target,
             flag("--skip-unsupported"),
         )
         .await?;
@@ -264,9 +398,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
+        shutdown_signal().await;
         tracing::info!("shutting down");
     })
     .await?;
+    if let Some(d) = durable {
+        (d.close)().await;
+    }
     Ok(())
 }

@@ -101,6 +101,8 @@ pub mod request;
 pub mod secret;
 mod session_ids;
 pub mod session_touch;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod sql;
 pub mod stages;
 pub mod store;
 pub mod throttle;
