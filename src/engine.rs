@@ -553,6 +553,11 @@ impl Engine {
 
     /// The request's id when this engine minted it (a session not stored yet), else
     /// a freshly minted one.
+    /// A fresh session id this engine will recognise (for a session not stored yet).
+    pub(crate) fn mint_session_id(&self) -> SessionId {
+        self.ids.mint()
+    }
+
     fn adopt_or_mint(&self, requested: Option<&SessionId>) -> SessionId {
         match requested {
             Some(id) if self.ids.minted(id) => id.clone(),

@@ -2,15 +2,15 @@
 //!
 //! The flow model is plain data: a host stage is stored as a
 //! [`CustomStage`] (a kind name and its settings), a host policy as a
-//! [`CustomPolicy`]. The engine's [`Registry`] maps those names to the host's
+//! [`CustomPolicy`](crate::model::CustomPolicy). The engine's [`Registry`] maps those names to the host's
 //! implementations ([`EngineBuilder::register_stage`](crate::EngineBuilder::register_stage),
 //! [`EngineBuilder::register_policy`](crate::EngineBuilder::register_policy)), so
 //! catalogues using them serialise (shared stores, backups, blueprint export) and
 //! several instances agree on them.
 //!
 //! Implementations get the stored settings when they run:
-//! [`StageContext::custom_config`] for stages, [`PolicyRequest::config`] for policies (typed:
-//! [`StageContext::config_as`], [`PolicyRequest::config_as`]).
+//! [`StageContext::custom_config`] for stages, [`PolicyRequest::config`](crate::policy::PolicyRequest::config) for policies (typed:
+//! [`StageContext::config_as`], [`PolicyRequest::config_as`](crate::policy::PolicyRequest::config_as)).
 //!
 //! Names are resolved when a flow runs, never when a catalogue is written (a store
 //! does not know the engine's registry). An unknown name **fails closed**:
@@ -87,7 +87,7 @@ impl Registry {
         self
     }
 
-    /// Registers (or replaces) the evaluator that [`CustomPolicy`]s named `name` run.
+    /// Registers (or replaces) the evaluator that [`CustomPolicy`](crate::model::CustomPolicy)s named `name` run.
     pub fn register_policy(
         &mut self,
         name: impl Into<String>,

@@ -107,10 +107,56 @@ pub(crate) async fn get(
     if let Err(e) = check_query(&app, &freq) {
         return e.into_response();
     }
+    if freq.session_id.is_none() {
+        return first_get(&app, &freq, &slug).await;
+    }
     match app.engine.plan(&freq, &slug).await {
-        Ok(out) => respond(&app, out, StatusCode::OK, freq.session_id.is_some()),
+        Ok(out) => respond(&app, out, StatusCode::OK, true),
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// The GET of a visitor without a session ([`super::first_get`]): the cached challenge
+/// with a fresh session id, or the engine's answer (cached when it cannot depend on the
+/// visitor).
+async fn first_get(app: &AppState, freq: &FlowRequest, slug: &str) -> Response {
+    let def = match app.engine.definition(slug).await {
+        Ok(def) => def,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if let Some(json) = app.first_get.get(&def, slug, &freq.query) {
+        let id = app.engine.mint_session_id();
+        return with_session_cookie(app, super::first_get::json_response(json), &id);
+    }
+    let out = match app.engine.plan(freq, slug).await {
+        Ok(out) => out,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if out.user.is_none() && !out.logged_in {
+        if let Some(json) = app.first_get.offer(&def, slug, &freq.query, &out.challenge) {
+            return with_session_cookie(
+                app,
+                super::first_get::json_response(json),
+                &out.session_id,
+            );
+        }
+    }
+    respond(app, out, StatusCode::OK, false)
+}
+
+/// Adds the session cookie of a new anonymous session.
+fn with_session_cookie(
+    app: &AppState,
+    mut response: Response,
+    id: &crate::plan::SessionId,
+) -> Response {
+    if let Some(cookie) = session::set_cookies(&app.config, id, false, None)
+        .into_iter()
+        .next()
+    {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 /// Refuses requests a browser marks as cross-site (`Sec-Fetch-Site: cross-site`).

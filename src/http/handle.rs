@@ -18,6 +18,8 @@ use crate::Engine;
 pub struct Authflow {
     pub(crate) engine: Arc<Engine>,
     pub(crate) config: Arc<HttpConfig>,
+    /// First challenges of anonymous visitors ([`super::first_get`]).
+    pub(crate) first_get: Arc<super::first_get::FirstGetCache>,
 }
 
 impl std::fmt::Debug for Authflow {
@@ -34,6 +36,7 @@ impl Authflow {
         Self {
             engine,
             config: Arc::new(config),
+            first_get: Arc::default(),
         }
     }
 

@@ -69,6 +69,7 @@ mod error;
 mod executor;
 #[cfg(feature = "blueprints")]
 mod export;
+mod first_get;
 mod handle;
 mod logged_in;
 mod me;

@@ -103,7 +103,7 @@ impl SqlStore {
 
     /// Imports a user with an existing hash (e.g. Django `pbkdf2_sha256$…` from
     /// authentik), with the identifier rules of
-    /// [`UserDirectory::create_user`](crate::store::UserDirectory::create_user).
+    /// [`UserAdmin::create_user`](crate::store::UserAdmin::create_user).
     pub async fn import_user(&self, user: User, hash: Option<String>) -> Result<(), StoreError> {
         validate_username(&user.username).map_err(|m| invalid("username", m))?;
         self.insert_user(&user, hash).await
