@@ -103,12 +103,14 @@ pub(crate) async fn get(
     if let Err(e) = refuse_cross_site(&parts.headers) {
         return e.into_response();
     }
+    let raw_query = parts.uri.query().unwrap_or("");
+    if session::session_id(&parts.headers).is_none() && raw_query.len() <= app.config.query_limit {
+        // (A raw query within the limit decodes to one within it.)
+        return first_get(&app, &parts, &slug).await;
+    }
     let freq = flow_request(&app.config, &parts);
     if let Err(e) = check_query(&app, &freq) {
         return e.into_response();
-    }
-    if freq.session_id.is_none() {
-        return first_get(&app, &freq, &slug).await;
     }
     match app.engine.plan(&freq, &slug).await {
         Ok(out) => respond(&app, out, StatusCode::OK, true),
@@ -119,21 +121,27 @@ pub(crate) async fn get(
 /// The GET of a visitor without a session ([`super::first_get`]): the cached challenge
 /// with a fresh session id, or the engine's answer (cached when it cannot depend on the
 /// visitor).
-async fn first_get(app: &AppState, freq: &FlowRequest, slug: &str) -> Response {
+/// Cached by the URL's whole query string (which holds `query` and `next`).
+async fn first_get(app: &AppState, parts: &Parts, slug: &str) -> Response {
+    let raw_query = parts.uri.query().unwrap_or("");
     let def = match app.engine.definition(slug).await {
         Ok(def) => def,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    if let Some(json) = app.first_get.get(&def, slug, &freq.query) {
+    if let Some(json) = app.first_get.get(&def, slug, raw_query) {
         let id = app.engine.mint_session_id();
         return with_session_cookie(app, super::first_get::json_response(json), &id);
     }
-    let out = match app.engine.plan(freq, slug).await {
+    let freq = flow_request(&app.config, parts);
+    if let Err(e) = check_query(app, &freq) {
+        return e.into_response();
+    }
+    let out = match app.engine.plan(&freq, slug).await {
         Ok(out) => out,
         Err(e) => return ApiError::from(e).into_response(),
     };
     if out.user.is_none() && !out.logged_in {
-        if let Some(json) = app.first_get.offer(&def, slug, &freq.query, &out.challenge) {
+        if let Some(json) = app.first_get.offer(&def, slug, raw_query, &out.challenge) {
             return with_session_cookie(
                 app,
                 super::first_get::json_response(json),
@@ -150,10 +158,7 @@ fn with_session_cookie(
     mut response: Response,
     id: &crate::plan::SessionId,
 ) -> Response {
-    if let Some(cookie) = session::set_cookies(&app.config, id, false, None)
-        .into_iter()
-        .next()
-    {
+    if let Some(cookie) = session::anonymous_cookie(&app.config, id) {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response

@@ -66,6 +66,20 @@ pub(crate) fn csrf_ok(headers: &HeaderMap, config: &HttpConfig, id: &SessionId) 
         .is_some_and(|got| !expected.is_empty() && constant_time_eq(got, &expected))
 }
 
+/// The session cookie of a new anonymous session (what [`set_cookies`] gives first
+/// for it), built without formatting.
+pub(crate) fn anonymous_cookie(config: &HttpConfig, id: &SessionId) -> Option<HeaderValue> {
+    let mut v = String::with_capacity(SESSION_COOKIE.len() + id.as_str().len() + 48);
+    v.push_str(SESSION_COOKIE);
+    v.push('=');
+    v.push_str(id.as_str());
+    v.push_str("; HttpOnly; Path=/; SameSite=Lax");
+    if config.secure_cookies {
+        v.push_str("; Secure");
+    }
+    HeaderValue::from_str(&v).ok()
+}
+
 /// `Set-Cookie` values for a session id (and the CSRF cookie when logged in).
 ///
 /// `lifetime` is what is left of the login in seconds (the user-login stage's
