@@ -42,7 +42,7 @@
 //! (the password is hashed by the directory's write) answers "Too many logins at once,
 //! try again"; the flow then starts over.
 
-use crate::env::Env;
+use crate::env::{Env, Services};
 use crate::events::{Event, EventAction};
 use crate::model::UserId;
 use crate::plan::SessionId;
@@ -180,7 +180,7 @@ impl Journal {
 /// Lowers the reputation of the IP and `username` by one **now** (before the step's
 /// save; see [`Journal`]), unless an earlier attempt of this step already did.
 pub(crate) async fn penalize(
-    env: &Env,
+    env: &Services,
     effects: &mut Effects,
     ip: Option<&str>,
     username: &str,

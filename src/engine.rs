@@ -240,16 +240,19 @@ impl Engine {
     ) -> EngineBuilder {
         EngineBuilder {
             env: Env {
+                services: crate::env::Services {
+                    flows: flows.clone(),
+                    users,
+                    reputation: Arc::new(crate::memory::MemoryReputation::new()),
+                    throttle: Arc::new(crate::memory::MemoryThrottle::new()),
+                    throttle_config: ThrottleConfig::default(),
+                    events: Arc::new(NoopEventSink),
+                    clock: Arc::new(SystemClock),
+                    random: Arc::new(OsRandom),
+                    timer: None,
+                },
                 flows,
                 sessions,
-                users,
-                reputation: Arc::new(crate::memory::MemoryReputation::new()),
-                throttle: Arc::new(crate::memory::MemoryThrottle::new()),
-                throttle_config: ThrottleConfig::default(),
-                events: Arc::new(NoopEventSink),
-                clock: Arc::new(SystemClock),
-                random: Arc::new(OsRandom),
-                timer: None,
             },
             registry: crate::registry::Registry::new(),
             conflict_retries: DEFAULT_CONFLICT_RETRIES,

@@ -1,23 +1,40 @@
-//! The services the engine runs with, shared by planner, executor, policies and stages:
-//! stores, events, time, randomness. What policies and stages call out to (the
-//! expression evaluator, host stage kinds and policies) is in the engine's
+//! The services the engine runs with. [`Env`] is what the engine holds: the flow and
+//! session stores plus the [`Services`] that planner, policies and stages use. Stages
+//! and policies see only the [`Services`] — users, reputation, throttle counters,
+//! events, time, randomness and read access to the flows — never the session store or
+//! the flow admin. What policies and stages call out to (the expression evaluator,
+//! host stage kinds and policies) is in the engine's
 //! [`Registry`](crate::registry::Registry), above them.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use crate::clock::{Clock, Timer};
 use crate::events::EventSink;
 use crate::random::Random;
-use crate::store::{FlowStore, ReputationStore, SessionStore, ThrottleStore, UserDirectory};
+use crate::store::{
+    FlowSource, FlowStore, ReputationStore, SessionStore, ThrottleStore, UserDirectory,
+};
 use crate::throttle_config::ThrottleConfig;
 
-/// The engine's services. Built by [`EngineBuilder`](crate::EngineBuilder).
+/// The engine's stores and services. Built by [`EngineBuilder`](crate::EngineBuilder).
+/// Derefs to its [`Services`].
 #[derive(Clone)]
 pub struct Env {
-    /// Flow definitions.
+    /// Flow definitions (read and admin).
     pub flows: Arc<dyn FlowStore>,
     /// Session state.
     pub sessions: Arc<dyn SessionStore>,
+    /// What planner, policies and stages use.
+    pub services: Services,
+}
+
+/// What planner, policies and stages use ([`StageContext::env`](crate::stages::StageContext::env),
+/// [`PolicyRequest::env`](crate::policy::PolicyRequest::env)).
+#[derive(Clone)]
+pub struct Services {
+    /// Flow definitions, read only (a redirect stage checks that its target exists).
+    pub flows: Arc<dyn FlowSource>,
     /// Users and groups.
     pub users: Arc<dyn UserDirectory>,
     /// Reputation scores.
@@ -36,9 +53,31 @@ pub struct Env {
     pub timer: Option<Arc<dyn Timer>>,
 }
 
+impl Deref for Env {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
+impl DerefMut for Env {
+    fn deref_mut(&mut self) -> &mut Services {
+        &mut self.services
+    }
+}
+
 impl std::fmt::Debug for Env {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Env")
+            .field("services", &self.services)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
             .field("throttle_config", &self.throttle_config)
             .field("timer", &self.timer.is_some())
             .finish_non_exhaustive()

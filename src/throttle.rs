@@ -41,7 +41,7 @@
 
 use std::net::IpAddr;
 
-use crate::env::Env;
+use crate::env::Services;
 use crate::store::{StoreError, ThrottleCounter, canonical_identifier};
 
 /// Plan-context key holding the identifier as the user typed it (set by the
@@ -101,7 +101,7 @@ fn given_back(counter: &str, since: u64) -> String {
 
 /// Failures in a counter's open window: its hits minus those given back.
 async fn failures(
-    env: &Env,
+    env: &Services,
     key: &str,
     counter: ThrottleCounter,
     now: u64,
@@ -123,7 +123,7 @@ async fn failures(
 /// `Some(seconds to wait)` when a password check for `identifier` from `ip` must be
 /// refused without evaluating the password.
 pub(crate) async fn refused(
-    env: &Env,
+    env: &Services,
     ip: Option<&str>,
     identifier: &str,
 ) -> Result<Option<u64>, StoreError> {
@@ -154,7 +154,7 @@ pub(crate) async fn refused(
     Ok(None)
 }
 
-async fn familiar(env: &Env, k: &Keys, now: u64) -> Result<bool, StoreError> {
+async fn familiar(env: &Services, k: &Keys, now: u64) -> Result<bool, StoreError> {
     Ok(env
         .throttle
         .get(&k.familiar, now, env.throttle_config.familiar_for)
@@ -191,7 +191,7 @@ pub(crate) struct Reservations(Vec<(String, Reservation)>);
 /// A check this step already counted (in an attempt that lost a compare-and-swap
 /// race, see [`Reservations`]) is not counted again: its reservation is reused.
 pub(crate) async fn reserve(
-    env: &Env,
+    env: &Services,
     journal: &mut Reservations,
     ip: Option<&str>,
     identifier: &str,
@@ -208,7 +208,7 @@ pub(crate) async fn reserve(
 }
 
 async fn reserve_new(
-    env: &Env,
+    env: &Services,
     ip: Option<&str>,
     identifier: &str,
 ) -> Result<Result<Reservation, u64>, StoreError> {
@@ -247,7 +247,7 @@ async fn reserve_new(
 /// hashing pool was full): a refused check is no failed attempt.
 /// Forgotten by the journal too: a retry counts its check afresh.
 pub(crate) async fn release(
-    env: &Env,
+    env: &Services,
     journal: &mut Reservations,
     ip: Option<&str>,
     identifier: &str,
@@ -278,7 +278,7 @@ pub(crate) async fn release(
 /// hit of the per-identifier counter back (that counter counts an attack, not the
 /// owner) and makes the IP familiar for the identifier.
 pub(crate) async fn record_success(
-    env: &Env,
+    env: &Services,
     ip: Option<&str>,
     identifier: &str,
     r: &Reservation,

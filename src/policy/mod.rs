@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::env::Env;
+use crate::env::Services;
 use crate::events::{Event, EventAction};
 use crate::model::{
     BindingSubject, Flow, GroupId, Policy, PolicyBindingId, PolicyEngineMode, PolicyKind,
@@ -87,7 +87,7 @@ pub struct PolicyRequest<'a> {
     /// The client IP.
     pub client_ip: Option<&'a str>,
     /// The engine's services.
-    pub env: &'a Env,
+    pub env: &'a Services,
     /// The expression evaluator, the Have I Been Pwned hook and the host's policy
     /// evaluators.
     pub hooks: &'a PolicyHooks,
@@ -174,7 +174,7 @@ pub struct ValueRequest<'a> {
     /// The client IP.
     pub client_ip: Option<&'a str>,
     /// The engine's services.
-    pub env: &'a Env,
+    pub env: &'a Services,
 }
 
 /// One binding's verdict, for the inspector and decision log.

@@ -29,7 +29,7 @@ pub use authenticator_validate::MFA_DEVICES_ATTRIBUTE;
 pub use fields::{DEFAULT_MAX_LEN, FieldError, Fields};
 
 use crate::challenge::{AccessDeniedChallenge, Challenge, ChallengeBody};
-use crate::env::Env;
+use crate::env::Services;
 use crate::model::{Flow, FlowStageBinding, Stage, StageConfig};
 use crate::plan::{PendingUser, PlanContext};
 use crate::request::FlowRequest;
@@ -77,7 +77,7 @@ pub enum StageError {
 /// What a stage sees and may change.
 pub struct StageContext<'a> {
     /// The engine's services (users, reputation, events, clock, …).
-    pub env: &'a Env,
+    pub env: &'a Services,
     /// The request.
     pub request: &'a FlowRequest,
     /// The flow.
