@@ -557,6 +557,7 @@ impl Engine {
     /// The request's id when this engine minted it (a session not stored yet), else
     /// a freshly minted one.
     /// A fresh session id this engine will recognise (for a session not stored yet).
+    #[cfg(feature = "http")]
     pub(crate) fn mint_session_id(&self) -> SessionId {
         self.ids.mint()
     }
