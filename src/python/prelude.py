@@ -450,6 +450,32 @@ def export(context, plan):
     return out
 
 
+def _handler(code, bridge):
+    """The compiled handler, run in a module namespace with authentik's helpers."""
+    globals_ = {
+        "__builtins__": builtins,
+        "__name__": "__authflow_expression__",
+        "ak_user_by": _user_by(bridge),
+        "ak_is_group_member": ak_is_group_member,
+        "ip_address": ip_address,
+        "ip_network": ip_network,
+        "list_flatten": list_flatten,
+        "regex_match": regex_match,
+        "regex_replace": regex_replace,
+    }
+    exec(code, globals_)
+    return globals_["handler"]
+
+
+def _client(client_ip):
+    """`http_request` and `ak_client_ip` (255.255.255.255 when unknown, as authentik)."""
+    try:
+        address = ip_address(client_ip or "255.255.255.255")
+    except ValueError:
+        address = ip_address("255.255.255.255")
+    return HttpRequest(client_ip), address
+
+
 def evaluate(code, bridge, tracer, inputs):
     """Runs a compiled handler. Returns `(passing, error, messages, exported_context)`;
     raises `ExpressionTimeout` when the deadline passed."""
@@ -482,12 +508,7 @@ def evaluate(code, bridge, tracer, inputs):
     else:
         user = User(bridge, {"pk": None, "username": "AnonymousUser"}, anonymous=True)
 
-    client_ip = inputs["client_ip"]
-    http_request = HttpRequest(client_ip)
-    try:
-        ak_client_ip = ip_address(client_ip or "255.255.255.255")
-    except ValueError:
-        ak_client_ip = ip_address("255.255.255.255")
+    http_request, ak_client_ip = _client(inputs["client_ip"])
 
     messages = []
 
@@ -495,19 +516,7 @@ def evaluate(code, bridge, tracer, inputs):
         """Adds a message to the policy result."""
         messages.append(str(message))
 
-    globals_ = {
-        "__builtins__": builtins,
-        "__name__": "__authflow_expression__",
-        "ak_user_by": _user_by(bridge),
-        "ak_is_group_member": ak_is_group_member,
-        "ip_address": ip_address,
-        "ip_network": ip_network,
-        "list_flatten": list_flatten,
-        "regex_match": regex_match,
-        "regex_replace": regex_replace,
-    }
-    exec(code, globals_)
-    handler = globals_["handler"]
+    handler = _handler(code, bridge)
     arguments = {
         "ak_message": ak_message,
         "ak_logger": Logger(bridge),
@@ -543,28 +552,11 @@ def evaluate_value(code, bridge, tracer, inputs):
         user = User(bridge, inputs["user"])
     else:
         user = User(bridge, {"pk": None, "username": "AnonymousUser"}, anonymous=True)
-    client_ip = inputs["client_ip"]
-    http_request = HttpRequest(client_ip)
-    try:
-        ak_client_ip = ip_address(client_ip or "255.255.255.255")
-    except ValueError:
-        ak_client_ip = ip_address("255.255.255.255")
+    http_request, ak_client_ip = _client(inputs["client_ip"])
     prompt_context = inputs["prompt_context"]
     if not isinstance(prompt_context, dict):
         prompt_context = {}
-    globals_ = {
-        "__builtins__": builtins,
-        "__name__": "__authflow_expression__",
-        "ak_user_by": _user_by(bridge),
-        "ak_is_group_member": ak_is_group_member,
-        "ip_address": ip_address,
-        "ip_network": ip_network,
-        "list_flatten": list_flatten,
-        "regex_match": regex_match,
-        "regex_replace": regex_replace,
-    }
-    exec(code, globals_)
-    handler = globals_["handler"]
+    handler = _handler(code, bridge)
     arguments = {
         "ak_logger": Logger(bridge),
         "ak_client_ip": ak_client_ip,
