@@ -63,12 +63,39 @@ PY
   url="${AUTHFLOW_TEST_POSTGRES%/*}/$db"
   B="127.0.0.1:$(free_port)"
   AUTHFLOW_BOOTSTRAP_PASSWORD=pg-Pw-1 start "$A" "$WORK/pg-a.log" --database "$url"
+  PID_A=$LAST
   AUTHFLOW_BOOTSTRAP_PASSWORD=pg-Pw-other start "$B" "$WORK/pg-b.log" --database "$url"
+  PID_B=$LAST
   JAR="$WORK/jar-pg"
   check "postgres: a login started on A finishes on B" "$(login "$A" "$B" pg-Pw-1)" xak-flow-redirect
   check "postgres: A sees the login (password change applies)" "$(curl -s -c "$JAR" -b "$JAR" "$(exec_url "$A" default-password-change)" | component)" ak-stage-prompt
   JAR="$WORK/jar-pg-2"
   check "postgres: B bootstrapped no second akadmin" "$(login "$B" "$A" pg-Pw-other)" ak-stage-password
+  # An account enrolled on A logs in on B; a password changed on B is refused on A.
+  JAR="$WORK/jar-enroll"
+  enroll=$(exec_url "$A" default-enrollment-flow)
+  curl -s -c "$JAR" -b "$JAR" "$enroll" >/dev/null
+  post -d '{"component":"ak-stage-prompt","username":"erin","password":"Erin-Pw-1234","password_repeat":"Erin-Pw-1234"}' "$enroll" >/dev/null
+  check "postgres: enrolled on A (logged in)" "$(post -d '{"component":"ak-stage-prompt","name":"Erin","email":"erin@example.com"}' "$enroll" | component)" xak-flow-redirect
+  user_login() { # user_login FIRST SECOND UID PASSWORD (fresh cookies in $JAR)
+    rm -f "$JAR"
+    curl -s -c "$JAR" -b "$JAR" "$(exec_url "$1" default-authentication-flow)" >/dev/null
+    post -d "{\"component\":\"ak-stage-identification\",\"uid_field\":\"$3\"}" "$(exec_url "$1" default-authentication-flow)" >/dev/null
+    post -d "{\"component\":\"ak-stage-password\",\"password\":\"$4\"}" "$(exec_url "$2" default-authentication-flow)" | component
+  }
+  JAR="$WORK/jar-erin"
+  check "postgres: the account enrolled on A logs in on B" "$(user_login "$B" "$B" erin Erin-Pw-1234)" xak-flow-redirect
+  change=$(exec_url "$B" default-password-change)
+  csrf=$(awk '$6 == "authentik_csrf" {print $7}' "$JAR" | tail -n1)
+  curl -s -c "$JAR" -b "$JAR" "$change" >/dev/null
+  check "postgres: password changed on B" "$(post -H "X-authentik-CSRF: $csrf" -d '{"component":"ak-stage-prompt","password":"Erin-New-5678","password_repeat":"Erin-New-5678"}' "$change" | component)" xak-flow-redirect
+  check "postgres: the old password is refused on A" "$(user_login "$A" "$A" erin Erin-Pw-1234)" ak-stage-password
+  check "postgres: the new password logs in on A" "$(user_login "$A" "$A" erin Erin-New-5678)" xak-flow-redirect
+  # Both restarted: the account (and its new password) is still there.
+  kill -TERM "$PID_A" "$PID_B"; wait "$PID_A" "$PID_B" 2>/dev/null
+  AUTHFLOW_BOOTSTRAP_PASSWORD=pg-Pw-1 start "$A" "$WORK/pg-a2.log" --database "$url"
+  AUTHFLOW_BOOTSTRAP_PASSWORD=pg-Pw-other start "$B" "$WORK/pg-b2.log" --database "$url"
+  check "postgres: after restarting both, the account logs in (A to B)" "$(user_login "$A" "$B" erin Erin-New-5678)" xak-flow-redirect
   # The database goes away mid-flow (only a cluster of ci/start-postgres.sh, whose data
   # is in $AUTHFLOW_PG_DIR/data): 503 JSON within 5 s, then the same flow completes
   # within 10 s of it coming back.
