@@ -85,6 +85,7 @@ struct Durable {
     throttle: Arc<dyn ThrottleStore>,
     users: Arc<dyn UserDirectory>,
     reputation: Arc<dyn ReputationStore>,
+    app_passwords: Arc<dyn authflow::store::AppPasswords>,
     events: Arc<dyn EventSink>,
     close: Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>,
 }
@@ -104,6 +105,7 @@ async fn open_database(url: &str) -> Result<Durable, Box<dyn std::error::Error>>
         sessions: store.clone(),
         throttle: store.clone(),
         users: store.clone(),
+        app_passwords: store.clone(),
         reputation: store,
         events,
         close: Box::new(move || Box::pin(async move { closing.close().await })),
@@ -328,7 +330,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     #[cfg(feature = "python")]
     let builder = builder.expressions(Arc::new(authflow::python::PythonEvaluator::new()));
     let builder = match &durable {
-        Some(d) => builder.events(d.events.clone()),
+        // App passwords (the password stage's token backend) live in the database.
+        Some(d) => builder
+            .events(d.events.clone())
+            .app_passwords(d.app_passwords.clone()),
         None => builder,
     };
     let engine = Arc::new(builder.build());

@@ -109,6 +109,15 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
+    /// Sets the app passwords the password stage's token backend checks (default: an
+    /// empty [`MemoryAppPasswords`](crate::memory::MemoryAppPasswords); a
+    /// SQL store, `authflow::sql::SqlStore` with feature `sqlite` or `postgres`,
+    /// implements [`AppPasswords`](crate::store::AppPasswords) too).
+    pub fn app_passwords(mut self, store: Arc<dyn crate::store::AppPasswords>) -> Self {
+        self.env.app_passwords = store;
+        self
+    }
+
     /// Sets the reputation store (default: in memory).
     pub fn reputation(mut self, store: Arc<dyn ReputationStore>) -> Self {
         self.env.reputation = store;
@@ -243,6 +252,7 @@ impl Engine {
                 services: crate::env::Services {
                     flows: flows.clone(),
                     users,
+                    app_passwords: Arc::new(crate::memory::MemoryAppPasswords::new()),
                     reputation: Arc::new(crate::memory::MemoryReputation::new()),
                     throttle: Arc::new(crate::memory::MemoryThrottle::new()),
                     throttle_config: ThrottleConfig::default(),

@@ -1,6 +1,6 @@
 //! The services the engine runs with. [`Env`] is what the engine holds: the flow and
 //! session stores plus the [`Services`] that planner, policies and stages use. Stages
-//! and policies see only the [`Services`] — users, reputation, throttle counters,
+//! and policies see only the [`Services`] — users, app passwords, reputation, throttle counters,
 //! events, time, randomness and read access to the flows — never the session store or
 //! the flow admin. What policies and stages call out to (the expression evaluator,
 //! host stage kinds and policies) is in the engine's
@@ -13,7 +13,8 @@ use crate::clock::{Clock, Timer};
 use crate::events::EventSink;
 use crate::random::Random;
 use crate::store::{
-    FlowSource, FlowStore, ReputationStore, SessionStore, ThrottleStore, UserDirectory,
+    AppPasswords, FlowSource, FlowStore, ReputationStore, SessionStore, ThrottleStore,
+    UserDirectory,
 };
 use crate::throttle_config::ThrottleConfig;
 
@@ -37,6 +38,8 @@ pub struct Services {
     pub flows: Arc<dyn FlowSource>,
     /// Users and groups.
     pub users: Arc<dyn UserDirectory>,
+    /// App passwords, checked by the password stage's token backend.
+    pub app_passwords: Arc<dyn AppPasswords>,
     /// Reputation scores.
     pub reputation: Arc<dyn ReputationStore>,
     /// Login-throttle counters ([`crate::throttle`]).

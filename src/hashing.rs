@@ -186,6 +186,25 @@ pub fn django_pbkdf2_hash(password: &str, salt: &str, iterations: u32) -> String
     )
 }
 
+/// The stored form of a high-entropy machine key (an app password,
+/// [`crate::store::AppPasswords`]): `sha256$` and the lower-case hex SHA-256 of `key`.
+///
+/// A single unsalted SHA-256 is enough here, unlike for passwords: the keys are 256
+/// random bits drawn by the store, so no dictionary or brute-force search can invert
+/// the digest, and a salt protects nothing (no two keys collide). It is also cheap,
+/// so checking every key of a user costs no argon2 run per key (which would make
+/// each login attempt as slow as the user has app passwords).
+pub fn token_digest(key: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(key.as_bytes());
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256$");
+    for b in d {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
 /// **Danger: not for production.** A salted single SHA-256, fast enough for
 /// benchmarks and tests that measure the engine rather than the password hash.
 #[cfg(feature = "danger-fast-hasher")]

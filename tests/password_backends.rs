@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The password stage's `backends` (authentik/stages/password/stage.py
 //! `authenticate`: each listed backend is tried in turn; only `InbuiltBackend` checks
-//! the user's own password). authflow has the inbuilt backend; token, LDAP and
-//! Kerberos never match (no app passwords or sources), so a stage without the inbuilt
+//! the user's own password). LDAP and Kerberos never match (no sources); the token
+//! backend checks app passwords (tests/app_passwords.rs). A stage without the inbuilt
 //! backend never accepts the directory password.
 
 mod common;

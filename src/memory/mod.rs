@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::store::StoreError;
 
+mod app_passwords;
 mod flows;
 mod reputation;
 mod sessions;
@@ -16,6 +17,7 @@ mod users;
 
 /// Moved to [`crate::catalogue::CatalogueSnapshot`]; kept here for old imports.
 pub use crate::catalogue::CatalogueSnapshot as Catalogue;
+pub use app_passwords::MemoryAppPasswords;
 pub use flows::MemoryFlowStore;
 pub use reputation::{MemoryReputation, REPUTATION_LOWER_LIMIT, REPUTATION_UPPER_LIMIT};
 pub use sessions::{DEFAULT_SESSION_CAPACITY, MemorySessionStore, SWEEP_EVERY};

@@ -265,12 +265,16 @@ impl Default for IdentificationStage {
 /// Settings of the password stage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PasswordStage {
-    /// The backends tried in turn (authentik's `backends`): [`INBUILT_BACKEND`] checks
-    /// the [`UserDirectory`](crate::store::UserDirectory)'s password. authflow has no
-    /// app-password tokens, LDAP or Kerberos sources yet, so [`TOKEN_BACKEND`],
-    /// [`LDAP_BACKEND`] and [`KERBEROS_BACKEND`] never match — as in authentik when no
-    /// such token or source exists. A stage without the inbuilt backend never accepts
-    /// the directory password. Other names are refused by [`Stage::validate`].
+    /// The backends tried in turn (authentik's `backends`); the first that accepts the
+    /// password is recorded in the plan context as `user_backend`.
+    /// [`INBUILT_BACKEND`] checks the [`UserDirectory`](crate::store::UserDirectory)'s
+    /// password, [`TOKEN_BACKEND`] the user's app passwords
+    /// ([`AppPasswords`](crate::store::AppPasswords), set with
+    /// [`EngineBuilder::app_passwords`](crate::EngineBuilder::app_passwords)). authflow
+    /// has no LDAP or Kerberos sources, so [`LDAP_BACKEND`] and [`KERBEROS_BACKEND`]
+    /// never match — as in authentik when no such source exists. A stage without the
+    /// inbuilt backend never accepts the directory password, one without the token
+    /// backend never an app password. Other names are refused by [`Stage::validate`].
     #[serde(default = "default_backends")]
     pub backends: Vec<String>,
     /// Failed attempts after which the plan is dropped and access denied (default 5).

@@ -5,7 +5,8 @@
 //! (the flow catalogue), [`SessionStore`](crate::store::SessionStore),
 //! [`UserDirectory`](crate::store::UserDirectory),
 //! [`ReputationStore`](crate::store::ReputationStore) and
-//! [`ThrottleStore`](crate::store::ThrottleStore); [`SqlStore::event_sink`] gives an
+//! [`ThrottleStore`](crate::store::ThrottleStore) and
+//! [`AppPasswords`](crate::store::AppPasswords); [`SqlStore::event_sink`] gives an
 //! [`EventSink`](crate::events::EventSink) writing audit events to a table.
 //!
 //! ```no_run
@@ -51,6 +52,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::hashing::{Argon2idHasher, PasswordHashing};
 use crate::store::StoreError;
 
+mod app_passwords;
 mod events;
 mod flows;
 mod migrations;

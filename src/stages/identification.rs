@@ -138,14 +138,17 @@ impl StageKind for IdentificationStage {
         // evaluated). An inactive account answers like a wrong password, as in the
         // password stage.
         let mut message = FAILED.to_owned();
-        // The inline password stage's `backends` decide as in the password stage.
-        let inline_checks_directory = self
+        // The inline password stage's `backends` decide as in the password stage (none
+        // when the stage is missing: nothing matches, the same work is done).
+        let inline_backends: &[String] = self
             .password_stage
             .and_then(|id| ctx.definition.referenced_stages.get(&id))
-            .is_some_and(|stage| match &stage.config {
-                StageConfig::Password(p) => super::password::checks_directory_password(p),
-                _ => false,
-            });
+            .and_then(|stage| match &stage.config {
+                StageConfig::Password(p) => Some(p.backends.as_slice()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let mut matched_backend = None;
         let password_ok = match (&self.password_stage, &password) {
             (Some(_), Some(pw)) => {
                 // The check counts this attempt as a failure up front (given back on
@@ -163,17 +166,13 @@ impl StageKind for IdentificationStage {
                         false
                     }
                     Ok(reservation) => {
-                        let verified = ctx
-                            .env
-                            .users
-                            .verify_password(
-                                found
-                                    .as_ref()
-                                    .map(|u| u.pk.clone())
-                                    .filter(|_| inline_checks_directory),
-                                &Password::new(pw.as_str()),
-                            )
-                            .await;
+                        let verified = super::password::authenticate(
+                            ctx.env,
+                            inline_backends,
+                            found.as_ref().map(|u| &u.pk),
+                            &Password::new(pw.as_str()),
+                        )
+                        .await;
                         if matches!(verified, Err(crate::store::StoreError::Busy)) {
                             // Not evaluated: no failed attempt.
                             throttle::release(
@@ -185,7 +184,9 @@ impl StageKind for IdentificationStage {
                             )
                             .await?;
                         }
-                        let ok = verified? && found.as_ref().is_some_and(|u| u.is_active);
+                        matched_backend = verified?;
+                        let ok = matched_backend.is_some()
+                            && found.as_ref().is_some_and(|u| u.is_active);
                         if ok {
                             ctx.effects.push(Effect::ThrottleSuccess {
                                 ip: ip.clone(),
@@ -218,9 +219,12 @@ impl StageKind for IdentificationStage {
                         .insert(keys::PENDING_USER_IDENTIFIER, uid.clone().into());
                 }
                 if self.password_stage.is_some() {
-                    ctx.context
-                        .insert(keys::USER_BACKEND, crate::model::INBUILT_BACKEND.into());
-                    ctx.context.insert(keys::AUTH_METHOD, "password".into());
+                    let backend = matched_backend.unwrap_or(crate::model::INBUILT_BACKEND);
+                    ctx.context.insert(keys::USER_BACKEND, backend.into());
+                    ctx.context.insert(
+                        keys::AUTH_METHOD,
+                        super::password::auth_method(backend).into(),
+                    );
                 } else {
                     // authentik lowers the score of every unknown identifier here; a
                     // known one loses the same point, so scores tell nothing about

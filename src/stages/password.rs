@@ -8,7 +8,8 @@ use super::{
     Effect, Fields, Response, StageContext, StageError, StageKind, StageMeta, StageOutcome,
 };
 use crate::challenge::{Challenge, ChallengeBody, ErrorDetail, PasswordChallenge};
-use crate::model::PasswordStage;
+use crate::env::Services;
+use crate::model::{INBUILT_BACKEND, PasswordStage, TOKEN_BACKEND, UserId};
 use crate::plan::{PendingUser, keys};
 use crate::secret::Password;
 use crate::store::StoreError;
@@ -86,11 +87,8 @@ impl StageKind for PasswordStage {
                 return Ok(self.failure(ctx, throttle::refused_message(wait)));
             }
         };
-        // Pretended users (pk None) get the same hashing work and the same answer.
-        // Without the inbuilt backend the directory password is never accepted; the
-        // same hashing work is done (authentik's `authenticate` over `backends`).
-        let pk = pending.pk.filter(|_| checks_directory_password(self));
-        let verified = ctx.env.users.verify_password(pk, &password).await;
+        // Pretended users (pk None) get the same work and the same answer.
+        let verified = authenticate(ctx.env, &self.backends, pending.pk.as_ref(), &password).await;
         if matches!(verified, Err(StoreError::Busy)) {
             // Not evaluated: no failed attempt.
             throttle::release(
@@ -102,7 +100,8 @@ impl StageKind for PasswordStage {
             )
             .await?;
         }
-        let mut ok = verified?;
+        let backend = verified?;
+        let mut ok = backend.is_some();
         let mut record = None;
         if ok {
             record = ctx.pending_user_record().await?;
@@ -117,9 +116,10 @@ impl StageKind for PasswordStage {
             });
             ctx.context.remove(FAILURES_KEY);
             ctx.context.set_pending_user(&PendingUser::of(&user));
+            let backend = backend.unwrap_or(INBUILT_BACKEND);
+            ctx.context.insert(keys::USER_BACKEND, backend.into());
             ctx.context
-                .insert(keys::USER_BACKEND, crate::model::INBUILT_BACKEND.into());
-            ctx.context.insert(keys::AUTH_METHOD, "password".into());
+                .insert(keys::AUTH_METHOD, auth_method(backend).into());
             return Ok(StageOutcome::Done);
         }
         login_failed(ctx, &pending.username).await?;
@@ -148,12 +148,62 @@ impl PasswordStage {
     }
 }
 
-/// Whether a password stage checks the directory password: its `backends` list
-/// [`INBUILT_BACKEND`](crate::model::INBUILT_BACKEND). The other backends authentik
-/// knows never match in authflow (no app passwords, LDAP or Kerberos sources).
-pub(crate) fn checks_directory_password(stage: &PasswordStage) -> bool {
-    stage
-        .backends
-        .iter()
-        .any(|b| b == crate::model::INBUILT_BACKEND)
+/// Tries `backends` in their order for `user` (`None`: a pretended user) and returns
+/// the first that accepts `password` (authentik's `authenticate` in
+/// authentik/stages/password/stage.py, which records the winner as `user_backend`):
+/// [`INBUILT_BACKEND`] checks the directory password, [`TOKEN_BACKEND`] the user's
+/// [app passwords](crate::store::AppPasswords); [`LDAP_BACKEND`](crate::model::LDAP_BACKEND)
+/// and [`KERBEROS_BACKEND`](crate::model::KERBEROS_BACKEND) never match (authflow has
+/// no such sources). Each backend is tried once.
+///
+/// The work does not depend on whether the user exists: a pretended user is checked
+/// against no app passwords and a dummy password hash. Without the inbuilt backend the
+/// directory password is never accepted, but the same hashing work is done, so a
+/// token-only stage answers as slowly as the others.
+pub(crate) async fn authenticate(
+    services: &Services,
+    backends: &[String],
+    user: Option<&UserId>,
+    password: &Password,
+) -> Result<Option<&'static str>, StoreError> {
+    let (mut directory, mut tokens) = (false, false);
+    for backend in backends {
+        match backend.as_str() {
+            INBUILT_BACKEND if !directory => {
+                directory = true;
+                if services
+                    .users
+                    .verify_password(user.cloned(), password)
+                    .await?
+                {
+                    return Ok(Some(INBUILT_BACKEND));
+                }
+            }
+            TOKEN_BACKEND if !tokens => {
+                tokens = true;
+                // An unknown user is looked up under an id no user has: the same query.
+                let pk = user.cloned().unwrap_or_else(|| UserId::new(""));
+                let now = services.clock.now();
+                if services.app_passwords.verify(&pk, password, now).await? {
+                    return Ok(Some(TOKEN_BACKEND));
+                }
+            }
+            _ => {}
+        }
+    }
+    if !directory {
+        services.users.verify_password(None, password).await?;
+    }
+    Ok(None)
+}
+
+/// authentik's `auth_method` for a login through `backend`: `token` for the token
+/// backend (authentik/core/auth.py `TokenBackend.authenticate` calls
+/// `set_method("token", …)`), else `password`.
+pub(crate) fn auth_method(backend: &str) -> &'static str {
+    if backend == TOKEN_BACKEND {
+        "token"
+    } else {
+        "password"
+    }
 }

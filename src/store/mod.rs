@@ -1,15 +1,20 @@
 //! Storage traits the host implements (or takes from [`crate::memory`]):
 //! [`FlowSource`] and [`FlowAdmin`] (together [`FlowStore`]), [`SessionStore`], [`UserDirectory`] (with the optional [`UserAdmin`]), [`ReputationStore`] and
-//! [`ThrottleStore`].
+//! [`ThrottleStore`], and [`AppPasswords`].
 //!
 //! All are async and object-safe so hosts can hold `Arc<dyn …>`.
 
+mod app_passwords;
 mod definition;
 mod directory;
 mod user;
 
 use async_trait::async_trait;
 
+pub(crate) use app_passwords::check_description;
+pub use app_passwords::{
+    AppPasswordInfo, AppPasswords, generate_identifier, generate_key, matching_digest,
+};
 pub use definition::*;
 pub use directory::{UserAdmin, UserDirectory, operation};
 pub use user::*;
