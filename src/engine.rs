@@ -118,6 +118,20 @@ impl EngineBuilder {
         self
     }
 
+    /// Registers the check behind a password-stage backend authflow has no source for:
+    /// `model::LDAP_BACKEND` or `model::KERBEROS_BACKEND` (replacing an earlier one).
+    /// Stages listing the backend try it in their order; without a hook it never
+    /// matches, as in authentik without such a source.
+    pub fn password_backend(
+        mut self,
+        name: &'static str,
+        backend: impl crate::store::PasswordBackend + 'static,
+    ) -> Self {
+        self.env.password_backends.retain(|(n, _)| *n != name);
+        self.env.password_backends.push((name, Arc::new(backend)));
+        self
+    }
+
     /// Sets the reputation store (default: in memory).
     pub fn reputation(mut self, store: Arc<dyn ReputationStore>) -> Self {
         self.env.reputation = store;
@@ -253,6 +267,7 @@ impl Engine {
                     flows: flows.clone(),
                     users,
                     app_passwords: Arc::new(crate::memory::MemoryAppPasswords::new()),
+                    password_backends: Vec::new(),
                     reputation: Arc::new(crate::memory::MemoryReputation::new()),
                     throttle: Arc::new(crate::memory::MemoryThrottle::new()),
                     throttle_config: ThrottleConfig::default(),

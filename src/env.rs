@@ -40,6 +40,9 @@ pub struct Services {
     pub users: Arc<dyn UserDirectory>,
     /// App passwords, checked by the password stage's token backend.
     pub app_passwords: Arc<dyn AppPasswords>,
+    /// Host checks for the password stage's LDAP and Kerberos backends, by backend
+    /// name ([`crate::EngineBuilder::password_backend`]).
+    pub password_backends: Vec<(&'static str, Arc<dyn crate::store::PasswordBackend>)>,
     /// Reputation scores.
     pub reputation: Arc<dyn ReputationStore>,
     /// Login-throttle counters ([`crate::throttle`]).

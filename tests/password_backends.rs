@@ -99,3 +99,61 @@ async fn unknown_backends_are_refused_by_name() {
         "{err}"
     );
 }
+
+/// A host's LDAP check: accepts one password for one user id.
+struct FakeLdap {
+    user: authflow::model::UserId,
+    password: &'static str,
+}
+
+#[async_trait::async_trait]
+impl authflow::store::PasswordBackend for FakeLdap {
+    async fn verify(
+        &self,
+        user: Option<&authflow::model::UserId>,
+        password: &authflow::secret::Password,
+    ) -> Result<bool, StoreError> {
+        Ok(user == Some(&self.user) && password.expose() == self.password)
+    }
+}
+
+// authentik/stages/password/stage.py `authenticate`: each backend in turn; the LDAP
+// backend answers for users of an LDAP source. authflow asks the host's hook.
+#[tokio::test]
+async fn a_registered_host_backend_is_tried_in_order() {
+    let k = kit().await;
+    let ada = k.create_user("ada", "directory-pw-1").await;
+    set_backends(&k, &[LDAP_BACKEND]).await.unwrap();
+    let engine = std::sync::Arc::new(
+        k.stores
+            .engine()
+            .password_backend(
+                LDAP_BACKEND,
+                FakeLdap {
+                    user: ada.pk.clone(),
+                    password: "ldap-pw-1",
+                },
+            )
+            .build(),
+    );
+    let login = |password: &'static str| {
+        let engine = engine.clone();
+        async move {
+            let mut c = common::kit::Client::new(engine);
+            let slug = defaults::AUTHENTICATION;
+            c.get(slug).await;
+            c.post(slug, json!({"uid_field": "ada"})).await;
+            c.post(slug, json!({"password": password})).await
+        }
+    };
+    assert!(
+        login("ldap-pw-1").await.logged_in,
+        "the LDAP hook's password"
+    );
+    assert!(
+        !login("directory-pw-1").await.logged_in,
+        "an LDAP-only stage never accepts the directory password"
+    );
+    // Without the hook, the same stage accepts nothing (authentik without an LDAP source).
+    assert!(!try_login(&k, "ada", "ldap-pw-1").await.logged_in);
+}

@@ -271,8 +271,10 @@ pub struct PasswordStage {
     /// password, [`TOKEN_BACKEND`] the user's app passwords
     /// ([`AppPasswords`](crate::store::AppPasswords), set with
     /// [`EngineBuilder::app_passwords`](crate::EngineBuilder::app_passwords)). authflow
-    /// has no LDAP or Kerberos sources, so [`LDAP_BACKEND`] and [`KERBEROS_BACKEND`]
-    /// never match — as in authentik when no such source exists. A stage without the
+    /// has no LDAP or Kerberos sources: [`LDAP_BACKEND`] and [`KERBEROS_BACKEND`] ask the
+    /// host's [`PasswordBackend`](crate::store::PasswordBackend) hook
+    /// ([`EngineBuilder::password_backend`](crate::EngineBuilder::password_backend)) and
+    /// without one never match — as in authentik when no such source exists. A stage without the
     /// inbuilt backend never accepts the directory password, one without the token
     /// backend never an app password. Other names are refused by [`Stage::validate`].
     #[serde(default = "default_backends")]

@@ -188,7 +188,15 @@ pub(crate) async fn authenticate(
                     return Ok(Some(TOKEN_BACKEND));
                 }
             }
-            _ => {}
+            other => {
+                // LDAP, Kerberos: the host's hook when one is registered.
+                let hook = services.password_backends.iter().find(|(n, _)| *n == other);
+                if let Some((name, hook)) = hook {
+                    if hook.verify(user, password).await? {
+                        return Ok(Some(*name));
+                    }
+                }
+            }
         }
     }
     if !directory {

@@ -7,6 +7,7 @@
 mod app_passwords;
 mod definition;
 mod directory;
+mod password_backend;
 mod user;
 
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ pub use app_passwords::{
 };
 pub use definition::*;
 pub use directory::{UserAdmin, UserDirectory, operation};
+pub use password_backend::PasswordBackend;
 pub use user::*;
 
 use crate::model::{
