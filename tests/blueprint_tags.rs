@@ -85,6 +85,20 @@ async fn file_reads_below_the_base_stripped_or_falls_back_to_the_default() {
         .await
         .unwrap();
     assert_eq!(title(&stores).await.as_deref(), Some("Fallback"));
+
+    // A FIFO is not a file: the default, without blocking the import on opening it.
+    #[cfg(unix)]
+    if std::process::Command::new("mkfifo")
+        .arg(dir.path().join("fifo"))
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        importer
+            .apply_str("d.yaml", &blueprint("!File [fifo, NotAFile]"))
+            .await
+            .unwrap();
+        assert_eq!(title(&stores).await.as_deref(), Some("NotAFile"));
+    }
 }
 
 #[tokio::test]
@@ -100,6 +114,8 @@ async fn file_never_reads_outside_the_base() {
         "../secret.txt".to_owned(),
         outer.path().join("secret.txt").display().to_string(),
         "../nonexistent.txt".to_owned(),
+        // The same answer whether or not the file exists: no existence oracle.
+        outer.path().join("nonexistent.txt").display().to_string(),
     ] {
         let err = importer
             .apply_str("x.yaml", &blueprint(&format!("!File [{path}, default]")))

@@ -420,30 +420,29 @@ impl<'r> Resolver<'r> {
                 "!File `{path}`: reading files is off; set `ImportOptions::file_base` to the directory blueprints may read from"
             ));
         };
-        let base = base.canonicalize().map_err(|e| {
-            format!(
-                "!File: the file base `{}` cannot be read: {e}",
-                base.display()
-            )
-        })?;
-        let wanted = base.join(&path);
-        let resolved = match wanted.canonicalize() {
+        let given = base;
+        let base = given
+            .canonicalize()
+            .map_err(|e| format!("!File: the file base cannot be read: {e}"))?;
+        // Decided from the path's text first, so the answer is the same whether or not
+        // a file exists out there (no existence oracle).
+        let requested = Path::new(&path);
+        let outside = requested
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+            || (requested.is_absolute()
+                && !requested.starts_with(given)
+                && !requested.starts_with(&base));
+        if outside {
+            return Err(format!("!File `{path}`: the path leaves the file base"));
+        }
+        let resolved = match base.join(requested).canonicalize() {
             Ok(p) => p,
-            Err(_) => {
-                if Path::new(&path)
-                    .components()
-                    .any(|c| matches!(c, std::path::Component::ParentDir))
-                {
-                    return Err(format!("!File `{path}`: the path leaves the file base"));
-                }
-                return Ok(default);
-            }
+            Err(_) => return Ok(default),
         };
         if !resolved.starts_with(&base) {
-            return Err(format!(
-                "!File `{path}`: the path leaves the file base `{}`",
-                base.display()
-            ));
+            // A symlink inside the base pointing out of it.
+            return Err(format!("!File `{path}`: the path leaves the file base"));
         }
         match read_text(&resolved) {
             Some(text) => Ok(Json::String(text.trim().to_owned())),
@@ -628,10 +627,11 @@ pub(crate) const MAX_FILE_BYTES: u64 = 1 << 20;
 /// than [`MAX_FILE_BYTES`].
 fn read_text(path: &Path) -> Option<String> {
     use std::io::Read;
-    let file = std::fs::File::open(path).ok()?;
-    if !file.metadata().ok()?.is_file() {
+    // Checked before opening: opening a FIFO would block the import.
+    if !std::fs::metadata(path).ok()?.is_file() {
         return None;
     }
+    let file = std::fs::File::open(path).ok()?;
     let mut text = String::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_string(&mut text)
