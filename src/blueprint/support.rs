@@ -126,9 +126,6 @@ mod tests {
         }
         for (name, model) in models() {
             let accepted: BTreeSet<String> = known_keys(&model).into_iter().collect();
-            if std::env::var_os("AUTHFLOW_DUMP_MATRIX").is_some() {
-                eprintln!("DUMP {name} {accepted:?}");
-            }
             let Some(rows) = matrix.get(&name) else {
                 problems.push(format!(
                     "`{name}` is missing from docs/authentik-support.md"
