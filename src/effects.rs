@@ -47,7 +47,7 @@ use crate::events::{Event, EventAction};
 use crate::model::UserId;
 use crate::plan::SessionId;
 use crate::secret::Password;
-use crate::store::{NewUser, StoreError, User, UserAdmin, operation};
+use crate::store::{Device, DeviceUse, NewUser, StoreError, User, UserAdmin, operation};
 use crate::throttle::{self, Reservation, Reservations};
 
 /// One write a stage asks for, applied after the session was saved.
@@ -89,6 +89,9 @@ pub enum Effect {
     },
     /// Emit an audit event.
     Emit(Event),
+    /// Store a new MFA device (a setup stage finished). A duplicate id or WebAuthn
+    /// credential fails the step like a directory write.
+    AddDevice(Device),
 }
 
 /// What the stages of one step ask for: session changes (login, logout) the engine
@@ -168,13 +171,48 @@ pub(crate) struct Journal {
     penalties: Vec<(Option<String>, String)>,
     /// Penalties of earlier attempts not yet met again in this attempt.
     replay: Vec<(Option<String>, String)>,
+    /// MFA device uses recorded in this step: (device id, use).
+    device_uses: Vec<(String, DeviceUse)>,
+    /// Device uses of earlier attempts not yet met again in this attempt.
+    device_replay: Vec<(String, DeviceUse)>,
 }
 
 impl Journal {
     /// Starts another attempt of the step: its penalties are met again, not made again.
     pub(crate) fn retry(&mut self) {
         self.replay = self.penalties.clone();
+        self.device_replay = self.device_uses.clone();
     }
+}
+
+/// Checks and records one use of `user`'s MFA device `id` **now** (before the step's
+/// save, atomically in the store: a code is never accepted twice, even by two
+/// concurrent requests), unless an earlier attempt of this step already recorded the
+/// same use — then it counts as accepted again, so a retried step does not find its
+/// own code spent. Returns whether the use was accepted.
+#[allow(dead_code)] // the authenticator stages (landing next) call it
+pub(crate) async fn use_device(
+    env: &Services,
+    effects: &mut Effects,
+    user: &UserId,
+    id: &str,
+    use_: DeviceUse,
+) -> Result<bool, StoreError> {
+    let journal = &mut effects.journal;
+    if let Some(i) = journal
+        .device_replay
+        .iter()
+        .position(|(d, u)| d == id && *u == use_)
+    {
+        journal.device_replay.remove(i);
+        return Ok(true);
+    }
+    let now = env.clock.now();
+    let accepted = env.devices.record_use(user, id, use_.clone(), now).await?;
+    if accepted {
+        journal.device_uses.push((id.to_owned(), use_));
+    }
+    Ok(accepted)
 }
 
 /// Lowers the reputation of the IP and `username` by one **now** (before the step's
@@ -287,11 +325,22 @@ async fn apply_one(env: &Env, effect: &Effect) -> Result<(), Failed> {
             .set_password(user.clone(), password)
             .await
             .map_err(|e| directory(e, UPDATE)),
-        Effect::DeleteUser(pk) => admin(env, operation::DELETE_USER)?
-            .delete_user(pk.clone())
-            .await
-            .map(|_| ())
-            .map_err(|e| directory(e, "Failed to delete user. Please try again later.")),
+        Effect::DeleteUser(pk) => {
+            admin(env, operation::DELETE_USER)?
+                .delete_user(pk.clone())
+                .await
+                .map_err(|e| directory(e, "Failed to delete user. Please try again later."))?;
+            if let Err(e) = env.devices.remove_all(pk).await {
+                report(env, "device removal", &e);
+            }
+            Ok(())
+        }
+        Effect::AddDevice(device) => env.devices.add(device.clone()).await.map_err(|e| {
+            directory(
+                e,
+                "Failed to save the authenticator. Please try again later.",
+            )
+        }),
         Effect::AdjustReputation {
             ip,
             username,

@@ -109,6 +109,13 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
+    /// Sets the MFA device store the authenticator stages use (default: an empty
+    /// [`MemoryDevices`](crate::memory::MemoryDevices)).
+    pub fn devices(mut self, store: Arc<dyn crate::store::DeviceStore>) -> Self {
+        self.env.devices = store;
+        self
+    }
+
     /// Sets the app passwords the password stage's token backend checks (default: an
     /// empty [`MemoryAppPasswords`](crate::memory::MemoryAppPasswords); a
     /// SQL store, `authflow::sql::SqlStore` with feature `sqlite` or `postgres`,
@@ -267,6 +274,7 @@ impl Engine {
                     flows: flows.clone(),
                     users,
                     app_passwords: Arc::new(crate::memory::MemoryAppPasswords::new()),
+                    devices: Arc::new(crate::memory::MemoryDevices::new()),
                     password_backends: Vec::new(),
                     reputation: Arc::new(crate::memory::MemoryReputation::new()),
                     throttle: Arc::new(crate::memory::MemoryThrottle::new()),

@@ -13,7 +13,7 @@ use crate::clock::{Clock, Timer};
 use crate::events::EventSink;
 use crate::random::Random;
 use crate::store::{
-    AppPasswords, FlowSource, FlowStore, ReputationStore, SessionStore, ThrottleStore,
+    AppPasswords, DeviceStore, FlowSource, FlowStore, ReputationStore, SessionStore, ThrottleStore,
     UserDirectory,
 };
 use crate::throttle_config::ThrottleConfig;
@@ -40,6 +40,9 @@ pub struct Services {
     pub users: Arc<dyn UserDirectory>,
     /// App passwords, checked by the password stage's token backend.
     pub app_passwords: Arc<dyn AppPasswords>,
+    /// MFA devices (TOTP, static codes, WebAuthn), read and used by the
+    /// authenticator stages.
+    pub devices: Arc<dyn DeviceStore>,
     /// Host checks for the password stage's LDAP and Kerberos backends, by backend
     /// name ([`crate::EngineBuilder::password_backend`]).
     pub password_backends: Vec<(&'static str, Arc<dyn crate::store::PasswordBackend>)>,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::store::StoreError;
 
 mod app_passwords;
+mod devices;
 mod flows;
 mod reputation;
 mod sessions;
@@ -18,6 +19,7 @@ mod users;
 /// Moved to [`crate::catalogue::CatalogueSnapshot`]; kept here for old imports.
 pub use crate::catalogue::CatalogueSnapshot as Catalogue;
 pub use app_passwords::MemoryAppPasswords;
+pub use devices::MemoryDevices;
 pub use flows::MemoryFlowStore;
 pub use reputation::{MemoryReputation, REPUTATION_LOWER_LIMIT, REPUTATION_UPPER_LIMIT};
 pub use sessions::{DEFAULT_SESSION_CAPACITY, MemorySessionStore, SWEEP_EVERY};

@@ -20,6 +20,7 @@ mod user_delete;
 mod user_login;
 mod user_logout;
 mod user_write;
+mod webauthn_validate;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};

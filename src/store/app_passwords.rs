@@ -85,9 +85,18 @@ pub fn matching_digest<'a>(
     hashes: impl IntoIterator<Item = &'a str>,
 ) -> Option<usize> {
     let digest = crate::hashing::token_digest(key.expose());
+    matching_digest_str(&digest, hashes)
+}
+
+/// Which of `hashes` equals `digest`: each is compared in constant time, and all are
+/// compared.
+pub fn matching_digest_str<'a>(
+    digest: &str,
+    hashes: impl IntoIterator<Item = &'a str>,
+) -> Option<usize> {
     let mut found = None;
     for (i, hash) in hashes.into_iter().enumerate() {
-        if constant_time_eq(&digest, hash) && found.is_none() {
+        if constant_time_eq(digest, hash) && found.is_none() {
             found = Some(i);
         }
     }

@@ -1,11 +1,12 @@
 //! Storage traits the host implements (or takes from [`crate::memory`]):
 //! [`FlowSource`] and [`FlowAdmin`] (together [`FlowStore`]), [`SessionStore`], [`UserDirectory`] (with the optional [`UserAdmin`]), [`ReputationStore`] and
-//! [`ThrottleStore`], and [`AppPasswords`].
+//! [`ThrottleStore`], [`AppPasswords`] and [`DeviceStore`].
 //!
 //! All are async and object-safe so hosts can hold `Arc<dyn …>`.
 
 mod app_passwords;
 mod definition;
+mod devices;
 mod directory;
 mod password_backend;
 mod user;
@@ -15,8 +16,10 @@ use async_trait::async_trait;
 pub(crate) use app_passwords::check_description;
 pub use app_passwords::{
     AppPasswordInfo, AppPasswords, generate_identifier, generate_key, matching_digest,
+    matching_digest_str,
 };
 pub use definition::*;
+pub use devices::{Device, DeviceSecret, DeviceStore, DeviceUse, apply_use};
 pub use directory::{UserAdmin, UserDirectory, operation};
 pub use password_backend::PasswordBackend;
 pub use user::*;
