@@ -86,6 +86,7 @@ struct Durable {
     users: Arc<dyn UserDirectory>,
     reputation: Arc<dyn ReputationStore>,
     app_passwords: Arc<dyn authflow::store::AppPasswords>,
+    devices: Arc<dyn authflow::store::DeviceStore>,
     events: Arc<dyn EventSink>,
     close: Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>,
 }
@@ -106,6 +107,7 @@ async fn open_database(url: &str) -> Result<Durable, Box<dyn std::error::Error>>
         throttle: store.clone(),
         users: store.clone(),
         app_passwords: store.clone(),
+        devices: store.clone(),
         reputation: store,
         events,
         close: Box::new(move || Box::pin(async move { closing.close().await })),
@@ -333,7 +335,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // App passwords (the password stage's token backend) live in the database.
         Some(d) => builder
             .events(d.events.clone())
-            .app_passwords(d.app_passwords.clone()),
+            .app_passwords(d.app_passwords.clone())
+            // MFA devices too.
+            .devices(d.devices.clone()),
         None => builder,
     };
     let engine = Arc::new(builder.build());

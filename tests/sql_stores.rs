@@ -429,9 +429,13 @@ async fn migrations_apply_to_a_database_at_the_previous_version() {
             MIGRATIONS.last().unwrap().version
         );
         assert_eq!(store.score(Some("10.0.0.1"), None).await.unwrap(), -3);
-        // The tables of version 2 exist.
+        // The tables of versions 2 and 3 exist.
         let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
-        for table in ["authflow_app_passwords", "authflow_consents"] {
+        for table in [
+            "authflow_app_passwords",
+            "authflow_consents",
+            "authflow_devices",
+        ] {
             sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&mut conn)
                 .await

@@ -43,7 +43,10 @@ fn credential_id(d: &Device) -> Option<&str> {
 impl DeviceStore for MemoryDevices {
     async fn devices(&self, user: &UserId) -> Result<Vec<Device>, StoreError> {
         let rows = self.rows.lock().map_err(|_| poisoned())?;
-        Ok(rows.iter().filter(|d| &d.user == user).cloned().collect())
+        let mut mine: Vec<Device> = rows.iter().filter(|d| &d.user == user).cloned().collect();
+        // Oldest first, as the trait says (stable: insertion order among equals).
+        mine.sort_by_key(|d| d.created);
+        Ok(mine)
     }
 
     async fn device(&self, id: &str) -> Result<Option<Device>, StoreError> {

@@ -101,6 +101,23 @@ pub const MIGRATIONS: &[Migration] = &[
              created BIGINT NOT NULL, expires BIGINT, PRIMARY KEY (user_pk, application))",
         ],
     },
+    Migration {
+        version: 3,
+        name: "MFA devices",
+        statements: &[
+            // MFA devices (TOTP, static codes, WebAuthn): the secret as JSON; the parts a
+            // use changes in columns of their own (`last_step`, `sign_count`, and
+            // `version` for the static codes' compare-and-swap), so a use is one guarded
+            // UPDATE. A WebAuthn credential id is unique across users; other classes
+            // leave it NULL (NULLs never collide).
+            "CREATE TABLE authflow_devices (id TEXT PRIMARY KEY, user_pk TEXT NOT NULL, \
+             class TEXT NOT NULL, name TEXT NOT NULL, created BIGINT NOT NULL, \
+             last_used BIGINT, confirmed BIGINT NOT NULL, secret TEXT NOT NULL, \
+             credential_id TEXT UNIQUE, last_step BIGINT, sign_count BIGINT, \
+             version BIGINT NOT NULL)",
+            "CREATE INDEX authflow_devices_user ON authflow_devices (user_pk)",
+        ],
+    },
 ];
 
 /// The highest known version.

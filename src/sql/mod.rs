@@ -5,8 +5,9 @@
 //! (the flow catalogue), [`SessionStore`](crate::store::SessionStore),
 //! [`UserDirectory`](crate::store::UserDirectory),
 //! [`ReputationStore`](crate::store::ReputationStore) and
-//! [`ThrottleStore`](crate::store::ThrottleStore) and
-//! [`AppPasswords`](crate::store::AppPasswords); [`SqlStore::event_sink`] gives an
+//! [`ThrottleStore`](crate::store::ThrottleStore),
+//! [`AppPasswords`](crate::store::AppPasswords) and
+//! [`DeviceStore`](crate::store::DeviceStore) (MFA devices); [`SqlStore::event_sink`] gives an
 //! [`EventSink`](crate::events::EventSink) writing audit events to a table.
 //!
 //! ```no_run
@@ -53,6 +54,7 @@ use crate::hashing::{Argon2idHasher, PasswordHashing};
 use crate::store::StoreError;
 
 mod app_passwords;
+mod devices;
 mod events;
 mod flows;
 mod migrations;

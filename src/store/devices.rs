@@ -177,13 +177,11 @@ pub fn apply_use(device: &mut Device, use_: &DeviceUse, now: u64) -> bool {
                 None => false,
             }
         }
-        (DeviceSecret::Webauthn { sign_count, .. }, DeviceUse::WebauthnCounter(count)) => {
-            if *count > *sign_count || (*count == 0 && *sign_count == 0) {
-                *sign_count = *count;
-                true
-            } else {
-                false
-            }
+        (DeviceSecret::Webauthn { sign_count, .. }, DeviceUse::WebauthnCounter(count))
+            if *count > *sign_count || (*count == 0 && *sign_count == 0) =>
+        {
+            *sign_count = *count;
+            true
         }
         _ => false,
     };
