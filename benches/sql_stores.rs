@@ -2,7 +2,9 @@
 //! Memory vs SQLite vs PostgreSQL stores, side by side, one run: a full login
 //! (plan, identification, password; same fast hasher everywhere) and an executor GET
 //! (planning a flow on a fresh session: the definition comes from the engine's cache,
-//! the SQL store answers one revision query).
+//! the SQL store answers one revision query — or none, in the rows `… 1s`, whose
+//! engine trusts a revision checked within 1 s: `EngineBuilder::revision_check_interval`,
+//! as the reference server sets it with a SQL catalogue).
 //!
 //! ```text
 //! cargo bench --features sqlite,postgres,danger-fast-hasher --bench sql_stores
@@ -34,7 +36,7 @@ async fn memory_engine() -> Engine {
         .build()
 }
 
-async fn sql_engine(url: &str) -> Engine {
+async fn sql_engine(url: &str, revision_check: Option<Duration>) -> Engine {
     let store = Arc::new(
         SqlStore::open_with(
             url,
@@ -49,9 +51,12 @@ async fn sql_engine(url: &str) -> Engine {
     defaults::install(store.as_ref()).await.unwrap();
     // A database of an earlier run has akadmin already (with the same password).
     let _ = defaults::bootstrap_admin(store.as_ref(), PASSWORD.into()).await;
-    Engine::builder(store.clone(), store.clone(), store.clone())
-        .reputation(store)
-        .build()
+    let builder = Engine::builder(store.clone(), store.clone(), store.clone()).reputation(store);
+    match revision_check {
+        Some(interval) => builder.revision_check_interval(interval),
+        None => builder,
+    }
+    .build()
 }
 
 async fn login(engine: &Engine) {
@@ -126,21 +131,22 @@ fn main() {
             "authflow-bench-{}.db",
             uuid::Uuid::new_v4().simple()
         ));
+        let sqlite = format!("sqlite://{}", file.display());
+        let second = Some(Duration::from_secs(1));
         let mut engines = vec![
             ("memory", memory_engine().await),
-            (
-                "sqlite",
-                sql_engine(&format!("sqlite://{}", file.display())).await,
-            ),
+            ("sqlite", sql_engine(&sqlite, None).await),
+            ("sqlite 1s", sql_engine(&sqlite, second).await),
         ];
         if let Ok(url) = std::env::var("AUTHFLOW_TEST_POSTGRES") {
-            engines.push(("postgres", sql_engine(&url).await));
+            engines.push(("postgres", sql_engine(&url, None).await));
+            engines.push(("postgres 1s", sql_engine(&url, second).await));
         } else {
             println!("(no AUTHFLOW_TEST_POSTGRES: PostgreSQL skipped)");
         }
         let mut base = (Duration::ZERO, Duration::ZERO);
         println!(
-            "{:<10} {:>14} {:>10} {:>16} {:>10}",
+            "{:<12} {:>14} {:>10} {:>16} {:>10}",
             "stores", "login", "ratio", "executor GET", "ratio"
         );
         for (name, engine) in &engines {
@@ -150,7 +156,7 @@ fn main() {
                 base = (l, g);
             }
             println!(
-                "{name:<10} {:>11.1} µs {:>9.1}x {:>13.1} µs {:>9.1}x",
+                "{name:<12} {:>11.1} µs {:>9.1}x {:>13.1} µs {:>9.1}x",
                 l.as_secs_f64() * 1e6,
                 l.as_secs_f64() / base.0.as_secs_f64(),
                 g.as_secs_f64() * 1e6,

@@ -4,7 +4,9 @@
 #   SIGTERM (a clean exit), start again with another bootstrap password: the account
 #   and its password survived, and akadmin was not created twice;
 # - PostgreSQL (when AUTHFLOW_TEST_POSTGRES is set, as ci/test.sh and .ci/run do): two
-#   instances on one database, no Redis: a login started on A finishes on B, A sees it.
+#   instances on one database, no Redis: a login started on A finishes on B, A sees it;
+#   a flow edited through the API on A is served in its new version by A at once and by
+#   B within its 1 s revision-check interval.
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -62,6 +64,7 @@ subprocess.run([next(p for p in __import__("glob").glob("/usr/lib/postgresql/*/b
 PY
   url="${AUTHFLOW_TEST_POSTGRES%/*}/$db"
   B="127.0.0.1:$(free_port)"
+  export AUTHFLOW_BOOTSTRAP_TOKEN="e2e-token-$RANDOM$RANDOM"
   AUTHFLOW_BOOTSTRAP_PASSWORD=pg-Pw-1 start "$A" "$WORK/pg-a.log" --database "$url"
   PID_A=$LAST
   AUTHFLOW_BOOTSTRAP_PASSWORD=pg-Pw-other start "$B" "$WORK/pg-b.log" --database "$url"
@@ -71,6 +74,25 @@ PY
   check "postgres: A sees the login (password change applies)" "$(curl -s -c "$JAR" -b "$JAR" "$(exec_url "$A" default-password-change)" | component)" ak-stage-prompt
   JAR="$WORK/jar-pg-2"
   check "postgres: B bootstrapped no second akadmin" "$(login "$B" "$A" pg-Pw-other)" ak-stage-password
+  # A flow edited through the API on A: A serves it at once (its own write), B within
+  # the reference server's 1 s revision-check interval (it trusts its cached definition
+  # that long), measured here with a 2.5 s margin for slow machines.
+  title_of() { curl -s "$(exec_url "$1" default-authentication-flow)" | python3 -c 'import json,sys; print(json.load(sys.stdin)["flow_info"]["title"])' 2>/dev/null; }
+  title_of "$B" >/dev/null # B has the definition cached
+  new_title="Edited on A $RANDOM"
+  status=$(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H "Authorization: Bearer $AUTHFLOW_BOOTSTRAP_TOKEN" \
+    -H 'Content-Type: application/json' -d "{\"title\":\"$new_title\"}" "http://$A/api/v3/flows/instances/default-authentication-flow/")
+  check "postgres: the flow edited through the API on A" "$status" 200
+  check "postgres: A serves the edit at once" "$(title_of "$A")" "$new_title"
+  seen=no; started=$(date +%s%N)
+  while [ $(( ($(date +%s%N) - started) / 1000000 )) -lt 5000 ]; do
+    [ "$(title_of "$B")" = "$new_title" ] && { seen=yes; break; }
+    sleep 0.1
+  done
+  elapsed=$(( ($(date +%s%N) - started) / 1000000 ))
+  echo "  (B served the edit after ${elapsed} ms)"
+  check "postgres: B serves the edit made on A" "$seen" yes
+  check "postgres: B serves it within the interval (+ margin)" "$([ "$elapsed" -lt 2500 ] && echo yes || echo "no (${elapsed} ms)")" yes
   # An account enrolled on A logs in on B; a password changed on B is refused on A.
   JAR="$WORK/jar-enroll"
   enroll=$(exec_url "$A" default-enrollment-flow)

@@ -337,7 +337,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .events(d.events.clone())
             .app_passwords(d.app_passwords.clone())
             // MFA devices too.
-            .devices(d.devices.clone()),
+            .devices(d.devices.clone())
+            // The catalogue is in the database: a cached flow definition is trusted for
+            // 1 s without asking for its revision. Edits through this instance are seen
+            // at once; an edit on another instance is served here within 1 s.
+            .revision_check_interval(std::time::Duration::from_secs(1)),
         None => builder,
     };
     let engine = Arc::new(builder.build());

@@ -1,11 +1,12 @@
 //! The engine: the two calls hosts make ([`Engine::plan`] for GET, [`Engine::step`]
 //! for POST), the flow-definition cache, and session handling with compare-and-swap.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
+mod definitions;
 mod step;
 mod transact;
 
@@ -63,11 +64,6 @@ pub struct Outcome {
     pub advanced: bool,
 }
 
-struct Cached {
-    revision: u64,
-    def: Arc<FlowDefinition>,
-}
-
 /// The flow engine. Cheap to share: wrap it in an `Arc`.
 ///
 /// ```
@@ -86,7 +82,7 @@ pub struct Engine {
     pub(crate) env: Env,
     pub(crate) registry: crate::registry::Registry,
     ids: SessionIds,
-    cache: RwLock<HashMap<String, Cached>>,
+    cache: definitions::Definitions,
     conflict_retries: u32,
 }
 
@@ -106,6 +102,7 @@ pub struct EngineBuilder {
     registry: crate::registry::Registry,
     session_key: Option<Vec<u8>>,
     conflict_retries: u32,
+    revision_check_interval: Option<Duration>,
 }
 
 impl EngineBuilder {
@@ -249,13 +246,25 @@ impl EngineBuilder {
         self
     }
 
+    /// Lets the definition cache trust a flow's revision checked less than `interval`
+    /// ago, instead of asking the flow store on every request (the default, also for
+    /// `Duration::ZERO`). For a catalogue in a database shared by several instances
+    /// (the reference server sets 1 s with a SQL catalogue): an edit made through this
+    /// process's store is still seen by the next request (the store's
+    /// [`local_writes`](crate::store::FlowSource::local_writes) moved); an edit made by
+    /// another instance is served here within `interval`.
+    pub fn revision_check_interval(mut self, interval: Duration) -> Self {
+        self.revision_check_interval = Some(interval);
+        self
+    }
+
     /// Builds the engine.
     pub fn build(self) -> Engine {
         Engine {
             ids: SessionIds::new(self.session_key, self.env.random.as_ref()),
             env: self.env,
             registry: self.registry,
-            cache: RwLock::new(HashMap::new()),
+            cache: definitions::Definitions::new(self.revision_check_interval),
             conflict_retries: self.conflict_retries,
         }
     }
@@ -289,6 +298,7 @@ impl Engine {
             },
             registry: crate::registry::Registry::new(),
             conflict_retries: DEFAULT_CONFLICT_RETRIES,
+            revision_check_interval: None,
             session_key: None,
         }
     }
@@ -313,56 +323,25 @@ impl Engine {
         &self.registry
     }
 
-    /// The loaded definition of a flow, from the cache when its revision is unchanged.
+    /// The loaded definition of a flow, from the cache when its revision is unchanged
+    /// (see [`EngineBuilder::revision_check_interval`] for when the revision is asked).
     pub async fn definition(&self, slug: &str) -> Result<Arc<FlowDefinition>, Error> {
-        let revision = self
-            .env
-            .flows
-            .revision(slug)
-            .await?
-            .ok_or_else(|| Error::FlowNotFound(slug.to_owned()))?;
-        if let Ok(cache) = self.cache.read() {
-            if let Some(c) = cache.get(slug).filter(|c| c.revision == revision) {
-                return Ok(c.def.clone());
-            }
-        }
-        let def = Arc::new(
-            self.env
-                .flows
-                .flow(slug)
-                .await?
-                .ok_or_else(|| Error::FlowNotFound(slug.to_owned()))?,
-        );
-        if let Ok(mut cache) = self.cache.write() {
-            cache.insert(
-                slug.to_owned(),
-                Cached {
-                    revision,
-                    def: def.clone(),
-                },
-            );
-        }
-        Ok(def)
+        self.cache.get(self.env.flows.as_ref(), slug).await
     }
 
     /// How many cached definitions this flow has (0 or 1): authentik's `cache_count`.
     pub fn cache_count(&self, slug: &str) -> usize {
-        self.cache
-            .read()
-            .map(|c| usize::from(c.contains_key(slug)))
-            .unwrap_or(0)
+        usize::from(self.cache.contains(slug))
     }
 
     /// How many flow definitions are cached.
     pub fn cached_flows(&self) -> usize {
-        self.cache.read().map(|c| c.len()).unwrap_or(0)
+        self.cache.len()
     }
 
     /// Drops every cached definition (authentik's `cache_clear`).
     pub fn clear_cache(&self) {
-        if let Ok(mut c) = self.cache.write() {
-            c.clear();
-        }
+        self.cache.clear();
     }
 
     /// GET: the current challenge of flow `slug`, planning it if the session has no
@@ -373,6 +352,18 @@ impl Engine {
     /// ([`StageKind::confirmation`](crate::stages::StageKind::confirmation)).
     pub async fn plan(&self, req: &FlowRequest, slug: &str) -> Result<Outcome, Error> {
         self.handle(req, slug, Input::Get).await
+    }
+
+    /// [`Engine::plan`] with the definition the caller already got from
+    /// [`Engine::definition`] (the HTTP adapter's first GET: one revision check, not two).
+    #[cfg(feature = "http")]
+    pub(crate) async fn plan_with(
+        &self,
+        req: &FlowRequest,
+        slug: &str,
+        def: Arc<FlowDefinition>,
+    ) -> Result<Outcome, Error> {
+        self.handle_with(req, slug, def, Input::Get).await
     }
 
     /// POST: solves the current challenge with the client's JSON response and returns

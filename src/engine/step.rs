@@ -211,6 +211,17 @@ impl Engine {
         input: Input<'_>,
     ) -> Result<Outcome, Error> {
         let def = self.definition(slug).await?;
+        self.handle_with(req, slug, def, input).await
+    }
+
+    /// [`Engine::handle`] with the flow's definition already loaded.
+    pub(super) async fn handle_with(
+        &self,
+        req: &FlowRequest,
+        slug: &str,
+        def: Arc<FlowDefinition>,
+        input: Input<'_>,
+    ) -> Result<Outcome, Error> {
         let mut step = Step {
             def: def.clone(),
             req,

@@ -136,7 +136,8 @@ async fn first_get(app: &AppState, parts: &Parts, slug: &str) -> Response {
     if let Err(e) = check_query(app, &freq) {
         return e.into_response();
     }
-    let out = match app.engine.plan(&freq, slug).await {
+    // With the definition in hand: the miss asks the store for the revision once.
+    let out = match app.engine.plan_with(&freq, slug, def.clone()).await {
         Ok(out) => out,
         Err(e) => return ApiError::from(e).into_response(),
     };

@@ -17,6 +17,8 @@ use super::poisoned;
 #[derive(Default)]
 pub struct MemoryFlowStore {
     data: RwLock<Catalogue>,
+    /// Writes applied ([`FlowSource::local_writes`]).
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryFlowStore {
@@ -29,6 +31,7 @@ impl MemoryFlowStore {
     pub fn from_catalogue(c: CatalogueSnapshot) -> Self {
         Self {
             data: RwLock::new(Catalogue::from_snapshot(c)),
+            writes: Default::default(),
         }
     }
 
@@ -51,7 +54,10 @@ impl MemoryFlowStore {
     }
 
     fn apply(&self, op: Op) -> Result<bool, StoreError> {
-        self.data.write().map_err(|_| poisoned())?.apply(op)
+        let applied = self.data.write().map_err(|_| poisoned())?.apply(op);
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        applied
     }
 }
 
@@ -67,6 +73,10 @@ impl FlowSource for MemoryFlowStore {
 
     async fn flows(&self) -> Result<Vec<Flow>, StoreError> {
         Ok(self.data.read().map_err(|_| poisoned())?.flows())
+    }
+
+    fn local_writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

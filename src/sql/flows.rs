@@ -9,8 +9,11 @@
 //! rules are exactly the memory store's), writes the rows that changed and sets the
 //! `revision` of every flow the catalogue bumped to the new generation. Revisions thus
 //! never repeat, and [`FlowSource::revision`] is one indexed single-row query, which is
-//! all the engine asks per request while its definition cache is fresh. Definitions are
-//! read from a local copy of the catalogue, reloaded when the generation moved.
+//! all the engine asks per request while its definition cache is fresh — or not even
+//! that, with [`EngineBuilder::revision_check_interval`](crate::EngineBuilder::revision_check_interval),
+//! for revisions checked within the interval and no write of this process since
+//! ([`FlowSource::local_writes`] counts them). Definitions are read from a local copy
+//! of the catalogue, reloaded when the generation moved.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -26,9 +29,13 @@ use crate::model::{
 };
 use crate::store::{FlowAdmin, FlowDefinition, FlowSource, StoreError};
 
-/// The catalogue as last loaded, with its generation.
+/// The catalogue as last loaded, with its generation; and the count of writes this
+/// process committed ([`FlowSource::local_writes`]).
 #[derive(Default)]
-pub(crate) struct CatalogueCache(RwLock<Option<(i64, Arc<Catalogue>)>>);
+pub(crate) struct CatalogueCache(
+    RwLock<Option<(i64, Arc<Catalogue>)>>,
+    std::sync::atomic::AtomicU64,
+);
 
 /// The rows of the catalogue tables: pk → stored JSON, per table.
 #[derive(Default)]
@@ -178,7 +185,12 @@ impl SqlStore {
             let after = catalogue.snapshot();
             self.write_rows(&mut tx, &before, &after, &catalogue, g)
                 .await?;
-            tx.commit().await.map_err(unavailable)?;
+            let committed = tx.commit().await.map_err(unavailable);
+            // Counted even when the commit's outcome is unknown: a needless recheck.
+            self.catalogue
+                .1
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            committed?;
             if let Ok(mut cache) = self.catalogue.0.write() {
                 *cache = Some((g, Arc::new(catalogue)));
             }
@@ -352,6 +364,10 @@ impl FlowSource for SqlStore {
 
     async fn flows(&self) -> Result<Vec<Flow>, StoreError> {
         Ok(self.catalogue().await?.flows())
+    }
+
+    fn local_writes(&self) -> u64 {
+        self.catalogue.1.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -61,7 +61,9 @@ pub enum StoreError {
 /// What the engine reads of the flows: a flow's definition by slug and its revision.
 ///
 /// [`FlowSource::flow`] returns a whole [`FlowDefinition`]; the engine caches it per
-/// flow and checks [`FlowSource::revision`] on every request, so a store must bump the
+/// flow and checks [`FlowSource::revision`] on every request (or, with
+/// [`EngineBuilder::revision_check_interval`](crate::EngineBuilder::revision_check_interval),
+/// once per interval and after each of [`FlowSource::local_writes`]), so a store must bump the
 /// revision of every flow a write touches (the flow, its bindings, its stages, the
 /// policies bound to them). [`crate::catalogue::Catalogue`] does this bookkeeping.
 #[async_trait]
@@ -72,6 +74,16 @@ pub trait FlowSource: Send + Sync {
     async fn revision(&self, slug: &str) -> Result<Option<u64>, StoreError>;
     /// Every flow, ordered by slug.
     async fn flows(&self) -> Result<Vec<Flow>, StoreError>;
+
+    /// A counter of the catalogue writes made through this store handle (and its
+    /// clones) in this process, bumped after each commits. An engine with
+    /// [`EngineBuilder::revision_check_interval`](crate::EngineBuilder::revision_check_interval)
+    /// trusts a recently checked revision only while this is unchanged, so local edits
+    /// are seen at once. Default: always 0 (the store does not count: edits are seen
+    /// within the interval).
+    fn local_writes(&self) -> u64 {
+        0
+    }
 
     /// Flows of one designation, ordered by slug.
     async fn flows_by_designation(

@@ -370,6 +370,9 @@ pub mod upstream {
         async fn flows(&self) -> Result<Vec<Flow>, StoreError> {
             self.inner.flows().await
         }
+        fn local_writes(&self) -> u64 {
+            self.inner.local_writes()
+        }
     }
 
     #[async_trait]
