@@ -10,6 +10,8 @@
 
 #[path = "common/directory_conformance.rs"]
 mod directory_conformance;
+#[path = "common/directory_identifiers.rs"]
+mod directory_identifiers;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[path = "common/sql.rs"]
 mod sql;
