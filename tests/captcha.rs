@@ -303,3 +303,115 @@ async fn without_a_verifier_or_a_private_key_the_stage_denies() {
     assert_eq!(out.challenge.component(), "ak-stage-access-denied");
     assert!(received.lock().unwrap().is_empty());
 }
+
+/// authentik's models import; the export leaves the private key out.
+#[cfg(feature = "blueprints")]
+#[tokio::test]
+async fn captcha_and_invitation_stages_import_from_blueprints_and_export_without_the_secret() {
+    use authflow::blueprint::{Importer, export};
+    use authflow::model::StageConfig;
+    use authflow::store::FlowSource;
+
+    let stores = memory::Stores::new();
+    let yaml = format!(
+        r#"version: 1
+entries:
+  - model: authentik_flows.flow
+    identifiers: {{slug: captcha-enroll}}
+    id: flow
+    attrs: {{name: Captcha enroll, title: Captcha enroll, designation: enrollment}}
+  - model: authentik_stages_invitation.invitationstage
+    identifiers: {{name: bp-invitation}}
+    id: invitation
+    attrs: {{continue_flow_without_invitation: true}}
+  - model: authentik_stages_captcha.captchastage
+    identifiers: {{name: bp-captcha}}
+    id: captcha
+    attrs:
+      public_key: site-key-bp
+      private_key: {SECRET}
+      js_url: https://js.hcaptcha.com/1/api.js
+      api_url: https://api.hcaptcha.com/siteverify
+      interactive: true
+      score_min_threshold: -1
+      score_max_threshold: -1
+      error_on_invalid_score: true
+  - model: authentik_flows.flowstagebinding
+    identifiers: {{target: !KeyOf flow, stage: !KeyOf invitation, order: 0}}
+  - model: authentik_flows.flowstagebinding
+    identifiers: {{target: !KeyOf flow, stage: !KeyOf captcha, order: 10}}
+"#
+    );
+    let report = Importer::for_stores(&stores)
+        .apply_str("captcha.yaml", &yaml)
+        .await
+        .unwrap();
+    assert!(report.warnings.is_empty(), "{report:?}");
+    let def = stores.flows.flow("captcha-enroll").await.unwrap().unwrap();
+    let kinds: Vec<&StageConfig> = def.stages.iter().map(|s| &s.stage.config).collect();
+    assert!(matches!(kinds[0], StageConfig::Invitation(i) if i.continue_flow_without_invitation));
+    let StageConfig::Captcha(c) = kinds[1] else {
+        panic!("{kinds:?}")
+    };
+    assert_eq!(c.private_key, SECRET);
+    assert_eq!(c.api_url, "https://api.hcaptcha.com/siteverify");
+    assert_eq!(c.score_min_threshold, -1.0);
+    assert!(!format!("{kinds:?}").contains(SECRET));
+    let exported = export(&def);
+    assert!(
+        exported.contains("authentik_stages_captcha.captchastage"),
+        "{exported}"
+    );
+    assert!(exported.contains("site-key-bp"));
+    assert!(!exported.contains(SECRET), "{exported}");
+}
+
+#[path = "common/http.rs"]
+mod http;
+
+/// Over HTTP the challenge and its refusal match authentik's `CaptchaChallenge`
+/// schema (checked by the harness's `finish`).
+#[tokio::test]
+async fn over_http_the_challenge_matches_authentiks_schema() {
+    let (url, received) = provider().await;
+    let s = http::start_custom(authflow::http::HttpConfig::default(), |b| {
+        b.captcha_verifier(Arc::new(HttpCaptchaVerifier::new().unwrap()))
+    })
+    .await;
+    FlowBuilder::new(SLUG, FlowDesignation::Authentication)
+        .stage(
+            "captcha-http",
+            CaptchaStage {
+                public_key: "site-key-http".into(),
+                private_key: SECRET.into(),
+                api_url: url,
+                ..Default::default()
+            },
+        )
+        .stage("after-captcha-http", DummyStage::default())
+        .install(s.stores.flows.as_ref())
+        .await
+        .unwrap();
+    let b = s.browser_from("127.0.0.3");
+    let r = b.exec(SLUG).await;
+    let c = r.challenge("ak-stage-captcha");
+    assert_eq!(c["site_key"], "site-key-http");
+    assert_eq!(c["interactive"], false);
+    let r = b.answer(SLUG, token("forged")).await;
+    assert_eq!(r.errors()["token"], ["Invalid captcha response"]);
+    let r = b.answer(SLUG, token("good")).await;
+    assert!(
+        r.text.contains("ak-stage-dummy") || r.status == 302,
+        "{}",
+        r.text
+    );
+    // The server's view of the client's address went to the provider.
+    let forms = received.lock().unwrap().clone();
+    assert!(
+        forms
+            .iter()
+            .all(|f| f.iter().any(|(k, v)| k == "remoteip" && v == "127.0.0.3")),
+        "{forms:?}"
+    );
+    s.finish();
+}

@@ -561,3 +561,145 @@ async fn single_use_over_sql() {
     let v = wire(&b.post(ENROLL, enroll_body("sql-second")).await);
     assert_eq!(denied(&v), INVITATION_USED);
 }
+
+// ---------------------------------------------------------------------------------
+// Admin API
+
+#[cfg(feature = "http")]
+#[path = "common/http.rs"]
+mod http;
+
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn the_admin_api_lists_creates_and_deletes_invitations() {
+    use axum::http::Method;
+    use http::{Csrf, Req};
+
+    const API: &str = "/api/v3/stages/invitation/invitations/";
+    let s = http::start().await;
+    let admin = s.login("akadmin", common::kit::ADMIN_PASSWORD).await;
+    let flow_pk = s
+        .engine
+        .definition(authflow::defaults::ENROLLMENT)
+        .await
+        .unwrap()
+        .flow
+        .pk;
+
+    // Create (authentik's body), created_by is the requesting user.
+    let r = admin
+        .post(
+            API,
+            &json!({
+                "name": "welcome-ada",
+                "expires": "2999-01-01T00:00:00Z",
+                "fixed_data": {"email": "ada@example.org"},
+                "single_use": true,
+                "flow": flow_pk.to_string(),
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let created = r.json.clone();
+    assert_eq!(created["name"], "welcome-ada");
+    assert_eq!(created["expires"], "2999-01-01T00:00:00Z");
+    assert_eq!(created["fixed_data"]["email"], "ada@example.org");
+    assert_eq!(created["single_use"], true);
+    assert_eq!(created["flow"], flow_pk.to_string());
+    assert_eq!(created["flow_obj"]["slug"], authflow::defaults::ENROLLMENT);
+    assert_eq!(created["created_by"]["username"], "akadmin");
+    let pk = created["pk"].as_str().unwrap().to_owned();
+    let stored = s
+        .engine
+        .env()
+        .invitations
+        .invitation(pk.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.created_by, Some(s.admin.pk.clone()));
+
+    // A flow named by slug works too; a second one without expiry lists first
+    // (authentik's `-expires` ordering, as PostgreSQL sorts NULLs).
+    let r = admin
+        .post(
+            API,
+            &json!({"name": "open-door", "flow": "default-enrollment-flow"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    // Field errors in authentik's shape.
+    let r = admin
+        .post(
+            API,
+            &json!({"name": "welcome-ada", "expires": "tomorrow", "fixed_data": [1], "flow": "nope", "single_use": "yes"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    for field in ["expires", "fixed_data", "flow", "single_use"] {
+        assert!(r.json[field].is_array(), "{field}: {}", r.text);
+    }
+    let r = admin.post(API, &json!({})).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json["name"][0], "This field is required.");
+    let r = admin.post(API, &json!({"name": "welcome-ada"})).await;
+    assert_eq!(r.status, 400, "duplicate name: {}", r.text);
+    assert!(r.json["name"].is_array(), "{}", r.text);
+
+    // List.
+    let r = admin.get(API).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["pagination"]["count"], 2);
+    let names: Vec<&str> = r.json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["open-door", "welcome-ada"]);
+    let r = admin.get(&format!("{API}?name=welcome-ada")).await;
+    assert_eq!(r.json["pagination"]["count"], 1);
+
+    // Retrieve.
+    let r = admin.get(&format!("{API}{pk}/")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["pk"], pk.as_str());
+
+    // Without the CSRF header a session write is refused.
+    let r = admin
+        .send(Req::new(Method::DELETE, &format!("{API}{pk}/")).csrf(Csrf::Omit))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+
+    // Not a superuser, not logged in: refused, nothing listed or created.
+    s.create_user("plain", "plain-password-1").await;
+    let plain = s.login("plain", "plain-password-1").await;
+    assert_eq!(plain.get(API).await.status, 403);
+    let r = plain.post(API, &json!({"name": "sneaky"})).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json["code"], "permission_denied");
+    let anonymous = s.browser();
+    let r = anonymous.get(API).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    // A superuser's bearer token works.
+    let token = s.tokens.create(s.admin.pk.clone());
+    let r = s
+        .browser()
+        .send(Req::new(Method::GET, API).bearer(&token))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Delete: 204, then 404; a malformed pk is 404.
+    let r = admin
+        .send(Req::new(Method::DELETE, &format!("{API}{pk}/")))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = admin
+        .send(Req::new(Method::DELETE, &format!("{API}{pk}/")))
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(admin.get(&format!("{API}not-a-uuid/")).await.status, 404);
+    assert_eq!(admin.get(API).await.json["pagination"]["count"], 1);
+    s.finish();
+}
