@@ -44,7 +44,7 @@ pub const INVITATION_EXPIRED: &str = "This invitation has expired.";
 /// The message of an invitation for another flow.
 pub const INVITATION_OTHER_FLOW: &str = "This invitation is not valid for this flow.";
 /// The message of a single-use invitation already spent.
-pub const INVITATION_USED: &str = "This invitation has already been used.";
+pub const INVITATION_USED: &str = crate::effects::INVITATION_USED;
 
 fn token(ctx: &StageContext<'_>) -> Option<String> {
     let query = &ctx.request.query;
