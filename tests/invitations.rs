@@ -250,6 +250,44 @@ async fn fixed_data_is_merged_into_the_prompt_data_and_written() {
     assert_eq!(v["component"], "ak-stage-prompt", "{v}");
     let v = wire(&c.post(ENROLL, enroll_body("grace")).await);
     assert_eq!(denied(&v), "Email address is already in use.");
+    // Its pk (the link's secret) is not in the audit event.
+    assert!(
+        !serde_json::to_string(&used)
+            .unwrap()
+            .contains(&inv.pk.to_string())
+    );
+}
+
+#[tokio::test]
+async fn an_invitation_revoked_or_expired_while_its_flow_runs_creates_no_account() {
+    let s = setup().await;
+    let inv = s.invite("revoked", |_| {}).await;
+    let mut c = s.client(&format!("itoken={}", inv.pk));
+    c.get(ENROLL).await;
+    assert!(s.invitations.delete(inv.pk).await.unwrap());
+    let v = wire(&c.post(ENROLL, enroll_body("late")).await);
+    assert_eq!(denied(&v), INVITATION_USED);
+    assert!(s.user("late").await.is_none());
+
+    let clock = Arc::new(authflow::clock::ManualClock::new(1_000));
+    let stores = memory::Stores::new();
+    let engine = Arc::new(stores.engine().clock(clock.clone()).build());
+    FlowBuilder::new(ENROLL, FlowDesignation::Enrollment)
+        .stage("invitation", InvitationStage::default())
+        .stage("invite-prompt", prompt(false))
+        .stage("invite-write", write())
+        .install(stores.flows.as_ref())
+        .await
+        .unwrap();
+    let mut inv = Invitation::new("short");
+    inv.expires = Some(1_060);
+    engine.env().invitations.create(inv.clone()).await.unwrap();
+    let mut c = Client::new(engine.clone()).with_query(&format!("itoken={}", inv.pk));
+    let v = wire(&c.get(ENROLL).await);
+    assert_eq!(v["component"], "ak-stage-prompt", "{v}");
+    clock.advance(120);
+    let v = wire(&c.post(ENROLL, enroll_body("slow")).await);
+    assert_eq!(denied(&v), INVITATION_EXPIRED);
 }
 
 #[tokio::test]
