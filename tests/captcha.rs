@@ -32,12 +32,26 @@ async fn provider() -> (String, Received) {
     let log = received.clone();
     let app = axum::Router::new().route(
         "/siteverify",
-        post(move |body: String| {
+        post(move |headers: axum::http::HeaderMap, body: String| {
             let log = log.clone();
             async move {
-                let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
-                    .into_owned()
-                    .collect();
+                let content_type = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut form: Vec<(String, String)> = if content_type == "application/json" {
+                    serde_json::from_str::<serde_json::Map<String, Value>>(&body)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                } else {
+                    form_urlencoded::parse(body.as_bytes())
+                        .into_owned()
+                        .collect()
+                };
+                form.push(("_content_type".into(), content_type));
                 let token = form
                     .iter()
                     .find(|(k, _)| k == "response")
@@ -163,6 +177,10 @@ async fn a_good_token_passes_and_sends_secret_response_and_remoteip() {
     assert_eq!(get("secret"), Some(SECRET));
     assert_eq!(get("response"), Some("good"));
     assert_eq!(get("remoteip"), Some("203.0.113.7"));
+    assert_eq!(
+        get("_content_type"),
+        Some("application/x-www-form-urlencoded")
+    );
     // The provider's answer is left in the plan context for policies.
     let state = s
         .stores
@@ -200,6 +218,25 @@ async fn a_refused_token_shows_the_challenge_again_with_authentiks_messages() {
     // The flow is still usable.
     let v = wire(&c.post(SLUG, token("good")).await);
     assert_eq!(v["component"], "ak-stage-dummy", "{v}");
+}
+
+#[tokio::test]
+async fn request_content_type_json_sends_a_json_object() {
+    let (url, received) = provider().await;
+    let s = setup(&url, true, |st| {
+        st.request_content_type = authflow::model::CaptchaContentType::Json;
+    })
+    .await;
+    let mut c = Client::new(s.engine.clone()).with_ip("198.51.100.2");
+    c.get(SLUG).await;
+    let v = wire(&c.post(SLUG, token("good")).await);
+    assert_eq!(v["component"], "ak-stage-dummy", "{v}");
+    let forms = received.lock().unwrap().clone();
+    let form = &forms[0];
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("_content_type"), Some("application/json"));
+    assert_eq!(get("secret"), Some(SECRET));
+    assert_eq!(get("remoteip"), Some("198.51.100.2"));
 }
 
 #[tokio::test]
@@ -336,6 +373,7 @@ entries:
       score_min_threshold: -1
       score_max_threshold: -1
       error_on_invalid_score: true
+      request_content_type: application/json
   - model: authentik_flows.flowstagebinding
     identifiers: {{target: !KeyOf flow, stage: !KeyOf invitation, order: 0}}
   - model: authentik_flows.flowstagebinding
@@ -356,6 +394,10 @@ entries:
     assert_eq!(c.private_key, SECRET);
     assert_eq!(c.api_url, "https://api.hcaptcha.com/siteverify");
     assert_eq!(c.score_min_threshold, -1.0);
+    assert_eq!(
+        c.request_content_type,
+        authflow::model::CaptchaContentType::Json
+    );
     assert!(!format!("{kinds:?}").contains(SECRET));
     let exported = export(&def);
     assert!(
