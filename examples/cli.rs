@@ -442,6 +442,18 @@ fn answer(c: &Challenge, console: &mut Console) -> io::Result<Option<Next>> {
             };
             response.insert("remember_me".into(), remember.into());
         }
+        ChallengeBody::Captcha(cc) => {
+            // A captcha needs the provider's widget (a browser); a terminal can only
+            // paste a token (e.g. from a provider's test keys).
+            console.status(&format!(
+                "captcha: solve it with site key {} ({}), then paste the token",
+                cc.site_key, cc.js_url
+            ))?;
+            let Some(token) = console.ask("Captcha token")? else {
+                return Ok(None);
+            };
+            response.insert("token".into(), token.into());
+        }
         ChallengeBody::Custom(_) => loop {
             // Host-defined stage: the fields are up to the host; take raw JSON.
             let Some(line) = console.ask("Response as a JSON object (empty: {})")? else {

@@ -87,6 +87,7 @@ struct Durable {
     reputation: Arc<dyn ReputationStore>,
     app_passwords: Arc<dyn authflow::store::AppPasswords>,
     devices: Arc<dyn authflow::store::DeviceStore>,
+    invitations: Arc<dyn authflow::store::InvitationStore>,
     events: Arc<dyn EventSink>,
     close: Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>,
 }
@@ -108,6 +109,7 @@ async fn open_database(url: &str) -> Result<Durable, Box<dyn std::error::Error>>
         users: store.clone(),
         app_passwords: store.clone(),
         devices: store.clone(),
+        invitations: store.clone(),
         reputation: store,
         events,
         close: Box::new(move || Box::pin(async move { closing.close().await })),
@@ -331,6 +333,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Expression policies (authentik's Python expressions) run in the embedded CPython.
     #[cfg(feature = "python")]
     let builder = builder.expressions(Arc::new(authflow::python::PythonEvaluator::new()));
+    // Captcha stages verify tokens with their provider's siteverify endpoint.
+    #[cfg(feature = "captcha")]
+    let builder =
+        builder.captcha_verifier(Arc::new(authflow::captcha::HttpCaptchaVerifier::new()?));
     let builder = match &durable {
         // App passwords (the password stage's token backend) live in the database.
         Some(d) => builder
@@ -341,7 +347,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // The catalogue is in the database: a cached flow definition is trusted for
             // 1 s without asking for its revision. Edits through this instance are seen
             // at once; an edit on another instance is served here within 1 s.
-            .revision_check_interval(std::time::Duration::from_secs(1)),
+            .revision_check_interval(std::time::Duration::from_secs(1))
+            .invitations(d.invitations.clone()),
         None => builder,
     };
     let engine = Arc::new(builder.build());

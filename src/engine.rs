@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod definitions;
+mod stage_services;
 mod step;
 mod transact;
 
@@ -106,13 +107,6 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
-    /// Sets the MFA device store the authenticator stages use (default: an empty
-    /// [`MemoryDevices`](crate::memory::MemoryDevices)).
-    pub fn devices(mut self, store: Arc<dyn crate::store::DeviceStore>) -> Self {
-        self.env.devices = store;
-        self
-    }
-
     /// Sets the app passwords the password stage's token backend checks (default: an
     /// empty [`MemoryAppPasswords`](crate::memory::MemoryAppPasswords); a
     /// SQL store, `authflow::sql::SqlStore` with feature `sqlite` or `postgres`,
@@ -285,6 +279,8 @@ impl Engine {
                     app_passwords: Arc::new(crate::memory::MemoryAppPasswords::new()),
                     devices: Arc::new(crate::memory::MemoryDevices::new()),
                     password_backends: Vec::new(),
+                    captcha: None,
+                    invitations: Arc::new(crate::memory::MemoryInvitations::new()),
                     reputation: Arc::new(crate::memory::MemoryReputation::new()),
                     throttle: Arc::new(crate::memory::MemoryThrottle::new()),
                     throttle_config: ThrottleConfig::default(),

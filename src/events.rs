@@ -27,6 +27,8 @@ pub enum EventAction {
     FlowDenied,
     /// An unexpected error inside a stage.
     SystemException,
+    /// An invitation was applied by an invitation stage.
+    InvitationUsed,
 }
 
 /// One event.

@@ -9,10 +9,10 @@ use uuid::Uuid;
 pub(crate) use super::refs::{flow_ref, is_skipped, ref_list, ref_uuid, skipped_marker};
 use super::work::Work;
 use crate::model::{
-    AuthenticatorValidateStage, ConsentStage, DenyStage, DummyStage, Flow, FlowStageBinding,
-    IdentificationStage, PasswordPolicy, PasswordStage, Policy, PolicyKind, Prompt, PromptId,
-    PromptStage, RedirectStage, ReputationPolicy, Stage, StageConfig, StageId, UserDeleteStage,
-    UserLoginStage, UserLogoutStage, UserWriteStage,
+    AuthenticatorValidateStage, CaptchaStage, ConsentStage, DenyStage, DummyStage, Flow,
+    FlowStageBinding, IdentificationStage, InvitationStage, PasswordPolicy, PasswordStage, Policy,
+    PolicyKind, Prompt, PromptId, PromptStage, RedirectStage, ReputationPolicy, Stage, StageConfig,
+    StageId, UserDeleteStage, UserLoginStage, UserLogoutStage, UserWriteStage,
 };
 use crate::store::{Group, User};
 
@@ -31,6 +31,8 @@ pub(crate) enum StageModel {
     Redirect,
     Consent,
     AuthenticatorValidate,
+    Captcha,
+    Invitation,
 }
 
 /// Policy kinds authflow implements.
@@ -98,6 +100,11 @@ pub(super) const STAGES: &[(&str, StageModel)] = &[
     (
         "authentik_stages_authenticator_validate.authenticatorvalidatestage",
         StageModel::AuthenticatorValidate,
+    ),
+    ("authentik_stages_captcha.captchastage", StageModel::Captcha),
+    (
+        "authentik_stages_invitation.invitationstage",
+        StageModel::Invitation,
     ),
 ];
 
@@ -189,6 +196,8 @@ pub(crate) fn stage_model_name(config: &StageConfig) -> String {
         StageConfig::Redirect(_) => StageModel::Redirect,
         StageConfig::Consent(_) => StageModel::Consent,
         StageConfig::AuthenticatorValidate(_) => StageModel::AuthenticatorValidate,
+        StageConfig::Captcha(_) => StageModel::Captcha,
+        StageConfig::Invitation(_) => StageModel::Invitation,
     };
     stage_name_of(kind).into()
 }
@@ -433,6 +442,8 @@ pub(crate) fn default_stage(kind: StageModel) -> StageConfig {
         StageModel::Redirect => RedirectStage::default().into(),
         StageModel::Consent => ConsentStage::default().into(),
         StageModel::AuthenticatorValidate => AuthenticatorValidateStage::default().into(),
+        StageModel::Captcha => CaptchaStage::default().into(),
+        StageModel::Invitation => InvitationStage::default().into(),
     }
 }
 
@@ -531,6 +542,8 @@ pub(crate) fn build_stage_config(
         StageModel::Redirect => StageConfig::Redirect(typed(attrs)?),
         StageModel::Consent => StageConfig::Consent(typed(attrs)?),
         StageModel::AuthenticatorValidate => StageConfig::AuthenticatorValidate(typed(attrs)?),
+        StageModel::Captcha => StageConfig::Captcha(typed(attrs)?),
+        StageModel::Invitation => StageConfig::Invitation(typed(attrs)?),
     })
 }
 

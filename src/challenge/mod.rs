@@ -5,10 +5,14 @@
 //! plus the legacy `type` field (`native`, `redirect`, `shell`) that clients older
 //! than authentik 2024.8 read.
 
+mod captcha;
+
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{FlowDesignation, FlowLayout, PromptType};
+
+pub use captcha::CaptchaChallenge;
 
 /// One validation error: `{"string": "...", "code": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +204,9 @@ pub enum ChallengeBody {
     /// `ak-stage-session-end`.
     #[serde(rename = "ak-stage-session-end")]
     SessionEnd(SessionEndChallenge),
+    /// `ak-stage-captcha`.
+    #[serde(rename = "ak-stage-captcha")]
+    Captcha(CaptchaChallenge),
     /// Any other component (host-defined stages).
     #[serde(untagged)]
     Custom(CustomChallenge),
@@ -220,6 +227,7 @@ impl ChallengeBody {
             ChallengeBody::Consent(_) => "ak-stage-consent",
             ChallengeBody::UserLogin(_) => "ak-stage-user-login",
             ChallengeBody::SessionEnd(_) => "ak-stage-session-end",
+            ChallengeBody::Captcha(_) => "ak-stage-captcha",
             ChallengeBody::Custom(c) => &c.component,
         }
     }
@@ -232,6 +240,7 @@ impl ChallengeBody {
             ChallengeBody::Consent(c) => &mut c.user,
             ChallengeBody::UserLogin(c) => &mut c.user,
             ChallengeBody::SessionEnd(c) => &mut c.user,
+            ChallengeBody::Captcha(c) => &mut c.user,
             _ => return,
         };
         info.pending_user = user.to_owned();

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{GroupId, PromptStage, StageId, ValidationErrors};
+use super::{CaptchaStage, GroupId, InvitationStage, PromptStage, StageId, ValidationErrors};
 
 /// A stage: one step of a flow (authentik's `Stage` subclasses).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +95,10 @@ pub enum StageConfig {
     Consent(ConsentStage),
     /// Validate an MFA device (authflow has no devices yet: see the stage's docs).
     AuthenticatorValidate(AuthenticatorValidateStage),
+    /// Verify a captcha token with the provider.
+    Captcha(CaptchaStage),
+    /// Apply an invitation (silent).
+    Invitation(InvitationStage),
     /// A stage kind authflow does not implement (kept from an import): reaching it
     /// denies access, naming the kind. Fails closed.
     Unsupported(UnsupportedStage),
@@ -124,6 +128,8 @@ into_config!(
     RedirectStage => Redirect,
     ConsentStage => Consent,
     AuthenticatorValidateStage => AuthenticatorValidate,
+    CaptchaStage => Captcha,
+    InvitationStage => Invitation,
     UnsupportedStage => Unsupported,
     CustomStage => Custom,
 );

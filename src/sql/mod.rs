@@ -6,8 +6,9 @@
 //! [`UserDirectory`](crate::store::UserDirectory),
 //! [`ReputationStore`](crate::store::ReputationStore) and
 //! [`ThrottleStore`](crate::store::ThrottleStore),
-//! [`AppPasswords`](crate::store::AppPasswords) and
-//! [`DeviceStore`](crate::store::DeviceStore) (MFA devices); [`SqlStore::event_sink`] gives an
+//! [`AppPasswords`](crate::store::AppPasswords),
+//! [`DeviceStore`](crate::store::DeviceStore) (MFA devices) and
+//! [`InvitationStore`](crate::store::InvitationStore); [`SqlStore::event_sink`] gives an
 //! [`EventSink`](crate::events::EventSink) writing audit events to a table.
 //!
 //! ```no_run
@@ -57,6 +58,7 @@ mod app_passwords;
 mod devices;
 mod events;
 mod flows;
+mod invitations;
 mod migrations;
 mod reputation;
 mod sessions;

@@ -6,11 +6,13 @@
 //! instance can serve any step.
 
 mod authenticator_validate;
+mod captcha;
 mod consent;
 mod deny;
 mod dummy;
 mod fields;
 mod identification;
+mod invitation;
 mod password;
 mod prompt;
 mod prompt_expressions;
@@ -27,7 +29,12 @@ use serde_json::{Map, Value};
 
 pub use crate::effects::{Effect, Effects};
 pub use authenticator_validate::MFA_DEVICES_ATTRIBUTE;
+pub use captcha::PLAN_CONTEXT_CAPTCHA;
 pub use fields::{DEFAULT_MAX_LEN, FieldError, Fields};
+pub use invitation::{
+    INVITATION_EXPIRED, INVITATION_NOT_FOUND, INVITATION_OTHER_FLOW, INVITATION_USED,
+    PLAN_CONTEXT_INVITATION, PLAN_CONTEXT_INVITATION_IN_EFFECT,
+};
 
 use crate::challenge::{AccessDeniedChallenge, Challenge, ChallengeBody};
 use crate::env::Services;
@@ -251,6 +258,8 @@ impl StageConfig {
             StageConfig::Redirect(s) => s,
             StageConfig::Consent(s) => s,
             StageConfig::AuthenticatorValidate(s) => s,
+            StageConfig::Captcha(s) => s,
+            StageConfig::Invitation(s) => s,
             StageConfig::Unsupported(s) => s,
             StageConfig::Custom(_) => return None,
         })
