@@ -29,6 +29,12 @@ pub enum EventAction {
     SystemException,
     /// An invitation was applied by an invitation stage.
     InvitationUsed,
+    /// A user set up an MFA device (context: `device_class`, `device`, `stage`).
+    DeviceAdded,
+    /// A user proved a second factor (context: `device_class`, `device`, `stage`). A
+    /// wrong code is a [`EventAction::LoginFailed`] with `stage` and `message`, as in
+    /// authentik.
+    MfaValidated,
 }
 
 /// One event.

@@ -9,10 +9,11 @@ use uuid::Uuid;
 pub(crate) use super::refs::{flow_ref, is_skipped, ref_list, ref_uuid, skipped_marker};
 use super::work::Work;
 use crate::model::{
-    AuthenticatorValidateStage, CaptchaStage, ConsentStage, DenyStage, DummyStage, Flow,
-    FlowStageBinding, IdentificationStage, InvitationStage, PasswordPolicy, PasswordStage, Policy,
-    PolicyKind, Prompt, PromptId, PromptStage, RedirectStage, ReputationPolicy, Stage, StageConfig,
-    StageId, UserDeleteStage, UserLoginStage, UserLogoutStage, UserWriteStage,
+    AuthenticatorStaticStage, AuthenticatorTotpStage, AuthenticatorValidateStage, CaptchaStage,
+    ConsentStage, DenyStage, DummyStage, Flow, FlowStageBinding, IdentificationStage,
+    InvitationStage, PasswordPolicy, PasswordStage, Policy, PolicyKind, Prompt, PromptId,
+    PromptStage, RedirectStage, ReputationPolicy, Stage, StageConfig, StageId, UserDeleteStage,
+    UserLoginStage, UserLogoutStage, UserWriteStage,
 };
 use crate::store::{Group, User};
 
@@ -33,6 +34,8 @@ pub(crate) enum StageModel {
     AuthenticatorValidate,
     Captcha,
     Invitation,
+    AuthenticatorTotp,
+    AuthenticatorStatic,
 }
 
 /// Policy kinds authflow implements.
@@ -105,6 +108,14 @@ pub(super) const STAGES: &[(&str, StageModel)] = &[
     (
         "authentik_stages_invitation.invitationstage",
         StageModel::Invitation,
+    ),
+    (
+        "authentik_stages_authenticator_totp.authenticatortotpstage",
+        StageModel::AuthenticatorTotp,
+    ),
+    (
+        "authentik_stages_authenticator_static.authenticatorstaticstage",
+        StageModel::AuthenticatorStatic,
     ),
 ];
 
@@ -198,6 +209,8 @@ pub(crate) fn stage_model_name(config: &StageConfig) -> String {
         StageConfig::AuthenticatorValidate(_) => StageModel::AuthenticatorValidate,
         StageConfig::Captcha(_) => StageModel::Captcha,
         StageConfig::Invitation(_) => StageModel::Invitation,
+        StageConfig::AuthenticatorTotp(_) => StageModel::AuthenticatorTotp,
+        StageConfig::AuthenticatorStatic(_) => StageModel::AuthenticatorStatic,
     };
     stage_name_of(kind).into()
 }
@@ -444,6 +457,8 @@ pub(crate) fn default_stage(kind: StageModel) -> StageConfig {
         StageModel::AuthenticatorValidate => AuthenticatorValidateStage::default().into(),
         StageModel::Captcha => CaptchaStage::default().into(),
         StageModel::Invitation => InvitationStage::default().into(),
+        StageModel::AuthenticatorTotp => AuthenticatorTotpStage::default().into(),
+        StageModel::AuthenticatorStatic => AuthenticatorStaticStage::default().into(),
     }
 }
 
@@ -453,7 +468,9 @@ fn flow_fields(kind: &StageConfig) -> &'static [&'static str] {
         StageConfig::Identification(_) => {
             &["enrollment_flow", "recovery_flow", "passwordless_flow"]
         }
-        StageConfig::Password(_) => &["configure_flow"],
+        StageConfig::Password(_)
+        | StageConfig::AuthenticatorTotp(_)
+        | StageConfig::AuthenticatorStatic(_) => &["configure_flow"],
         StageConfig::Redirect(_) => &["target_flow"],
         _ => &[],
     }
@@ -544,6 +561,8 @@ pub(crate) fn build_stage_config(
         StageModel::AuthenticatorValidate => StageConfig::AuthenticatorValidate(typed(attrs)?),
         StageModel::Captcha => StageConfig::Captcha(typed(attrs)?),
         StageModel::Invitation => StageConfig::Invitation(typed(attrs)?),
+        StageModel::AuthenticatorTotp => StageConfig::AuthenticatorTotp(typed(attrs)?),
+        StageModel::AuthenticatorStatic => StageConfig::AuthenticatorStatic(typed(attrs)?),
     })
 }
 

@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{FlowDesignation, FlowLayout, PromptType};
 
+mod authenticator;
+pub use authenticator::{
+    AuthenticatorStaticChallenge, AuthenticatorTotpChallenge, AuthenticatorValidationChallenge,
+    DeviceChallenge, SelectableStage,
+};
 pub use captcha::CaptchaChallenge;
 
 /// One validation error: `{"string": "...", "code": "..."}`.
@@ -207,6 +212,15 @@ pub enum ChallengeBody {
     /// `ak-stage-captcha`.
     #[serde(rename = "ak-stage-captcha")]
     Captcha(CaptchaChallenge),
+    /// `ak-stage-authenticator-totp`.
+    #[serde(rename = "ak-stage-authenticator-totp")]
+    AuthenticatorTotp(AuthenticatorTotpChallenge),
+    /// `ak-stage-authenticator-static`.
+    #[serde(rename = "ak-stage-authenticator-static")]
+    AuthenticatorStatic(AuthenticatorStaticChallenge),
+    /// `ak-stage-authenticator-validate`.
+    #[serde(rename = "ak-stage-authenticator-validate")]
+    AuthenticatorValidate(AuthenticatorValidationChallenge),
     /// Any other component (host-defined stages).
     #[serde(untagged)]
     Custom(CustomChallenge),
@@ -228,6 +242,9 @@ impl ChallengeBody {
             ChallengeBody::UserLogin(_) => "ak-stage-user-login",
             ChallengeBody::SessionEnd(_) => "ak-stage-session-end",
             ChallengeBody::Captcha(_) => "ak-stage-captcha",
+            ChallengeBody::AuthenticatorTotp(_) => "ak-stage-authenticator-totp",
+            ChallengeBody::AuthenticatorStatic(_) => "ak-stage-authenticator-static",
+            ChallengeBody::AuthenticatorValidate(_) => "ak-stage-authenticator-validate",
             ChallengeBody::Custom(c) => &c.component,
         }
     }
@@ -241,6 +258,9 @@ impl ChallengeBody {
             ChallengeBody::UserLogin(c) => &mut c.user,
             ChallengeBody::SessionEnd(c) => &mut c.user,
             ChallengeBody::Captcha(c) => &mut c.user,
+            ChallengeBody::AuthenticatorTotp(c) => &mut c.user,
+            ChallengeBody::AuthenticatorStatic(c) => &mut c.user,
+            ChallengeBody::AuthenticatorValidate(c) => &mut c.user,
             _ => return,
         };
         info.pending_user = user.to_owned();

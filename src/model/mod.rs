@@ -9,6 +9,7 @@ mod invitation;
 mod policy;
 mod prompt;
 mod stage;
+mod stage_authenticator;
 mod validation;
 
 pub use captcha::*;
@@ -19,4 +20,5 @@ pub use invitation::*;
 pub use policy::*;
 pub use prompt::*;
 pub use stage::*;
+pub use stage_authenticator::*;
 pub use validation::*;

@@ -5,6 +5,8 @@
 //! per-stage state lives in the plan context, never in the stage, so any server
 //! instance can serve any step.
 
+mod authenticator_static;
+mod authenticator_totp;
 mod authenticator_validate;
 mod captcha;
 mod consent;
@@ -13,6 +15,8 @@ mod dummy;
 mod fields;
 mod identification;
 mod invitation;
+mod mfa_throttle;
+mod otp;
 mod password;
 mod prompt;
 mod prompt_expressions;
@@ -22,13 +26,13 @@ mod user_delete;
 mod user_login;
 mod user_logout;
 mod user_write;
+mod validate_code;
 mod webauthn_validate;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 pub use crate::effects::{Effect, Effects};
-pub use authenticator_validate::MFA_DEVICES_ATTRIBUTE;
 pub use captcha::PLAN_CONTEXT_CAPTCHA;
 pub use fields::{DEFAULT_MAX_LEN, FieldError, Fields};
 pub use invitation::{
@@ -260,6 +264,8 @@ impl StageConfig {
             StageConfig::AuthenticatorValidate(s) => s,
             StageConfig::Captcha(s) => s,
             StageConfig::Invitation(s) => s,
+            StageConfig::AuthenticatorTotp(s) => s,
+            StageConfig::AuthenticatorStatic(s) => s,
             StageConfig::Unsupported(s) => s,
             StageConfig::Custom(_) => return None,
         })
