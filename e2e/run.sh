@@ -2,20 +2,26 @@
 # End-to-end checks of the reference server (examples/server.rs):
 #   1. authentik-client.mjs: authentik's own TypeScript client (@goauthentik/api) logs in
 #      as akadmin, enrolls a new user and logs in as that user;
-#   2. browser.mjs: headless Chromium logs in through /if/flow/default-authentication-flow/.
-# Both run twice: authflow at the server's root, then nested under /auth
+#   2. browser.mjs: headless Chromium logs in through /if/flow/default-authentication-flow/;
+#   3. page-stages.mjs: the page renders the MFA, email and captcha challenges (executor
+#      answers mocked by the script) and runs WebAuthn with Chromium's virtual
+#      authenticator;
+# all three run twice: authflow at the server's root, then nested under /auth
 # (AUTHFLOW_MOUNT_PATH), where every link the server gives out must follow the prefix.
 #
-# Builds the server in release mode, starts it on a free loopback port, runs both checks,
-# stops the server on exit. Installs what is missing: the npm packages (`npm ci`) and
-# Debian's chromium (apt-get, needs root). Prints "N passed, M failed"; exits non-zero
+# Before the server: qr-check.mjs decodes the page's QR codes with zbarimg.
+#
+# Builds the server in release mode (AUTHFLOW_E2E_PROFILE=dev: the debug build), starts
+# it on a free loopback port, runs the checks, stops the server on exit. Installs what is
+# missing: the npm packages (`npm ci`) and Debian's chromium, zbar-tools and oathtool
+# (apt-get, needs root). Prints "N passed, M failed"; exits non-zero
 # on any failure. Server log and screenshots: e2e/artifacts/.
 set -uo pipefail
 
 E2E_DIR="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$E2E_DIR/.." && pwd)"
 ARTIFACTS="$E2E_DIR/artifacts"
-CHECKS=4
+CHECKS=7
 mkdir -p "$ARTIFACTS"
 
 SERVER_PID=""
@@ -73,10 +79,21 @@ if [ ! -x "$CHROMIUM" ]; then
 fi
 export CHROMIUM
 
+# zbarimg decodes the page's QR codes; oathtool computes TOTP codes independently of authflow.
+tools=()
+command -v zbarimg >/dev/null || tools+=(zbar-tools)
+command -v oathtool >/dev/null || tools+=(oathtool)
+if [ ${#tools[@]} -gt 0 ]; then
+    echo "== apt-get install ${tools[*]}"
+    as_root apt-get update -q || setup_failed "apt-get update failed"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${tools[@]}" || setup_failed "cannot install ${tools[*]}"
+fi
+
 # --- server ------------------------------------------------------------------------
-echo "== cargo build --release --example server --features http"
-(cd "$ROOT" && cargo build --release --example server --features http) || setup_failed "cargo build failed"
-SERVER_BIN="$ROOT/target/release/examples/server"
+PROFILE="${AUTHFLOW_E2E_PROFILE:-release}"
+echo "== cargo build --profile $PROFILE --example server --features http"
+(cd "$ROOT" && cargo build --profile "$PROFILE" --example server --features http) || setup_failed "cargo build failed"
+if [ "$PROFILE" = dev ]; then SERVER_BIN="$ROOT/target/debug/examples/server"; else SERVER_BIN="$ROOT/target/$PROFILE/examples/server"; fi
 
 passed=0
 failed=0
@@ -128,11 +145,13 @@ run_server_checks() {
 
     run_check "authentik-client (@goauthentik/api), mounted at $label" node authentik-client.mjs
     run_check "browser (playwright-core + chromium), mounted at $label" node browser.mjs
+    run_check "page stages (MFA, email, captcha; WebAuthn virtual authenticator), mounted at $label" node page-stages.mjs
     cleanup
     SERVER_PID=""
 }
 
 # --- checks ------------------------------------------------------------------------
+run_check "QR encoder of the page (zbarimg decodes it)" node qr-check.mjs
 run_server_checks ""
 # The same checks with authflow nested under a prefix: every link must follow it.
 run_server_checks "/auth"

@@ -73,6 +73,7 @@ mod first_get;
 mod handle;
 mod logged_in;
 mod me;
+mod page_csp;
 mod pool;
 mod session;
 mod tokens;
