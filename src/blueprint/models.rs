@@ -9,10 +9,11 @@ use uuid::Uuid;
 pub(crate) use super::refs::{flow_ref, is_skipped, ref_list, ref_uuid, skipped_marker};
 use super::work::Work;
 use crate::model::{
-    AuthenticatorValidateStage, ConsentStage, DenyStage, DummyStage, Flow, FlowStageBinding,
-    IdentificationStage, PasswordPolicy, PasswordStage, Policy, PolicyKind, Prompt, PromptId,
-    PromptStage, RedirectStage, ReputationPolicy, Stage, StageConfig, StageId, UserDeleteStage,
-    UserLoginStage, UserLogoutStage, UserWriteStage,
+    AuthenticatorStaticStage, AuthenticatorTotpStage, AuthenticatorValidateStage, ConsentStage,
+    DenyStage, DummyStage, Flow, FlowStageBinding, IdentificationStage, PasswordPolicy,
+    PasswordStage, Policy, PolicyKind, Prompt, PromptId, PromptStage, RedirectStage,
+    ReputationPolicy, Stage, StageConfig, StageId, UserDeleteStage, UserLoginStage,
+    UserLogoutStage, UserWriteStage,
 };
 use crate::store::{Group, User};
 
@@ -31,6 +32,8 @@ pub(crate) enum StageModel {
     Redirect,
     Consent,
     AuthenticatorValidate,
+    AuthenticatorTotp,
+    AuthenticatorStatic,
 }
 
 /// Policy kinds authflow implements.
@@ -98,6 +101,14 @@ pub(super) const STAGES: &[(&str, StageModel)] = &[
     (
         "authentik_stages_authenticator_validate.authenticatorvalidatestage",
         StageModel::AuthenticatorValidate,
+    ),
+    (
+        "authentik_stages_authenticator_totp.authenticatortotpstage",
+        StageModel::AuthenticatorTotp,
+    ),
+    (
+        "authentik_stages_authenticator_static.authenticatorstaticstage",
+        StageModel::AuthenticatorStatic,
     ),
 ];
 
@@ -189,6 +200,8 @@ pub(crate) fn stage_model_name(config: &StageConfig) -> String {
         StageConfig::Redirect(_) => StageModel::Redirect,
         StageConfig::Consent(_) => StageModel::Consent,
         StageConfig::AuthenticatorValidate(_) => StageModel::AuthenticatorValidate,
+        StageConfig::AuthenticatorTotp(_) => StageModel::AuthenticatorTotp,
+        StageConfig::AuthenticatorStatic(_) => StageModel::AuthenticatorStatic,
     };
     stage_name_of(kind).into()
 }
@@ -433,6 +446,8 @@ pub(crate) fn default_stage(kind: StageModel) -> StageConfig {
         StageModel::Redirect => RedirectStage::default().into(),
         StageModel::Consent => ConsentStage::default().into(),
         StageModel::AuthenticatorValidate => AuthenticatorValidateStage::default().into(),
+        StageModel::AuthenticatorTotp => AuthenticatorTotpStage::default().into(),
+        StageModel::AuthenticatorStatic => AuthenticatorStaticStage::default().into(),
     }
 }
 
@@ -442,7 +457,9 @@ fn flow_fields(kind: &StageConfig) -> &'static [&'static str] {
         StageConfig::Identification(_) => {
             &["enrollment_flow", "recovery_flow", "passwordless_flow"]
         }
-        StageConfig::Password(_) => &["configure_flow"],
+        StageConfig::Password(_)
+        | StageConfig::AuthenticatorTotp(_)
+        | StageConfig::AuthenticatorStatic(_) => &["configure_flow"],
         StageConfig::Redirect(_) => &["target_flow"],
         _ => &[],
     }
@@ -531,6 +548,8 @@ pub(crate) fn build_stage_config(
         StageModel::Redirect => StageConfig::Redirect(typed(attrs)?),
         StageModel::Consent => StageConfig::Consent(typed(attrs)?),
         StageModel::AuthenticatorValidate => StageConfig::AuthenticatorValidate(typed(attrs)?),
+        StageModel::AuthenticatorTotp => StageConfig::AuthenticatorTotp(typed(attrs)?),
+        StageModel::AuthenticatorStatic => StageConfig::AuthenticatorStatic(typed(attrs)?),
     })
 }
 

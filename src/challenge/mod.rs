@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{FlowDesignation, FlowLayout, PromptType};
 
+mod authenticator;
+pub use authenticator::{
+    AuthenticatorStaticChallenge, AuthenticatorTotpChallenge, AuthenticatorValidationChallenge,
+    DeviceChallenge, SelectableStage,
+};
+
 /// One validation error: `{"string": "...", "code": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
@@ -200,6 +206,15 @@ pub enum ChallengeBody {
     /// `ak-stage-session-end`.
     #[serde(rename = "ak-stage-session-end")]
     SessionEnd(SessionEndChallenge),
+    /// `ak-stage-authenticator-totp`.
+    #[serde(rename = "ak-stage-authenticator-totp")]
+    AuthenticatorTotp(AuthenticatorTotpChallenge),
+    /// `ak-stage-authenticator-static`.
+    #[serde(rename = "ak-stage-authenticator-static")]
+    AuthenticatorStatic(AuthenticatorStaticChallenge),
+    /// `ak-stage-authenticator-validate`.
+    #[serde(rename = "ak-stage-authenticator-validate")]
+    AuthenticatorValidate(AuthenticatorValidationChallenge),
     /// Any other component (host-defined stages).
     #[serde(untagged)]
     Custom(CustomChallenge),
@@ -220,6 +235,9 @@ impl ChallengeBody {
             ChallengeBody::Consent(_) => "ak-stage-consent",
             ChallengeBody::UserLogin(_) => "ak-stage-user-login",
             ChallengeBody::SessionEnd(_) => "ak-stage-session-end",
+            ChallengeBody::AuthenticatorTotp(_) => "ak-stage-authenticator-totp",
+            ChallengeBody::AuthenticatorStatic(_) => "ak-stage-authenticator-static",
+            ChallengeBody::AuthenticatorValidate(_) => "ak-stage-authenticator-validate",
             ChallengeBody::Custom(c) => &c.component,
         }
     }
@@ -232,6 +250,9 @@ impl ChallengeBody {
             ChallengeBody::Consent(c) => &mut c.user,
             ChallengeBody::UserLogin(c) => &mut c.user,
             ChallengeBody::SessionEnd(c) => &mut c.user,
+            ChallengeBody::AuthenticatorTotp(c) => &mut c.user,
+            ChallengeBody::AuthenticatorStatic(c) => &mut c.user,
+            ChallengeBody::AuthenticatorValidate(c) => &mut c.user,
             _ => return,
         };
         info.pending_user = user.to_owned();
