@@ -482,6 +482,13 @@ fn answer(c: &Challenge, console: &mut Console) -> io::Result<Option<Next>> {
             };
             response.insert("remember_me".into(), remember.into());
         }
+        ChallengeBody::Captcha(_) => {
+            // A terminal cannot run the provider's widget: take a token obtained elsewhere.
+            let Some(token) = console.ask("Captcha token")? else {
+                return Ok(None);
+            };
+            response.insert("token".into(), token.into());
+        }
         ChallengeBody::Custom(_) => loop {
             // Host-defined stage: the fields are up to the host; take raw JSON.
             let Some(line) = console.ask("Response as a JSON object (empty: {})")? else {

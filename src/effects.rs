@@ -47,7 +47,9 @@ use crate::events::{Event, EventAction};
 use crate::model::UserId;
 use crate::plan::SessionId;
 use crate::secret::Password;
-use crate::store::{Device, DeviceUse, NewUser, StoreError, User, UserAdmin, operation};
+use crate::store::{
+    Device, DeviceUse, Invitation, NewUser, StoreError, User, UserAdmin, operation,
+};
 use crate::throttle::{self, Reservation, Reservations};
 
 /// One write a stage asks for, applied after the session was saved.
@@ -92,6 +94,13 @@ pub enum Effect {
     /// Store a new MFA device (a setup stage finished). A duplicate id or WebAuthn
     /// credential fails the step like a directory write.
     AddDevice(Device),
+    /// Consume a single-use invitation (queued by user write just before the account's
+    /// [`Effect::CreateUser`]): removed atomically
+    /// ([`InvitationStore::consume`](crate::store::InvitationStore::consume)); when
+    /// another enrollment consumed it first the step fails like a directory write
+    /// ("This invitation has already been used.") and the account is not created.
+    /// Put back if a later write of the step fails.
+    ConsumeInvitation(Invitation),
 }
 
 /// What the stages of one step ask for: session changes (login, logout) the engine
@@ -269,6 +278,7 @@ pub(crate) async fn apply(
 ) -> Result<Result<(), Failed>, StoreError> {
     for effect in &effects.writes {
         if let Err(failed) = apply_one(env, effect).await {
+            restore_invitations(env, effects, effect).await;
             return Ok(Err(failed));
         }
     }
@@ -286,6 +296,21 @@ pub(crate) async fn apply(
         env.sessions.delete_user_sessions(user, session).await?;
     }
     Ok(Ok(()))
+}
+
+/// Puts back the invitations consumed by the writes before `failed` (the step's
+/// account was not created, so its invitation stays usable).
+async fn restore_invitations(env: &Env, effects: &Effects, failed: &Effect) {
+    for effect in &effects.writes {
+        if std::ptr::eq(effect, failed) {
+            break;
+        }
+        if let Effect::ConsumeInvitation(invitation) = effect {
+            if let Err(e) = env.invitations.create(invitation.clone()).await {
+                report(env, "invitation restore", &e);
+            }
+        }
+    }
 }
 
 /// The directory's management, or the clear denial of a directory without it.
@@ -345,6 +370,22 @@ async fn apply_one(env: &Env, effect: &Effect) -> Result<(), Failed> {
                 "Failed to save the authenticator. Please try again later.",
             )
         }),
+        Effect::ConsumeInvitation(invitation) => {
+            match env
+                .invitations
+                .consume(invitation.pk, env.clock.now())
+                .await
+            {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Failed {
+                    message: crate::stages::INVITATION_USED.into(),
+                }),
+                Err(e) => Err(directory(
+                    e,
+                    "Failed to use the invitation. Please try again later.",
+                )),
+            }
+        }
         Effect::AdjustReputation {
             ip,
             username,

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
+mod captcha_invite;
 mod step;
 mod transact;
 
@@ -276,6 +277,8 @@ impl Engine {
                     app_passwords: Arc::new(crate::memory::MemoryAppPasswords::new()),
                     devices: Arc::new(crate::memory::MemoryDevices::new()),
                     password_backends: Vec::new(),
+                    captcha: None,
+                    invitations: Arc::new(crate::memory::MemoryInvitations::new()),
                     reputation: Arc::new(crate::memory::MemoryReputation::new()),
                     throttle: Arc::new(crate::memory::MemoryThrottle::new()),
                     throttle_config: ThrottleConfig::default(),

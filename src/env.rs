@@ -46,6 +46,10 @@ pub struct Services {
     /// Host checks for the password stage's LDAP and Kerberos backends, by backend
     /// name ([`crate::EngineBuilder::password_backend`]).
     pub password_backends: Vec<(&'static str, Arc<dyn crate::store::PasswordBackend>)>,
+    /// Verifies captcha tokens for the captcha stage (none: the stage denies).
+    pub captcha: Option<Arc<dyn crate::captcha::CaptchaVerifier>>,
+    /// Invitations, read by the invitation stage and consumed by user write.
+    pub invitations: Arc<dyn crate::store::InvitationStore>,
     /// Reputation scores.
     pub reputation: Arc<dyn ReputationStore>,
     /// Login-throttle counters ([`crate::throttle`]).

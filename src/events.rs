@@ -33,6 +33,8 @@ pub enum EventAction {
     /// wrong code is a [`EventAction::LoginFailed`] with `stage` and `message`, as in
     /// authentik.
     MfaValidated,
+    /// An invitation was applied by an invitation stage.
+    InvitationUsed,
 }
 
 /// One event.

@@ -69,6 +69,7 @@ pub mod blocking;
 #[cfg(feature = "blueprints")]
 pub mod blueprint;
 pub mod builder;
+pub mod captcha;
 pub mod catalogue;
 pub mod challenge;
 pub mod clock;

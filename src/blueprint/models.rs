@@ -9,11 +9,11 @@ use uuid::Uuid;
 pub(crate) use super::refs::{flow_ref, is_skipped, ref_list, ref_uuid, skipped_marker};
 use super::work::Work;
 use crate::model::{
-    AuthenticatorStaticStage, AuthenticatorTotpStage, AuthenticatorValidateStage, ConsentStage,
-    DenyStage, DummyStage, Flow, FlowStageBinding, IdentificationStage, PasswordPolicy,
-    PasswordStage, Policy, PolicyKind, Prompt, PromptId, PromptStage, RedirectStage,
-    ReputationPolicy, Stage, StageConfig, StageId, UserDeleteStage, UserLoginStage,
-    UserLogoutStage, UserWriteStage,
+    AuthenticatorStaticStage, AuthenticatorTotpStage, AuthenticatorValidateStage, CaptchaStage,
+    ConsentStage, DenyStage, DummyStage, Flow, FlowStageBinding, IdentificationStage,
+    InvitationStage, PasswordPolicy, PasswordStage, Policy, PolicyKind, Prompt, PromptId,
+    PromptStage, RedirectStage, ReputationPolicy, Stage, StageConfig, StageId, UserDeleteStage,
+    UserLoginStage, UserLogoutStage, UserWriteStage,
 };
 use crate::store::{Group, User};
 
@@ -34,6 +34,8 @@ pub(crate) enum StageModel {
     AuthenticatorValidate,
     AuthenticatorTotp,
     AuthenticatorStatic,
+    Captcha,
+    Invitation,
 }
 
 /// Policy kinds authflow implements.
@@ -109,6 +111,11 @@ pub(super) const STAGES: &[(&str, StageModel)] = &[
     (
         "authentik_stages_authenticator_static.authenticatorstaticstage",
         StageModel::AuthenticatorStatic,
+    ),
+    ("authentik_stages_captcha.captchastage", StageModel::Captcha),
+    (
+        "authentik_stages_invitation.invitationstage",
+        StageModel::Invitation,
     ),
 ];
 
@@ -202,6 +209,8 @@ pub(crate) fn stage_model_name(config: &StageConfig) -> String {
         StageConfig::AuthenticatorValidate(_) => StageModel::AuthenticatorValidate,
         StageConfig::AuthenticatorTotp(_) => StageModel::AuthenticatorTotp,
         StageConfig::AuthenticatorStatic(_) => StageModel::AuthenticatorStatic,
+        StageConfig::Captcha(_) => StageModel::Captcha,
+        StageConfig::Invitation(_) => StageModel::Invitation,
     };
     stage_name_of(kind).into()
 }
@@ -448,6 +457,8 @@ pub(crate) fn default_stage(kind: StageModel) -> StageConfig {
         StageModel::AuthenticatorValidate => AuthenticatorValidateStage::default().into(),
         StageModel::AuthenticatorTotp => AuthenticatorTotpStage::default().into(),
         StageModel::AuthenticatorStatic => AuthenticatorStaticStage::default().into(),
+        StageModel::Captcha => CaptchaStage::default().into(),
+        StageModel::Invitation => InvitationStage::default().into(),
     }
 }
 
@@ -489,6 +500,10 @@ pub(crate) fn stage_attrs(s: &Stage, work: &Work) -> Map<String, Json> {
         other => to_map(other),
     };
     m.remove("kind");
+    // A secret: write-only in authentik's serializer, never exported.
+    if let StageConfig::Captcha(_) = &s.config {
+        m.remove("private_key");
+    }
     for field in flow_fields(&s.config) {
         if let Some(Json::String(slug)) = m.get(*field) {
             if let Some(f) = work.flow_by_slug(slug) {
@@ -550,6 +565,8 @@ pub(crate) fn build_stage_config(
         StageModel::AuthenticatorValidate => StageConfig::AuthenticatorValidate(typed(attrs)?),
         StageModel::AuthenticatorTotp => StageConfig::AuthenticatorTotp(typed(attrs)?),
         StageModel::AuthenticatorStatic => StageConfig::AuthenticatorStatic(typed(attrs)?),
+        StageModel::Captcha => StageConfig::Captcha(typed(attrs)?),
+        StageModel::Invitation => StageConfig::Invitation(typed(attrs)?),
     })
 }
 

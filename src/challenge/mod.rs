@@ -5,6 +5,8 @@
 //! plus the legacy `type` field (`native`, `redirect`, `shell`) that clients older
 //! than authentik 2024.8 read.
 
+mod captcha;
+
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +17,7 @@ pub use authenticator::{
     AuthenticatorStaticChallenge, AuthenticatorTotpChallenge, AuthenticatorValidationChallenge,
     DeviceChallenge, SelectableStage,
 };
+pub use captcha::CaptchaChallenge;
 
 /// One validation error: `{"string": "...", "code": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +218,9 @@ pub enum ChallengeBody {
     /// `ak-stage-authenticator-validate`.
     #[serde(rename = "ak-stage-authenticator-validate")]
     AuthenticatorValidate(AuthenticatorValidationChallenge),
+    /// `ak-stage-captcha`.
+    #[serde(rename = "ak-stage-captcha")]
+    Captcha(CaptchaChallenge),
     /// Any other component (host-defined stages).
     #[serde(untagged)]
     Custom(CustomChallenge),
@@ -238,6 +244,7 @@ impl ChallengeBody {
             ChallengeBody::AuthenticatorTotp(_) => "ak-stage-authenticator-totp",
             ChallengeBody::AuthenticatorStatic(_) => "ak-stage-authenticator-static",
             ChallengeBody::AuthenticatorValidate(_) => "ak-stage-authenticator-validate",
+            ChallengeBody::Captcha(_) => "ak-stage-captcha",
             ChallengeBody::Custom(c) => &c.component,
         }
     }
@@ -253,6 +260,7 @@ impl ChallengeBody {
             ChallengeBody::AuthenticatorTotp(c) => &mut c.user,
             ChallengeBody::AuthenticatorStatic(c) => &mut c.user,
             ChallengeBody::AuthenticatorValidate(c) => &mut c.user,
+            ChallengeBody::Captcha(c) => &mut c.user,
             _ => return,
         };
         info.pending_user = user.to_owned();

@@ -58,8 +58,10 @@ pub(crate) async fn script_origins(app: &AppState, headers: &HeaderMap, slug: &s
 
 /// The script a stage's challenge makes the page load (a captcha provider's).
 fn script_url(config: &StageConfig) -> Option<&str> {
-    let _ = config;
-    None
+    match config {
+        StageConfig::Captcha(c) => Some(&c.js_url),
+        _ => None,
+    }
 }
 
 /// `scheme://host[:port]` of an `http`/`https` URL, lower-cased, for a CSP source

@@ -1,18 +1,22 @@
 //! The flow model: flows, stages, bindings and policies, field for field with
 //! authentik's schema, plus typed ids and validation.
 
+mod captcha;
 mod enums;
 mod flow;
 mod ids;
+mod invitation;
 mod policy;
 mod prompt;
 mod stage;
 mod stage_authenticator;
 mod validation;
 
+pub use captcha::*;
 pub use enums::*;
 pub use flow::*;
 pub use ids::*;
+pub use invitation::*;
 pub use policy::*;
 pub use prompt::*;
 pub use stage::*;

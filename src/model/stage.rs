@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    AuthenticatorStaticStage, AuthenticatorTotpStage, GroupId, PromptStage, StageId,
-    ValidationErrors,
+    AuthenticatorStaticStage, AuthenticatorTotpStage, CaptchaStage, GroupId, InvitationStage,
+    PromptStage, StageId, ValidationErrors,
 };
 
 /// A stage: one step of a flow (authentik's `Stage` subclasses).
@@ -92,6 +92,10 @@ pub enum StageConfig {
     AuthenticatorTotp(AuthenticatorTotpStage),
     /// Set up static recovery codes.
     AuthenticatorStatic(AuthenticatorStaticStage),
+    /// Verify a captcha token with the provider.
+    Captcha(CaptchaStage),
+    /// Apply an invitation (silent).
+    Invitation(InvitationStage),
     /// A stage kind authflow does not implement (kept from an import): reaching it
     /// denies access, naming the kind. Fails closed.
     Unsupported(UnsupportedStage),
@@ -123,6 +127,8 @@ into_config!(
     AuthenticatorValidateStage => AuthenticatorValidate,
     AuthenticatorTotpStage => AuthenticatorTotp,
     AuthenticatorStaticStage => AuthenticatorStatic,
+    CaptchaStage => Captcha,
+    InvitationStage => Invitation,
     UnsupportedStage => Unsupported,
     CustomStage => Custom,
 );

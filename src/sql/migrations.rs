@@ -101,6 +101,19 @@ pub const MIGRATIONS: &[Migration] = &[
              created BIGINT NOT NULL, expires BIGINT, PRIMARY KEY (user_pk, application))",
         ],
     },
+    Migration {
+        version: 5,
+        name: "invitations",
+        statements: &[
+            // Invitations (authentik's `Invitation`): `pk` is the link's token; a
+            // single-use one is consumed by deleting its row. `flow_pk` and
+            // `created_by` are plain references (a deleted flow or user leaves the
+            // invitation unusable for that flow, or without a creator).
+            "CREATE TABLE authflow_invitations (pk TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, \
+             expires BIGINT, fixed_data TEXT NOT NULL, single_use BIGINT NOT NULL, \
+             flow_pk TEXT, created_by TEXT, created BIGINT NOT NULL)",
+        ],
+    },
 ];
 
 /// The highest known version.

@@ -6,7 +6,8 @@
 //! [`UserDirectory`](crate::store::UserDirectory),
 //! [`ReputationStore`](crate::store::ReputationStore) and
 //! [`ThrottleStore`](crate::store::ThrottleStore) and
-//! [`AppPasswords`](crate::store::AppPasswords); [`SqlStore::event_sink`] gives an
+//! [`AppPasswords`](crate::store::AppPasswords) and
+//! [`InvitationStore`](crate::store::InvitationStore); [`SqlStore::event_sink`] gives an
 //! [`EventSink`](crate::events::EventSink) writing audit events to a table.
 //!
 //! ```no_run
@@ -55,6 +56,7 @@ use crate::store::StoreError;
 mod app_passwords;
 mod events;
 mod flows;
+mod invitations;
 mod migrations;
 mod reputation;
 mod sessions;

@@ -8,11 +8,13 @@
 mod authenticator_static;
 mod authenticator_totp;
 mod authenticator_validate;
+mod captcha;
 mod consent;
 mod deny;
 mod dummy;
 mod fields;
 mod identification;
+mod invitation;
 mod mfa_throttle;
 mod otp;
 mod password;
@@ -31,7 +33,12 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 pub use crate::effects::{Effect, Effects};
+pub use captcha::PLAN_CONTEXT_CAPTCHA;
 pub use fields::{DEFAULT_MAX_LEN, FieldError, Fields};
+pub use invitation::{
+    INVITATION_EXPIRED, INVITATION_NOT_FOUND, INVITATION_OTHER_FLOW, INVITATION_USED,
+    PLAN_CONTEXT_INVITATION, PLAN_CONTEXT_INVITATION_IN_EFFECT,
+};
 
 use crate::challenge::{AccessDeniedChallenge, Challenge, ChallengeBody};
 use crate::env::Services;
@@ -257,6 +264,8 @@ impl StageConfig {
             StageConfig::AuthenticatorValidate(s) => s,
             StageConfig::AuthenticatorTotp(s) => s,
             StageConfig::AuthenticatorStatic(s) => s,
+            StageConfig::Captcha(s) => s,
+            StageConfig::Invitation(s) => s,
             StageConfig::Unsupported(s) => s,
             StageConfig::Custom(_) => return None,
         })

@@ -248,6 +248,10 @@ impl StageKind for UserWriteStage {
             };
             // Fails (denies clearly) on a directory without management.
             ctx.env.users.require_admin(operation::CREATE_USER)?;
+            // A single-use invitation is consumed with the account, atomically.
+            if let Some(message) = super::invitation::consume_on_create(ctx).await? {
+                return Ok(StageOutcome::Deny(message.into()));
+            }
             ctx.effects.push(Effect::CreateUser(new));
             filled
         } else {

@@ -8,6 +8,7 @@ mod app_passwords;
 mod definition;
 mod devices;
 mod directory;
+mod invitations;
 mod password_backend;
 mod user;
 
@@ -21,6 +22,8 @@ pub use app_passwords::{
 pub use definition::*;
 pub use devices::{Device, DeviceSecret, DeviceStore, DeviceUse, apply_use};
 pub use directory::{UserAdmin, UserDirectory, operation};
+pub(crate) use invitations::duplicate as duplicate_invitation;
+pub use invitations::{Invitation, InvitationStore};
 pub use password_backend::PasswordBackend;
 pub use user::*;
 
