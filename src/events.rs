@@ -27,6 +27,9 @@ pub enum EventAction {
     FlowDenied,
     /// An unexpected error inside a stage.
     SystemException,
+    /// An object was created by a flow: an MFA device a setup stage added (context
+    /// `model` `{app, model_name, pk, name}`, as authentik; never the secret).
+    ModelCreated,
 }
 
 /// One event.

@@ -37,6 +37,7 @@ const ADMIN_PASSWORD: &str = "Akadmin-Local-Pw-1";
 const SUPPORTED: &[&str] = &[
     "default-password-policy.yaml",
     "flow-default-authentication-flow.yaml",
+    "flow-default-authenticator-webauthn-setup.yaml",
     "flow-default-invalidation-flow.yaml",
     "flow-default-provider-authorization-explicit-consent.yaml",
     "flow-default-provider-authorization-implicit-consent.yaml",
@@ -61,13 +62,6 @@ const NEEDS_SKIP: &[(&str, &[(usize, &str)])] = &[
         &[(
             1,
             "authentik_stages_authenticator_totp.authenticatortotpstage",
-        )],
-    ),
-    (
-        "flow-default-authenticator-webauthn-setup.yaml",
-        &[(
-            1,
-            "authentik_stages_authenticator_webauthn.authenticatewebauthnstage",
         )],
     ),
     (

@@ -9,10 +9,10 @@ use uuid::Uuid;
 pub(crate) use super::refs::{flow_ref, is_skipped, ref_list, ref_uuid, skipped_marker};
 use super::work::Work;
 use crate::model::{
-    AuthenticatorValidateStage, ConsentStage, DenyStage, DummyStage, Flow, FlowStageBinding,
-    IdentificationStage, PasswordPolicy, PasswordStage, Policy, PolicyKind, Prompt, PromptId,
-    PromptStage, RedirectStage, ReputationPolicy, Stage, StageConfig, StageId, UserDeleteStage,
-    UserLoginStage, UserLogoutStage, UserWriteStage,
+    AuthenticatorValidateStage, AuthenticatorWebauthnStage, ConsentStage, DenyStage, DummyStage,
+    Flow, FlowStageBinding, IdentificationStage, PasswordPolicy, PasswordStage, Policy, PolicyKind,
+    Prompt, PromptId, PromptStage, RedirectStage, ReputationPolicy, Stage, StageConfig, StageId,
+    UserDeleteStage, UserLoginStage, UserLogoutStage, UserWriteStage,
 };
 use crate::store::{Group, User};
 
@@ -31,6 +31,7 @@ pub(crate) enum StageModel {
     Redirect,
     Consent,
     AuthenticatorValidate,
+    AuthenticatorWebauthn,
 }
 
 /// Policy kinds authflow implements.
@@ -99,6 +100,10 @@ pub(super) const STAGES: &[(&str, StageModel)] = &[
         "authentik_stages_authenticator_validate.authenticatorvalidatestage",
         StageModel::AuthenticatorValidate,
     ),
+    (
+        "authentik_stages_authenticator_webauthn.authenticatorwebauthnstage",
+        StageModel::AuthenticatorWebauthn,
+    ),
 ];
 
 pub(super) const POLICIES: &[(&str, PolicyModel)] = &[
@@ -129,6 +134,10 @@ pub(crate) fn lookup(name: &str) -> Option<Model> {
         "authentik_core.group" => Model::Group,
         "authentik_core.user" => Model::User,
         "authentik_blueprints.metaapplyblueprint" => Model::MetaApplyBlueprint,
+        // authentik's older name of the WebAuthn setup stage (its blueprints use it).
+        "authentik_stages_authenticator_webauthn.authenticatewebauthnstage" => {
+            Model::Stage(StageModel::AuthenticatorWebauthn)
+        }
         other => {
             if let Some((_, s)) = STAGES.iter().find(|(n, _)| *n == other) {
                 Model::Stage(*s)
@@ -189,6 +198,7 @@ pub(crate) fn stage_model_name(config: &StageConfig) -> String {
         StageConfig::Redirect(_) => StageModel::Redirect,
         StageConfig::Consent(_) => StageModel::Consent,
         StageConfig::AuthenticatorValidate(_) => StageModel::AuthenticatorValidate,
+        StageConfig::AuthenticatorWebauthn(_) => StageModel::AuthenticatorWebauthn,
     };
     stage_name_of(kind).into()
 }
@@ -433,6 +443,7 @@ pub(crate) fn default_stage(kind: StageModel) -> StageConfig {
         StageModel::Redirect => RedirectStage::default().into(),
         StageModel::Consent => ConsentStage::default().into(),
         StageModel::AuthenticatorValidate => AuthenticatorValidateStage::default().into(),
+        StageModel::AuthenticatorWebauthn => AuthenticatorWebauthnStage::default().into(),
     }
 }
 
@@ -442,7 +453,7 @@ fn flow_fields(kind: &StageConfig) -> &'static [&'static str] {
         StageConfig::Identification(_) => {
             &["enrollment_flow", "recovery_flow", "passwordless_flow"]
         }
-        StageConfig::Password(_) => &["configure_flow"],
+        StageConfig::Password(_) | StageConfig::AuthenticatorWebauthn(_) => &["configure_flow"],
         StageConfig::Redirect(_) => &["target_flow"],
         _ => &[],
     }
@@ -531,6 +542,7 @@ pub(crate) fn build_stage_config(
         StageModel::Redirect => StageConfig::Redirect(typed(attrs)?),
         StageModel::Consent => StageConfig::Consent(typed(attrs)?),
         StageModel::AuthenticatorValidate => StageConfig::AuthenticatorValidate(typed(attrs)?),
+        StageModel::AuthenticatorWebauthn => StageConfig::AuthenticatorWebauthn(typed(attrs)?),
     })
 }
 

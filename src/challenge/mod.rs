@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{FlowDesignation, FlowLayout, PromptType};
 
+mod authenticator_webauthn;
+pub use authenticator_webauthn::AuthenticatorWebauthnChallenge;
+
 /// One validation error: `{"string": "...", "code": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
@@ -200,6 +203,9 @@ pub enum ChallengeBody {
     /// `ak-stage-session-end`.
     #[serde(rename = "ak-stage-session-end")]
     SessionEnd(SessionEndChallenge),
+    /// `ak-stage-authenticator-webauthn`.
+    #[serde(rename = "ak-stage-authenticator-webauthn")]
+    AuthenticatorWebauthn(AuthenticatorWebauthnChallenge),
     /// Any other component (host-defined stages).
     #[serde(untagged)]
     Custom(CustomChallenge),
@@ -220,6 +226,7 @@ impl ChallengeBody {
             ChallengeBody::Consent(_) => "ak-stage-consent",
             ChallengeBody::UserLogin(_) => "ak-stage-user-login",
             ChallengeBody::SessionEnd(_) => "ak-stage-session-end",
+            ChallengeBody::AuthenticatorWebauthn(_) => "ak-stage-authenticator-webauthn",
             ChallengeBody::Custom(c) => &c.component,
         }
     }
@@ -232,6 +239,7 @@ impl ChallengeBody {
             ChallengeBody::Consent(c) => &mut c.user,
             ChallengeBody::UserLogin(c) => &mut c.user,
             ChallengeBody::SessionEnd(c) => &mut c.user,
+            ChallengeBody::AuthenticatorWebauthn(c) => &mut c.user,
             _ => return,
         };
         info.pending_user = user.to_owned();

@@ -409,8 +409,10 @@ pub(crate) async fn configure_flow(
                 .find(|s| s.pk == pk)
                 .or_else(|| def.referenced_stages.get(&pk));
             if let Some(stage) = stage {
-                if let StageConfig::Password(p) = &stage.config {
-                    target = p.configure_flow.clone();
+                match &stage.config {
+                    StageConfig::Password(p) => target = p.configure_flow.clone(),
+                    StageConfig::AuthenticatorWebauthn(w) => target = w.configure_flow.clone(),
+                    _ => {}
                 }
                 break;
             }

@@ -7,6 +7,7 @@ mod ids;
 mod policy;
 mod prompt;
 mod stage;
+mod stage_authenticator_webauthn;
 mod validation;
 
 pub use enums::*;
@@ -15,4 +16,5 @@ pub use ids::*;
 pub use policy::*;
 pub use prompt::*;
 pub use stage::*;
+pub use stage_authenticator_webauthn::*;
 pub use validation::*;

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{GroupId, PromptStage, StageId, ValidationErrors};
+use super::{AuthenticatorWebauthnStage, GroupId, PromptStage, StageId, ValidationErrors};
 
 /// A stage: one step of a flow (authentik's `Stage` subclasses).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +53,9 @@ impl Stage {
                 }
             }
         }
+        if let StageConfig::AuthenticatorWebauthn(w) = &self.config {
+            w.check(&mut errors);
+        }
         if let StageConfig::AuthenticatorValidate(a) = &self.config {
             for (field, value) in a.unimplemented_settings() {
                 errors.add(
@@ -95,6 +98,8 @@ pub enum StageConfig {
     Consent(ConsentStage),
     /// Validate an MFA device (authflow has no devices yet: see the stage's docs).
     AuthenticatorValidate(AuthenticatorValidateStage),
+    /// Register a WebAuthn credential (passkey, security key).
+    AuthenticatorWebauthn(AuthenticatorWebauthnStage),
     /// A stage kind authflow does not implement (kept from an import): reaching it
     /// denies access, naming the kind. Fails closed.
     Unsupported(UnsupportedStage),
@@ -124,6 +129,7 @@ into_config!(
     RedirectStage => Redirect,
     ConsentStage => Consent,
     AuthenticatorValidateStage => AuthenticatorValidate,
+    AuthenticatorWebauthnStage => AuthenticatorWebauthn,
     UnsupportedStage => Unsupported,
     CustomStage => Custom,
 );

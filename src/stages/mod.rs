@@ -6,6 +6,7 @@
 //! instance can serve any step.
 
 mod authenticator_validate;
+mod authenticator_webauthn;
 mod consent;
 mod deny;
 mod dummy;
@@ -20,6 +21,12 @@ mod user_delete;
 mod user_login;
 mod user_logout;
 mod user_write;
+#[cfg(feature = "webauthn")]
+mod webauthn_core;
+#[cfg(feature = "webauthn")]
+mod webauthn_register;
+#[cfg(all(test, feature = "webauthn"))]
+mod webauthn_seam_tests;
 mod webauthn_validate;
 
 use async_trait::async_trait;
@@ -251,6 +258,7 @@ impl StageConfig {
             StageConfig::Redirect(s) => s,
             StageConfig::Consent(s) => s,
             StageConfig::AuthenticatorValidate(s) => s,
+            StageConfig::AuthenticatorWebauthn(s) => s,
             StageConfig::Unsupported(s) => s,
             StageConfig::Custom(_) => return None,
         })
