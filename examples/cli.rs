@@ -482,6 +482,11 @@ fn answer(c: &Challenge, console: &mut Console) -> io::Result<Option<Next>> {
             };
             response.insert("remember_me".into(), remember.into());
         }
+        ChallengeBody::AuthenticatorWebauthn(_) => {
+            // A terminal has no authenticator: the flow cannot go on here.
+            console.status("this stage needs a browser (WebAuthn): open the flow's page")?;
+            return Ok(Some(Next::Stop(ExitCode::FAILURE)));
+        }
         ChallengeBody::Captcha(_) => {
             // A terminal cannot run the provider's widget: take a token obtained elsewhere.
             let Some(token) = console.ask("Captcha token")? else {

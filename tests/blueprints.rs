@@ -38,6 +38,7 @@ const SUPPORTED: &[&str] = &[
     "flow-default-authentication-flow.yaml",
     "flow-default-authenticator-static-setup.yaml",
     "flow-default-authenticator-totp-setup.yaml",
+    "flow-default-authenticator-webauthn-setup.yaml",
     "flow-default-invalidation-flow.yaml",
     "flow-default-provider-authorization-explicit-consent.yaml",
     "flow-default-provider-authorization-implicit-consent.yaml",
@@ -50,13 +51,6 @@ const SUPPORTED: &[&str] = &[
 
 /// Files with stages of kinds authflow does not have yet, and exactly those entries.
 const NEEDS_SKIP: &[(&str, &[(usize, &str)])] = &[
-    (
-        "flow-default-authenticator-webauthn-setup.yaml",
-        &[(
-            1,
-            "authentik_stages_authenticator_webauthn.authenticatewebauthnstage",
-        )],
-    ),
     (
         "flows-enrollment-email-verification.yaml",
         &[(6, "authentik_stages_email.emailstage")],

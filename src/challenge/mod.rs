@@ -18,6 +18,8 @@ pub use authenticator::{
     DeviceChallenge, SelectableStage,
 };
 pub use captcha::CaptchaChallenge;
+mod authenticator_webauthn;
+pub use authenticator_webauthn::AuthenticatorWebauthnChallenge;
 
 /// One validation error: `{"string": "...", "code": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +223,9 @@ pub enum ChallengeBody {
     /// `ak-stage-captcha`.
     #[serde(rename = "ak-stage-captcha")]
     Captcha(CaptchaChallenge),
+    /// `ak-stage-authenticator-webauthn`.
+    #[serde(rename = "ak-stage-authenticator-webauthn")]
+    AuthenticatorWebauthn(AuthenticatorWebauthnChallenge),
     /// Any other component (host-defined stages).
     #[serde(untagged)]
     Custom(CustomChallenge),
@@ -245,6 +250,7 @@ impl ChallengeBody {
             ChallengeBody::AuthenticatorStatic(_) => "ak-stage-authenticator-static",
             ChallengeBody::AuthenticatorValidate(_) => "ak-stage-authenticator-validate",
             ChallengeBody::Captcha(_) => "ak-stage-captcha",
+            ChallengeBody::AuthenticatorWebauthn(_) => "ak-stage-authenticator-webauthn",
             ChallengeBody::Custom(c) => &c.component,
         }
     }
@@ -261,6 +267,7 @@ impl ChallengeBody {
             ChallengeBody::AuthenticatorStatic(c) => &mut c.user,
             ChallengeBody::AuthenticatorValidate(c) => &mut c.user,
             ChallengeBody::Captcha(c) => &mut c.user,
+            ChallengeBody::AuthenticatorWebauthn(c) => &mut c.user,
             _ => return,
         };
         info.pending_user = user.to_owned();

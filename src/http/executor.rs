@@ -33,7 +33,24 @@ pub(crate) fn flow_request(config: &HttpConfig, req: &Parts) -> FlowRequest {
             .map(|s| s.chars().take(512).collect()),
         is_outpost: false,
         base_path: config.mount_path.clone(),
+        origin: request_origin(config, &req.headers),
     }
+}
+
+/// The origin the client reached: the external URL, else `http://` and `Host`
+/// (authentik's `request.build_absolute_uri("/")`; behind a TLS proxy configure the
+/// external URL). A `Host` that is not a plain `host[:port]` gives none.
+fn request_origin(config: &HttpConfig, headers: &HeaderMap) -> Option<String> {
+    if let Some(url) = &config.external_url {
+        return Some(url.clone());
+    }
+    let host = headers.get(header::HOST)?.to_str().ok()?.trim();
+    let plain = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    plain.then(|| format!("http://{}", host.to_ascii_lowercase()))
 }
 
 /// Logs once when axum's `OriginalUri` shows the router nested under a prefix other
