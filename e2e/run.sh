@@ -9,7 +9,9 @@
 # all three run twice: authflow at the server's root, then nested under /auth
 # (AUTHFLOW_MOUNT_PATH), where every link the server gives out must follow the prefix.
 #
-# Before the server: qr-check.mjs decodes the page's QR codes with zbarimg.
+# Before the server: qr-check.mjs decodes the page's QR codes with zbarimg. After:
+# mfa-browser.mjs sets up and uses TOTP, static codes and a passkey through the page, on
+# a server that applied authentik's MFA blueprints.
 #
 # Builds the server in release mode (AUTHFLOW_E2E_PROFILE=dev: the debug build), starts
 # it on a free loopback port, runs the checks, stops the server on exit. Installs what is
@@ -21,7 +23,7 @@ set -uo pipefail
 E2E_DIR="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$E2E_DIR/.." && pwd)"
 ARTIFACTS="$E2E_DIR/artifacts"
-CHECKS=7
+CHECKS=8
 mkdir -p "$ARTIFACTS"
 
 SERVER_PID=""
@@ -92,7 +94,11 @@ fi
 # --- server ------------------------------------------------------------------------
 PROFILE="${AUTHFLOW_E2E_PROFILE:-release}"
 echo "== cargo build --profile $PROFILE --example server --features http"
-(cd "$ROOT" && cargo build --profile "$PROFILE" --example server --features http) || setup_failed "cargo build failed"
+# blueprints + python (expression policies) + webauthn: the MFA check runs authentik's
+# flows-login-2fa, whose validate binding carries an expression policy.
+FEATURES="http,blueprints,python,webauthn"
+echo "   features $FEATURES"
+(cd "$ROOT" && cargo build --profile "$PROFILE" --example server --features "$FEATURES") || setup_failed "cargo build failed"
 if [ "$PROFILE" = dev ]; then SERVER_BIN="$ROOT/target/debug/examples/server"; else SERVER_BIN="$ROOT/target/$PROFILE/examples/server"; fi
 
 passed=0
@@ -110,20 +116,21 @@ run_check() {
     fi
 }
 
-# Starts the server with authflow mounted under $1 ("" = the root, or e.g. /auth), runs
-# both checks against it, stops it.
-run_server_checks() {
+# Starts the server with authflow mounted under $1 ("" = the root, or e.g. /auth) and
+# the server arguments that follow; returns when it answers.
+start_server() {
     local mount="$1" label="${1:-/}"
+    shift
     local port
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 19480)"
     export AUTHFLOW_LISTEN="127.0.0.1:$port"
     export AUTHFLOW_MOUNT_PATH="$mount"
     export AUTHFLOW_URL="http://$AUTHFLOW_LISTEN$mount"
     export AUTHFLOW_BOOTSTRAP_PASSWORD="${AUTHFLOW_BOOTSTRAP_PASSWORD:-e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}"
-    SERVER_LOG="$ARTIFACTS/server${mount//\//-}.log"
+    SERVER_LOG="$ARTIFACTS/server${mount//\//-}${SERVER_LOG_SUFFIX:-}.log"
 
-    echo "== starting the server on $AUTHFLOW_URL, mounted at $label (log: ${SERVER_LOG#"$ROOT"/})"
-    RUST_LOG="${RUST_LOG:-info}" "$SERVER_BIN" >"$SERVER_LOG" 2>&1 &
+    echo "== starting the server on $AUTHFLOW_URL, mounted at $label $* (log: ${SERVER_LOG#"$ROOT"/})"
+    RUST_LOG="${RUST_LOG:-info}" "$SERVER_BIN" "$@" >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
 
     local ready=0
@@ -142,7 +149,12 @@ run_server_checks() {
         sleep 0.2
     done
     [ "$ready" = 1 ] || { tail -n 20 "$SERVER_LOG" >&2; setup_failed "the server did not answer on $AUTHFLOW_URL"; }
+}
 
+# Runs the checks of the default flows against a server mounted under $1, stops it.
+run_server_checks() {
+    local label="${1:-/}"
+    start_server "$1"
     run_check "authentik-client (@goauthentik/api), mounted at $label" node authentik-client.mjs
     run_check "browser (playwright-core + chromium), mounted at $label" node browser.mjs
     run_check "page stages (MFA, email, captcha; WebAuthn virtual authenticator), mounted at $label" node page-stages.mjs
@@ -150,11 +162,31 @@ run_server_checks() {
     SERVER_PID=""
 }
 
+# MFA through the page: a server with authentik's MFA blueprints (tests/fixtures copies):
+# the TOTP, static and WebAuthn setup flows and flows-login-2fa, which replaces the
+# default login flow (its copy here drops the "instantiate: false" label that keeps
+# authentik from applying it by itself).
+run_mfa_checks() {
+    local dir
+    dir="$(mktemp -d /tmp/authflow-e2e-blueprints.XXXXXX)"
+    for f in flow-default-authenticator-totp-setup flow-default-authenticator-static-setup \
+        flow-default-authenticator-webauthn-setup flows-login-2fa; do
+        sed -e '/^  labels:$/d' -e '/blueprints.goauthentik.io\/instantiate: "false"/d' \
+            "$ROOT/tests/fixtures/blueprints/$f.yaml" >"$dir/$f.yaml"
+    done
+    SERVER_LOG_SUFFIX=-mfa start_server "" --blueprints "$dir"
+    run_check "MFA through the page (TOTP with oathtool, static codes, passkey with the virtual authenticator)" node mfa-browser.mjs
+    cleanup
+    SERVER_PID=""
+    rm -rf "$dir"
+}
+
 # --- checks ------------------------------------------------------------------------
 run_check "QR encoder of the page (zbarimg decodes it)" node qr-check.mjs
 run_server_checks ""
 # The same checks with authflow nested under a prefix: every link must follow it.
 run_server_checks "/auth"
+run_mfa_checks
 
 if [ "$failed" -gt 0 ]; then
     echo "e2e: failed: ${failures[*]} (server logs: $ARTIFACTS/server*.log)" >&2
