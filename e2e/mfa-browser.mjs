@@ -10,7 +10,9 @@
 //      user verification);
 //   5. log out; log in with a TOTP code: a wrong code is refused next to the field, the
 //      right one (another time step than the setup's) logs in;
-//   6. log out; log in with the passkey (navigator.credentials.get);
+//   6. log out; log in with the passkey (navigator.credentials.get); log out; log in
+//      with the passkey alone through the identification stage's passwordless link
+//      (e2e/blueprints/zz-e2e-passwordless.yaml);
 //   7. log out; log in with a static code; log out; the same code again is refused.
 //
 // Starts nothing itself. Environment:
@@ -183,6 +185,23 @@ async function run(page, cdp, authenticatorId) {
   });
   check(await loggedIn(page), "the passkey login did not log in");
   ok("login: the passkey signs the device challenge (navigator.credentials.get) and logs in");
+  await logout(page);
+
+  // 6b. Passwordless: the identification stage's link, then the passkey alone.
+  await page.goto(`${BASE}/if/flow/default-authentication-flow/`, { waitUntil: "domcontentloaded" });
+  const link = page.locator("#passwordless-link");
+  await link.waitFor({ state: "visible", timeout: TIMEOUT }).catch(() => {
+    throw new CheckFailed("the identification stage shows no passwordless link");
+  });
+  await Promise.all([
+    page.waitForURL((u) => u.pathname === `${MOUNT}/if/flow/e2e-passwordless/`, { timeout: TIMEOUT }),
+    link.click(),
+  ]);
+  await page.waitForURL((u) => !u.pathname.includes("e2e-passwordless"), { timeout: TIMEOUT }).catch(async (e) => {
+    throw new CheckFailed(`the passwordless login did not finish: ${(await page.locator("#app").textContent())?.trim()} (${e.message})`);
+  });
+  check(await loggedIn(page), "the passwordless login did not log in");
+  ok("passwordless: the identification stage links to the passwordless flow; the passkey alone logs in");
   await logout(page);
 
   // 7. Static code, once.

@@ -174,6 +174,7 @@ run_mfa_checks() {
         sed -e '/^  labels:$/d' -e '/blueprints.goauthentik.io\/instantiate: "false"/d' \
             "$ROOT/tests/fixtures/blueprints/$f.yaml" >"$dir/$f.yaml"
     done
+    cp "$E2E_DIR/blueprints/zz-e2e-passwordless.yaml" "$dir/"
     SERVER_LOG_SUFFIX=-mfa start_server "" --blueprints "$dir"
     run_check "MFA through the page (TOTP with oathtool, static codes, passkey with the virtual authenticator)" node mfa-browser.mjs
     cleanup
