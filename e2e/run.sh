@@ -93,11 +93,10 @@ fi
 
 # --- server ------------------------------------------------------------------------
 PROFILE="${AUTHFLOW_E2E_PROFILE:-release}"
-echo "== cargo build --profile $PROFILE --example server --features http"
 # blueprints + python (expression policies) + webauthn: the MFA check runs authentik's
 # flows-login-2fa, whose validate binding carries an expression policy.
 FEATURES="http,blueprints,python,webauthn"
-echo "   features $FEATURES"
+echo "== cargo build --profile $PROFILE --example server --features $FEATURES"
 (cd "$ROOT" && cargo build --profile "$PROFILE" --example server --features "$FEATURES") || setup_failed "cargo build failed"
 if [ "$PROFILE" = dev ]; then SERVER_BIN="$ROOT/target/debug/examples/server"; else SERVER_BIN="$ROOT/target/$PROFILE/examples/server"; fi
 
