@@ -19,6 +19,8 @@ pub const ENROLLMENT: &str = "default-enrollment-flow";
 pub const PASSWORD_CHANGE: &str = "default-password-change";
 /// Slug of the default account-deletion flow.
 pub const UNENROLLMENT: &str = "default-unenrollment-flow";
+/// Slug of the WebAuthn setup flow (authentik's `flow-default-authenticator-webauthn-setup`).
+pub const WEBAUTHN_SETUP: &str = "default-authenticator-webauthn-setup";
 /// Name of the superuser group the bootstrap admin joins.
 pub const ADMIN_GROUP: &str = "authentik Admins";
 /// The bootstrap admin's username.
@@ -69,6 +71,7 @@ pub async fn install(store: &dyn FlowStore) -> Result<(), StoreError> {
     enrollment(store).await?;
     password_change(store).await?;
     unenrollment(store).await?;
+    webauthn_setup(store).await?;
     Ok(())
 }
 
@@ -285,6 +288,28 @@ pub async fn unenrollment(store: &dyn FlowStore) -> Result<Flow, StoreError> {
         10,
     )
     .await?;
+    Ok(flow)
+}
+
+/// `default-authenticator-webauthn-setup` (require_authenticated, stage configuration):
+/// registers a passkey or security key for the logged-in user, as authentik's
+/// blueprint. Needs the `webauthn` cargo feature (without it the stage denies).
+pub async fn webauthn_setup(store: &dyn FlowStore) -> Result<Flow, StoreError> {
+    let mut flow = fixed_flow(
+        Flow::new(
+            WEBAUTHN_SETUP,
+            WEBAUTHN_SETUP,
+            FlowDesignation::StageConfiguration,
+        )
+        .with_authentication(AuthenticationRequirement::RequireAuthenticated),
+    );
+    flow.title = "Setup WebAuthn".into();
+    store.put_flow(flow.clone()).await?;
+    let stage = AuthenticatorWebauthnStage {
+        configure_flow: Some(WEBAUTHN_SETUP.into()),
+        ..AuthenticatorWebauthnStage::default()
+    };
+    bind(store, &flow, Stage::new(WEBAUTHN_SETUP, stage), 0).await?;
     Ok(flow)
 }
 
