@@ -369,6 +369,46 @@ fn answer(c: &Challenge, console: &mut Console) -> io::Result<Option<Next>> {
                 response.insert("password".into(), pw.into());
             }
         }
+        ChallengeBody::AuthenticatorTotp(t) => {
+            console.status(&format!(
+                "Add this to your authenticator app: {}",
+                t.config_url
+            ))?;
+            let Some(code) = console.ask("Code")? else {
+                return Ok(None);
+            };
+            response.insert("code".into(), code.into());
+        }
+        ChallengeBody::AuthenticatorStatic(s) => {
+            console.status(&format!("Your recovery codes: {}", s.codes.join(" ")))?;
+            if console.ask("Press Enter once you saved them")?.is_none() {
+                return Ok(None);
+            }
+        }
+        ChallengeBody::AuthenticatorValidate(v) => {
+            if v.configuration_stages.is_empty() {
+                let Some(code) = console.ask("Authenticator or recovery code")? else {
+                    return Ok(None);
+                };
+                response.insert("code".into(), code.into());
+            } else {
+                for (i, s) in v.configuration_stages.iter().enumerate() {
+                    console.status(&format!("{}: {}", i + 1, s.name))?;
+                }
+                let Some(choice) = console.ask("Set up which authenticator")? else {
+                    return Ok(None);
+                };
+                let picked = choice
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|n| n.checked_sub(1))
+                    .and_then(|n| v.configuration_stages.get(n));
+                if let Some(s) = picked {
+                    response.insert("selected_stage".into(), s.pk.clone().into());
+                }
+            }
+        }
         ChallengeBody::Password(p) => {
             let prompt = if p.user.pending_user.is_empty() {
                 "Password".to_owned()

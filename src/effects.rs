@@ -175,6 +175,10 @@ pub(crate) struct Journal {
     device_uses: Vec<(String, DeviceUse)>,
     /// Device uses of earlier attempts not yet met again in this attempt.
     device_replay: Vec<(String, DeviceUse)>,
+    /// MFA code checks counted in this step (their throttle keys).
+    pub(crate) mfa_checks: Vec<String>,
+    /// MFA code checks of earlier attempts not yet met again in this attempt.
+    pub(crate) mfa_replay: Vec<String>,
 }
 
 impl Journal {
@@ -182,6 +186,7 @@ impl Journal {
     pub(crate) fn retry(&mut self) {
         self.replay = self.penalties.clone();
         self.device_replay = self.device_uses.clone();
+        self.mfa_replay = self.mfa_checks.clone();
     }
 }
 
@@ -190,7 +195,6 @@ impl Journal {
 /// concurrent requests), unless an earlier attempt of this step already recorded the
 /// same use — then it counts as accepted again, so a retried step does not find its
 /// own code spent. Returns whether the use was accepted.
-#[allow(dead_code)] // the authenticator stages (landing next) call it
 pub(crate) async fn use_device(
     env: &Services,
     effects: &mut Effects,

@@ -27,9 +27,12 @@ pub enum EventAction {
     FlowDenied,
     /// An unexpected error inside a stage.
     SystemException,
-    /// An object was created by a flow: an MFA device a setup stage added (context
-    /// `model` `{app, model_name, pk, name}`, as authentik; never the secret).
-    ModelCreated,
+    /// A user set up an MFA device (context: `device_class`, `device`, `stage`).
+    DeviceAdded,
+    /// A user proved a second factor (context: `device_class`, `device`, `stage`). A
+    /// wrong code is a [`EventAction::LoginFailed`] with `stage` and `message`, as in
+    /// authentik.
+    MfaValidated,
 }
 
 /// One event.

@@ -44,6 +44,10 @@ pub mod keys {
     /// The binding whose confirmation the user gave (set by the engine; cleared when
     /// that stage is done).
     pub const CONFIRMED_BINDING: &str = "confirmed_binding";
+    /// Set by a stage that finishes: the pk of a stage to run next (authentik's
+    /// `plan.insert_stage`); only stages the definition lets the finishing stage
+    /// insert (an authenticator-validation stage's `configuration_stages`) are.
+    pub const INSERT_STAGE: &str = "authflow/insert_stage";
 }
 
 /// The opaque id of a session: a 256-bit random bearer credential. Its `Debug`

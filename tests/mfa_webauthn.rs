@@ -117,13 +117,17 @@ impl Client<'_> {
     }
 
     async fn post(&mut self, slug: &str, body: Value) -> Value {
+        self.post_outcome(slug, body).await.challenge.to_json()
+    }
+
+    async fn post_outcome(&mut self, slug: &str, body: Value) -> authflow::Outcome {
         let out = self
             .engine
             .step(&self.request(), slug, &body)
             .await
             .unwrap();
         self.session = Some(out.session_id.clone());
-        out.challenge.to_json()
+        out
     }
 }
 
@@ -276,10 +280,11 @@ mod with_webauthn {
         };
         assert_eq!(credential_id, cred["id"].as_str().unwrap());
         assert_eq!(*sign_count, 0);
-        let events = env.events.of(EventAction::ModelCreated);
+        let events = env.events.of(EventAction::DeviceAdded);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].user.as_deref(), Some("alice"));
-        assert_eq!(events[0].context["model"]["model_name"], "webauthndevice");
+        assert_eq!(events[0].context["device_class"], "webauthn");
+        assert_eq!(events[0].context["device"], json!(d.id));
         assert!(!format!("{events:?}").contains(credential_id.as_str()));
 
         // The next registration excludes it.
@@ -454,5 +459,198 @@ mod with_webauthn {
             .await;
         assert_eq!(done["component"], "xak-flow-redirect", "{done}");
         assert_eq!(webauthn_devices(&env).await.len(), 1);
+    }
+
+    // ---- validation through `authenticator_validate` (authentik's
+    // get_webauthn_challenge / validate_challenge_webauthn in
+    // authentik/stages/authenticator_validate/challenge.py) ----
+
+    const LOGIN: &str = "webauthn-login";
+    const PASSWORDLESS: &str = "webauthn-passwordless";
+    const VALIDATE: &str = "ak-stage-authenticator-validate";
+
+    /// The built-in flows, plus identification → password → validate (webauthn only,
+    /// deny when not configured) → login, and a passwordless validate → login.
+    async fn validate_env() -> Env {
+        use authflow::builder::FlowBuilder;
+        use authflow::model::{
+            AuthenticatorValidateStage, DeviceClass, FlowDesignation, IdentificationStage,
+            NotConfiguredAction, PasswordStage, UserField, UserLoginStage,
+        };
+        let stores = Stores::new();
+        defaults::install(stores.flows.as_ref()).await.unwrap();
+        let validate = || AuthenticatorValidateStage {
+            device_classes: vec![DeviceClass::Webauthn],
+            not_configured_action: NotConfiguredAction::Deny,
+            ..AuthenticatorValidateStage::default()
+        };
+        FlowBuilder::new(LOGIN, FlowDesignation::Authentication)
+            .stage(
+                "wl-ident",
+                IdentificationStage {
+                    user_fields: vec![UserField::Username],
+                    ..IdentificationStage::default()
+                },
+            )
+            .stage("wl-password", PasswordStage::default())
+            .stage("wl-validate", validate())
+            .stage("wl-login", UserLoginStage::default())
+            .install(stores.flows.as_ref())
+            .await
+            .unwrap();
+        FlowBuilder::new(PASSWORDLESS, FlowDesignation::Authentication)
+            .stage("pwl-validate", validate())
+            .stage("pwl-login", UserLoginStage::default())
+            .install(stores.flows.as_ref())
+            .await
+            .unwrap();
+        Env::with(stores).await
+    }
+
+    /// Registers a passkey for alice through the built-in setup flow.
+    async fn register(env: &Env, key: &mut SoftPasskey) -> Value {
+        let mut c = env.alice().await;
+        let v = c.get(SETUP).await;
+        let cred = create(key, ORIGIN, &v["registration"]);
+        let done = c
+            .post(
+                SETUP,
+                json!({"component": "ak-stage-authenticator-webauthn", "response": cred}),
+            )
+            .await;
+        assert_eq!(done["component"], "xak-flow-redirect", "{done}");
+        cred
+    }
+
+    /// A fresh client at the validation stage of [`LOGIN`]; its challenge.
+    async fn to_validate(env: &Env) -> (Client<'_>, Value) {
+        let mut c = env.client();
+        c.get(LOGIN).await;
+        c.post(
+            LOGIN,
+            json!({"component": "ak-stage-identification", "uid_field": "alice"}),
+        )
+        .await;
+        let v = c
+            .post(
+                LOGIN,
+                json!({"component": "ak-stage-password", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(v["component"], VALIDATE, "{v}");
+        (c, v)
+    }
+
+    fn sign(key: &mut SoftPasskey, options: &Value) -> Value {
+        let rcr = serde_json::from_value(json!({"publicKey": options})).unwrap();
+        let a = key
+            .do_authentication(Url::parse(ORIGIN).unwrap(), rcr)
+            .unwrap();
+        serde_json::to_value(&a).unwrap()
+    }
+
+    #[tokio::test]
+    async fn login_with_a_passkey_through_the_validation_stage() {
+        let env = validate_env().await;
+        let mut key = SoftPasskey::new(false);
+        let cred = register(&env, &mut key).await;
+        let device = webauthn_devices(&env).await.remove(0);
+        let (mut c, v) = to_validate(&env).await;
+        assert_eq!(v["configuration_stages"], json!([]), "{v}");
+        let dc = &v["device_challenges"][0];
+        assert_eq!(dc["device_class"], "webauthn", "{v}");
+        assert_eq!(dc["device_uid"], json!(device.id));
+        assert!(dc["last_used"].is_null());
+        let options = &dc["challenge"];
+        assert_eq!(options["rpId"], "localhost", "{options}");
+        assert_eq!(options["userVerification"], "preferred");
+        assert_eq!(options["timeout"], 60000);
+        assert_eq!(
+            options["allowCredentials"],
+            json!([{"type": "public-key", "id": cred["id"]}]),
+            "{options}"
+        );
+        let assertion = sign(&mut key, options);
+        let out = c
+            .post_outcome(LOGIN, json!({"component": VALIDATE, "webauthn": assertion}))
+            .await;
+        assert!(out.logged_in, "{}", out.challenge.to_json());
+        assert_eq!(out.user.as_ref(), Some(&env.alice.pk));
+        let after = webauthn_devices(&env).await.remove(0);
+        let DeviceSecret::Webauthn { sign_count, .. } = after.secret else {
+            panic!()
+        };
+        assert_eq!(sign_count, 1);
+        assert!(after.last_used.is_some());
+        assert_eq!(env.events.of(EventAction::MfaValidated).len(), 1);
+
+        // The same assertion in a new login: refused (its challenge was consumed).
+        let (mut c, _) = to_validate(&env).await;
+        let out = c
+            .post_outcome(LOGIN, json!({"component": VALIDATE, "webauthn": assertion}))
+            .await;
+        assert!(!out.logged_in);
+        let v = out.challenge.to_json();
+        let m = v["response_errors"]["webauthn"][0]["string"]
+            .as_str()
+            .unwrap();
+        assert!(m.contains("challenge differs"), "{v}");
+    }
+
+    #[tokio::test]
+    async fn selected_challenge_then_the_first_challenge_signed() {
+        let env = validate_env().await;
+        let mut key = SoftPasskey::new(false);
+        register(&env, &mut key).await;
+        let (mut c, v) = to_validate(&env).await;
+        let first = v["device_challenges"][0].clone();
+        let again = c
+            .post(
+                LOGIN,
+                json!({"component": VALIDATE, "selected_challenge": first}),
+            )
+            .await;
+        assert_eq!(again["component"], VALIDATE, "{again}");
+        assert_eq!(
+            again["device_challenges"][0]["challenge"],
+            first["challenge"]
+        );
+        // And a reload.
+        let reload = c.get(LOGIN).await;
+        assert_eq!(
+            reload["device_challenges"][0]["challenge"],
+            first["challenge"]
+        );
+        let assertion = sign(&mut key, &first["challenge"]);
+        let out = c
+            .post_outcome(LOGIN, json!({"component": VALIDATE, "webauthn": assertion}))
+            .await;
+        assert!(out.logged_in, "{}", out.challenge.to_json());
+    }
+
+    #[tokio::test]
+    async fn passwordless_login() {
+        let env = validate_env().await;
+        let mut key = SoftPasskey::new(false);
+        let cred = register(&env, &mut key).await;
+        let mut c = env.client();
+        let v = c.get(PASSWORDLESS).await;
+        assert_eq!(v["component"], VALIDATE, "{v}");
+        let dc = &v["device_challenges"][0];
+        assert_eq!(dc["device_class"], "webauthn", "{v}");
+        assert_eq!(dc["challenge"]["allowCredentials"], json!([]), "{v}");
+        // The soft passkey cannot discover its credentials: name it (the server does
+        // not depend on allowCredentials).
+        let mut hinted = dc["challenge"].clone();
+        hinted["allowCredentials"] = json!([{"type": "public-key", "id": cred["id"]}]);
+        let assertion = sign(&mut key, &hinted);
+        let out = c
+            .post_outcome(
+                PASSWORDLESS,
+                json!({"component": VALIDATE, "webauthn": assertion}),
+            )
+            .await;
+        assert!(out.logged_in, "{}", out.challenge.to_json());
+        assert_eq!(out.user.as_ref(), Some(&env.alice.pk));
     }
 }

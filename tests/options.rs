@@ -569,40 +569,46 @@ async fn refused_mfa_setting(
 }
 
 // authentik/stages/authenticator_validate/models.py `AuthenticatorValidateStage.configuration_stages`
-// (used with `not_configured_action: configure` to enroll a device): authflow has no MFA
-// setup stages yet, so a non-empty list is refused by name.
+// (used with `not_configured_action: configure` to enroll a device): implemented now, so
+// a list of existing stages is accepted (tests/mfa_validate.rs runs it).
 #[tokio::test]
 async fn configuration_stages() {
-    refused_mfa_setting(
-        "configuration_stages",
-        |a| a.configuration_stages = vec![authflow::model::StageId::new()],
-        "[\"OTHER\"]",
-    )
-    .await;
+    let env = TestEnv::new();
+    let other = env
+        .stage(authflow::model::AuthenticatorTotpStage::default())
+        .await;
+    let config = authflow::model::AuthenticatorValidateStage {
+        configuration_stages: vec![other.pk],
+        ..Default::default()
+    };
+    env.flows
+        .put_stage(authflow::model::Stage::new("mfa", config))
+        .await
+        .unwrap();
 }
 
 // authentik/stages/authenticator_validate/models.py `last_auth_threshold` (default
-// `seconds=0`): a previous MFA validation within it skips the stage. authflow keeps no MFA
-// cookie, so any other value is refused by name.
+// `seconds=0`): a previous MFA validation within it skips the stage (implemented); a
+// value that is not an authentik timedelta is refused by name.
 #[tokio::test]
 async fn last_auth_threshold() {
     refused_mfa_setting(
         "last_auth_threshold",
-        |a| a.last_auth_threshold = "hours=12".into(),
-        "hours=12",
+        |a| a.last_auth_threshold = "fortnights=2".into(),
+        "fortnights=2",
     )
     .await;
 }
 
 // authentik/stages/authenticator_validate/models.py `webauthn_user_verification` (default
-// `preferred`): authflow validates no WebAuthn device yet, so another value is refused by
-// name.
+// `preferred`): `required`, `preferred` and `discouraged` are passed to the WebAuthn
+// ceremony; another value is refused by name.
 #[tokio::test]
 async fn webauthn_user_verification() {
     refused_mfa_setting(
         "webauthn_user_verification",
-        |a| a.webauthn_user_verification = "required".into(),
-        "required",
+        |a| a.webauthn_user_verification = "sometimes".into(),
+        "sometimes",
     )
     .await;
 }

@@ -9,10 +9,11 @@ use uuid::Uuid;
 pub(crate) use super::refs::{flow_ref, is_skipped, ref_list, ref_uuid, skipped_marker};
 use super::work::Work;
 use crate::model::{
-    AuthenticatorValidateStage, AuthenticatorWebauthnStage, ConsentStage, DenyStage, DummyStage,
-    Flow, FlowStageBinding, IdentificationStage, PasswordPolicy, PasswordStage, Policy, PolicyKind,
-    Prompt, PromptId, PromptStage, RedirectStage, ReputationPolicy, Stage, StageConfig, StageId,
-    UserDeleteStage, UserLoginStage, UserLogoutStage, UserWriteStage,
+    AuthenticatorStaticStage, AuthenticatorTotpStage, AuthenticatorValidateStage,
+    AuthenticatorWebauthnStage, ConsentStage, DenyStage, DummyStage, Flow, FlowStageBinding,
+    IdentificationStage, PasswordPolicy, PasswordStage, Policy, PolicyKind, Prompt, PromptId,
+    PromptStage, RedirectStage, ReputationPolicy, Stage, StageConfig, StageId, UserDeleteStage,
+    UserLoginStage, UserLogoutStage, UserWriteStage,
 };
 use crate::store::{Group, User};
 
@@ -32,6 +33,8 @@ pub(crate) enum StageModel {
     Consent,
     AuthenticatorValidate,
     AuthenticatorWebauthn,
+    AuthenticatorTotp,
+    AuthenticatorStatic,
 }
 
 /// Policy kinds authflow implements.
@@ -103,6 +106,14 @@ pub(super) const STAGES: &[(&str, StageModel)] = &[
     (
         "authentik_stages_authenticator_webauthn.authenticatorwebauthnstage",
         StageModel::AuthenticatorWebauthn,
+    ),
+    (
+        "authentik_stages_authenticator_totp.authenticatortotpstage",
+        StageModel::AuthenticatorTotp,
+    ),
+    (
+        "authentik_stages_authenticator_static.authenticatorstaticstage",
+        StageModel::AuthenticatorStatic,
     ),
 ];
 
@@ -199,6 +210,8 @@ pub(crate) fn stage_model_name(config: &StageConfig) -> String {
         StageConfig::Consent(_) => StageModel::Consent,
         StageConfig::AuthenticatorValidate(_) => StageModel::AuthenticatorValidate,
         StageConfig::AuthenticatorWebauthn(_) => StageModel::AuthenticatorWebauthn,
+        StageConfig::AuthenticatorTotp(_) => StageModel::AuthenticatorTotp,
+        StageConfig::AuthenticatorStatic(_) => StageModel::AuthenticatorStatic,
     };
     stage_name_of(kind).into()
 }
@@ -444,6 +457,8 @@ pub(crate) fn default_stage(kind: StageModel) -> StageConfig {
         StageModel::Consent => ConsentStage::default().into(),
         StageModel::AuthenticatorValidate => AuthenticatorValidateStage::default().into(),
         StageModel::AuthenticatorWebauthn => AuthenticatorWebauthnStage::default().into(),
+        StageModel::AuthenticatorTotp => AuthenticatorTotpStage::default().into(),
+        StageModel::AuthenticatorStatic => AuthenticatorStaticStage::default().into(),
     }
 }
 
@@ -453,7 +468,10 @@ fn flow_fields(kind: &StageConfig) -> &'static [&'static str] {
         StageConfig::Identification(_) => {
             &["enrollment_flow", "recovery_flow", "passwordless_flow"]
         }
-        StageConfig::Password(_) | StageConfig::AuthenticatorWebauthn(_) => &["configure_flow"],
+        StageConfig::Password(_)
+        | StageConfig::AuthenticatorTotp(_)
+        | StageConfig::AuthenticatorStatic(_)
+        | StageConfig::AuthenticatorWebauthn(_) => &["configure_flow"],
         StageConfig::Redirect(_) => &["target_flow"],
         _ => &[],
     }
@@ -543,6 +561,8 @@ pub(crate) fn build_stage_config(
         StageModel::Consent => StageConfig::Consent(typed(attrs)?),
         StageModel::AuthenticatorValidate => StageConfig::AuthenticatorValidate(typed(attrs)?),
         StageModel::AuthenticatorWebauthn => StageConfig::AuthenticatorWebauthn(typed(attrs)?),
+        StageModel::AuthenticatorTotp => StageConfig::AuthenticatorTotp(typed(attrs)?),
+        StageModel::AuthenticatorStatic => StageConfig::AuthenticatorStatic(typed(attrs)?),
     })
 }
 

@@ -12,6 +12,11 @@ use crate::model::{FlowDesignation, FlowLayout, PromptType};
 
 mod authenticator_webauthn;
 pub use authenticator_webauthn::AuthenticatorWebauthnChallenge;
+mod authenticator;
+pub use authenticator::{
+    AuthenticatorStaticChallenge, AuthenticatorTotpChallenge, AuthenticatorValidationChallenge,
+    DeviceChallenge, SelectableStage,
+};
 
 /// One validation error: `{"string": "...", "code": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +211,15 @@ pub enum ChallengeBody {
     /// `ak-stage-authenticator-webauthn`.
     #[serde(rename = "ak-stage-authenticator-webauthn")]
     AuthenticatorWebauthn(AuthenticatorWebauthnChallenge),
+    /// `ak-stage-authenticator-totp`.
+    #[serde(rename = "ak-stage-authenticator-totp")]
+    AuthenticatorTotp(AuthenticatorTotpChallenge),
+    /// `ak-stage-authenticator-static`.
+    #[serde(rename = "ak-stage-authenticator-static")]
+    AuthenticatorStatic(AuthenticatorStaticChallenge),
+    /// `ak-stage-authenticator-validate`.
+    #[serde(rename = "ak-stage-authenticator-validate")]
+    AuthenticatorValidate(AuthenticatorValidationChallenge),
     /// Any other component (host-defined stages).
     #[serde(untagged)]
     Custom(CustomChallenge),
@@ -227,6 +241,9 @@ impl ChallengeBody {
             ChallengeBody::UserLogin(_) => "ak-stage-user-login",
             ChallengeBody::SessionEnd(_) => "ak-stage-session-end",
             ChallengeBody::AuthenticatorWebauthn(_) => "ak-stage-authenticator-webauthn",
+            ChallengeBody::AuthenticatorTotp(_) => "ak-stage-authenticator-totp",
+            ChallengeBody::AuthenticatorStatic(_) => "ak-stage-authenticator-static",
+            ChallengeBody::AuthenticatorValidate(_) => "ak-stage-authenticator-validate",
             ChallengeBody::Custom(c) => &c.component,
         }
     }
@@ -240,6 +257,9 @@ impl ChallengeBody {
             ChallengeBody::UserLogin(c) => &mut c.user,
             ChallengeBody::SessionEnd(c) => &mut c.user,
             ChallengeBody::AuthenticatorWebauthn(c) => &mut c.user,
+            ChallengeBody::AuthenticatorTotp(c) => &mut c.user,
+            ChallengeBody::AuthenticatorStatic(c) => &mut c.user,
+            ChallengeBody::AuthenticatorValidate(c) => &mut c.user,
             _ => return,
         };
         info.pending_user = user.to_owned();

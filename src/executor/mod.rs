@@ -23,7 +23,9 @@ use crate::confirmation::{self, Gate};
 use crate::effects::Journal;
 use crate::events::{Event, EventAction};
 use crate::model::{DeniedAction, FlowDesignation, InvalidResponseAction, NON_FIELD_ERRORS};
-use crate::plan::{Decision, FlowPlan, FlowState, Marker, PlanContext, SessionState, keys};
+use crate::plan::{
+    Decision, FlowPlan, FlowState, Marker, PlanContext, PlannedStage, SessionState, keys,
+};
 use crate::planner::{self, PlanError, PlanInput};
 use crate::policy::{self, PolicyRequest};
 use crate::request::{FlowRequest, is_safe_relative_url, query_param};
@@ -275,9 +277,27 @@ impl<'a> Exec<'a> {
                     self.accepted |= deliberate;
                     if let Some(plan) = fs.plan.as_mut() {
                         confirmation::clear(&mut plan.context);
+                        let insert = plan.context.remove(keys::INSERT_STAGE);
                         let snapshot = plan.clone();
                         if !plan.bindings.is_empty() {
                             plan.bindings.remove(0);
+                        }
+                        // authentik's `plan.insert_stage`: the stage asked for one of the
+                        // stages it may insert to run next.
+                        if let Some(binding) = insert
+                            .as_ref()
+                            .and_then(Value::as_str)
+                            .and_then(|s| s.parse().ok())
+                            .and_then(|stage| self.def.inserted_binding(bound.binding.pk, stage))
+                        {
+                            plan.bindings.insert(
+                                0,
+                                PlannedStage {
+                                    binding,
+                                    marker: Marker::Stage,
+                                    messages: Vec::new(),
+                                },
+                            );
                         }
                         fs.push_history(snapshot);
                     }

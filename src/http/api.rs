@@ -373,7 +373,7 @@ pub(crate) async fn execute(
 
 /// `GET /flows/-/configure/{stage_uuid}/`: authentik's `ConfigureFlowInitView`
 /// (`authentik/flows/views/executor.py`). The stage's `configure_flow` (authflow: the
-/// password stage's) is planned for the logged-in user and the browser sent to it; a
+/// password stage's, the TOTP and static setup stages') is planned for the logged-in user and the browser sent to it; a
 /// visitor who is not logged in is sent to the default authentication flow first. An
 /// unknown stage, one without `configure_flow`, or a flow that does not apply is 404.
 pub(crate) async fn configure_flow(
@@ -409,11 +409,13 @@ pub(crate) async fn configure_flow(
                 .find(|s| s.pk == pk)
                 .or_else(|| def.referenced_stages.get(&pk));
             if let Some(stage) = stage {
-                match &stage.config {
-                    StageConfig::Password(p) => target = p.configure_flow.clone(),
-                    StageConfig::AuthenticatorWebauthn(w) => target = w.configure_flow.clone(),
-                    _ => {}
-                }
+                target = match &stage.config {
+                    StageConfig::Password(p) => p.configure_flow.clone(),
+                    StageConfig::AuthenticatorTotp(t) => t.configure_flow.clone(),
+                    StageConfig::AuthenticatorStatic(s) => s.configure_flow.clone(),
+                    StageConfig::AuthenticatorWebauthn(w) => w.configure_flow.clone(),
+                    _ => None,
+                };
                 break;
             }
         }

@@ -7,6 +7,7 @@ mod ids;
 mod policy;
 mod prompt;
 mod stage;
+mod stage_authenticator;
 mod stage_authenticator_webauthn;
 mod validation;
 
@@ -16,5 +17,6 @@ pub use ids::*;
 pub use policy::*;
 pub use prompt::*;
 pub use stage::*;
+pub use stage_authenticator::*;
 pub use stage_authenticator_webauthn::*;
 pub use validation::*;

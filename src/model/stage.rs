@@ -8,7 +8,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{AuthenticatorWebauthnStage, GroupId, PromptStage, StageId, ValidationErrors};
+use super::{
+    AuthenticatorStaticStage, AuthenticatorTotpStage, AuthenticatorWebauthnStage, GroupId,
+    PromptStage, StageId, ValidationErrors,
+};
 
 /// A stage: one step of a flow (authentik's `Stage` subclasses).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,11 +36,10 @@ impl Stage {
 }
 
 impl Stage {
-    /// Refuses settings authflow accepts from authentik but does not implement yet, when
-    /// they are not authentik's default, naming the field (ignoring them would make the
-    /// stage behave unlike authentik's). For now these are the authenticator-validation
-    /// stage's `configuration_stages`, `last_auth_threshold` and
-    /// `webauthn_user_verification`, which wait for MFA devices.
+    /// Refuses settings authflow cannot honour, naming the field (ignoring them would
+    /// make the stage behave unlike authentik's): unknown password backends, TOTP
+    /// `digits` other than 6 or 8, static token counts and lengths out of range, a
+    /// malformed `last_auth_threshold` or unknown `webauthn_user_verification`.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::new();
         if let StageConfig::Password(p) = &self.config {
@@ -56,16 +58,7 @@ impl Stage {
         if let StageConfig::AuthenticatorWebauthn(w) = &self.config {
             w.check(&mut errors);
         }
-        if let StageConfig::AuthenticatorValidate(a) = &self.config {
-            for (field, value) in a.unimplemented_settings() {
-                errors.add(
-                    field,
-                    format!(
-                        "`{field}` is {value}, but authflow does not implement it yet (no MFA devices); leave it at authentik's default"
-                    ),
-                );
-            }
-        }
+        super::stage_authenticator::validate(&self.config, &mut errors);
         errors.into_result()
     }
 }
@@ -96,8 +89,12 @@ pub enum StageConfig {
     Redirect(RedirectStage),
     /// Ask for consent.
     Consent(ConsentStage),
-    /// Validate an MFA device (authflow has no devices yet: see the stage's docs).
+    /// Validate an MFA device.
     AuthenticatorValidate(AuthenticatorValidateStage),
+    /// Set up a TOTP authenticator.
+    AuthenticatorTotp(AuthenticatorTotpStage),
+    /// Set up static recovery codes.
+    AuthenticatorStatic(AuthenticatorStaticStage),
     /// Register a WebAuthn credential (passkey, security key).
     AuthenticatorWebauthn(AuthenticatorWebauthnStage),
     /// A stage kind authflow does not implement (kept from an import): reaching it
@@ -129,6 +126,8 @@ into_config!(
     RedirectStage => Redirect,
     ConsentStage => Consent,
     AuthenticatorValidateStage => AuthenticatorValidate,
+    AuthenticatorTotpStage => AuthenticatorTotp,
+    AuthenticatorStaticStage => AuthenticatorStatic,
     AuthenticatorWebauthnStage => AuthenticatorWebauthn,
     UnsupportedStage => Unsupported,
     CustomStage => Custom,
@@ -578,14 +577,8 @@ fn preferred() -> String {
 }
 
 /// Settings of the authenticator-validation stage (authentik's
-/// `AuthenticatorValidateStage`).
-///
-/// authflow cannot validate any device class yet, so the stage fails closed: a user
-/// with no device of an allowed class gets `not_configured_action` (skip, deny, or —
-/// for `configure`, which needs setup stages authflow does not have — deny), and a
-/// user who has a device of an allowed class is denied rather than let through. A
-/// user's devices are read from the attribute
-/// [`MFA_DEVICES_ATTRIBUTE`](crate::stages::MFA_DEVICES_ATTRIBUTE).
+/// `AuthenticatorValidateStage`): the user proves a second factor with one of their
+/// devices ([`crate::store::DeviceStore`]) of an allowed class.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthenticatorValidateStage {
     /// Device classes that may be used (default: all).
@@ -597,40 +590,13 @@ pub struct AuthenticatorValidateStage {
     /// Setup stages offered for [`NotConfiguredAction::Configure`].
     #[serde(default)]
     pub configuration_stages: Vec<StageId>,
-    /// authentik timedelta within which a previous MFA validation counts (default
-    /// `seconds=0`: always validate). authflow keeps no MFA cookie, so it has no effect.
+    /// authentik timedelta within which a previous MFA validation in the same browser
+    /// session counts (default `seconds=0`: always validate).
     #[serde(default = "zero_seconds")]
     pub last_auth_threshold: String,
     /// WebAuthn user verification (`required`, `preferred`, `discouraged`).
     #[serde(default = "preferred")]
     pub webauthn_user_verification: String,
-}
-
-impl AuthenticatorValidateStage {
-    /// The settings that differ from authentik's defaults although authflow cannot honour
-    /// them yet, with their values (for messages).
-    pub(crate) fn unimplemented_settings(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if !self.configuration_stages.is_empty() {
-            out.push((
-                "configuration_stages",
-                format!("set ({} stages)", self.configuration_stages.len()),
-            ));
-        }
-        if parse_timedelta(&self.last_auth_threshold) != Ok(0) {
-            out.push((
-                "last_auth_threshold",
-                format!("`{}`", self.last_auth_threshold),
-            ));
-        }
-        if self.webauthn_user_verification != "preferred" {
-            out.push((
-                "webauthn_user_verification",
-                format!("`{}`", self.webauthn_user_verification),
-            ));
-        }
-        out
-    }
 }
 
 impl Default for AuthenticatorValidateStage {

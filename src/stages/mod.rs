@@ -5,6 +5,8 @@
 //! per-stage state lives in the plan context, never in the stage, so any server
 //! instance can serve any step.
 
+mod authenticator_static;
+mod authenticator_totp;
 mod authenticator_validate;
 mod authenticator_webauthn;
 mod consent;
@@ -12,6 +14,8 @@ mod deny;
 mod dummy;
 mod fields;
 mod identification;
+mod mfa_throttle;
+mod otp;
 mod password;
 mod prompt;
 mod prompt_expressions;
@@ -21,6 +25,7 @@ mod user_delete;
 mod user_login;
 mod user_logout;
 mod user_write;
+mod validate_code;
 #[cfg(feature = "webauthn")]
 mod webauthn_core;
 #[cfg(feature = "webauthn")]
@@ -33,7 +38,6 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 pub use crate::effects::{Effect, Effects};
-pub use authenticator_validate::MFA_DEVICES_ATTRIBUTE;
 pub use fields::{DEFAULT_MAX_LEN, FieldError, Fields};
 
 use crate::challenge::{AccessDeniedChallenge, Challenge, ChallengeBody};
@@ -258,6 +262,8 @@ impl StageConfig {
             StageConfig::Redirect(s) => s,
             StageConfig::Consent(s) => s,
             StageConfig::AuthenticatorValidate(s) => s,
+            StageConfig::AuthenticatorTotp(s) => s,
+            StageConfig::AuthenticatorStatic(s) => s,
             StageConfig::AuthenticatorWebauthn(s) => s,
             StageConfig::Unsupported(s) => s,
             StageConfig::Custom(_) => return None,

@@ -43,6 +43,10 @@ pub struct FlowDefinition {
     /// Stages referenced from bound stages without a binding of their own (the
     /// identification stage's inline `password_stage`).
     pub referenced_stages: HashMap<crate::model::StageId, Arc<Stage>>,
+    /// Stages an authenticator-validation stage may insert into the plan (its
+    /// `configuration_stages`), each under a binding of its own derived from the
+    /// validation stage's binding ([`FlowDefinition::inserted_binding`]).
+    pub inserted: Vec<BoundStage>,
 }
 
 impl FlowDefinition {
@@ -89,6 +93,7 @@ impl FlowDefinition {
         bound.sort_by_key(|s| (s.binding.order, s.binding.pk));
         let mut validation_policies = HashMap::new();
         let mut referenced_stages = HashMap::new();
+        let mut inserted = Vec::new();
         for s in &bound {
             match &s.stage.config {
                 crate::model::StageConfig::Prompt(p) => {
@@ -103,6 +108,16 @@ impl FlowDefinition {
                         referenced_stages.insert(stage.pk, stage.clone());
                     }
                 }
+                crate::model::StageConfig::AuthenticatorValidate(a) => {
+                    for stage in a
+                        .configuration_stages
+                        .iter()
+                        .filter_map(|id| stages.get(id))
+                    {
+                        referenced_stages.insert(stage.pk, stage.clone());
+                        inserted.push(inserted_bound(&s.binding, stage));
+                    }
+                }
                 _ => {}
             }
         }
@@ -113,11 +128,56 @@ impl FlowDefinition {
             stages: bound,
             validation_policies,
             referenced_stages,
+            inserted,
         }
+    }
+
+    /// The binding under which `stage` runs when the stage of binding `by` inserts it
+    /// into the plan (authentik's `plan.insert_stage`), if `by` may insert it.
+    pub fn inserted_binding(
+        &self,
+        by: crate::model::BindingId,
+        stage: crate::model::StageId,
+    ) -> Option<crate::model::BindingId> {
+        let pk = inserted_pk(by, stage);
+        self.inserted
+            .iter()
+            .find(|b| b.binding.pk == pk)
+            .map(|b| b.binding.pk)
     }
 
     /// The bound stage with this binding id.
     pub fn binding(&self, pk: crate::model::BindingId) -> Option<&BoundStage> {
-        self.stages.iter().find(|s| s.binding.pk == pk)
+        self.stages
+            .iter()
+            .chain(&self.inserted)
+            .find(|s| s.binding.pk == pk)
+    }
+}
+
+/// The pk of the binding of `stage` inserted by the stage of binding `by`: derived,
+/// so it is the same whenever the definition is loaded again.
+fn inserted_pk(
+    by: crate::model::BindingId,
+    stage: crate::model::StageId,
+) -> crate::model::BindingId {
+    let name = format!("authflow/inserted/{by}/{stage}");
+    crate::model::BindingId::from_uuid(uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        name.as_bytes(),
+    ))
+}
+
+/// A binding for a stage the stage of `by` inserts: in the same flow, at the same
+/// order, without policies.
+fn inserted_bound(by: &FlowStageBinding, stage: &Arc<Stage>) -> BoundStage {
+    let pk = inserted_pk(by.pk, stage.pk);
+    let mut binding = FlowStageBinding::new(by.target, stage.pk, by.order);
+    binding.policybindingmodel_ptr_id = *pk.as_uuid();
+    binding.pk = pk;
+    BoundStage {
+        binding,
+        stage: stage.clone(),
+        policies: Vec::new(),
     }
 }
