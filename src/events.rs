@@ -35,9 +35,6 @@ pub enum EventAction {
     MfaValidated,
     /// An invitation was applied by an invitation stage.
     InvitationUsed,
-    /// An object was created by a flow: an MFA device a setup stage added (context
-    /// `model` `{app, model_name, pk, name}`, as authentik; never the secret).
-    ModelCreated,
 }
 
 /// One event.

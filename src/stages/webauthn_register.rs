@@ -16,7 +16,7 @@ use webauthn_rs_core::proto::{
 use super::webauthn_core::{self as core, RelyingParty};
 use super::{Effect, Response, StageContext, StageError, StageOutcome};
 use crate::challenge::{AuthenticatorWebauthnChallenge, Challenge, ChallengeBody, ErrorDetail};
-use crate::events::{Event, EventAction};
+use crate::events::EventAction;
 use crate::model::{AuthenticatorAttachment, AuthenticatorWebauthnStage, ResidentKeyRequirement};
 use crate::store::{Device, DeviceSecret, User};
 
@@ -231,18 +231,9 @@ pub(super) async fn respond(
             sign_count: registered.counter,
         },
     };
-    let mut event = Event::new(EventAction::ModelCreated).with(
-        "model",
-        json!({
-            "app": "authentik_stages_authenticator_webauthn",
-            "model_name": "webauthndevice",
-            "pk": device.id,
-            "name": device.name,
-        }),
-    );
-    event.user = Some(user.username.clone());
-    event.flow = Some(ctx.flow.slug.clone());
-    event.client_ip = ctx.request.client_ip.clone();
+    let event = super::authenticator_totp::mfa_event(ctx, EventAction::DeviceAdded, &user.username)
+        .with("device_class", "webauthn")
+        .with("device", device.id.clone());
     ctx.effects.push(Effect::AddDevice(device));
     ctx.effects.emit(event);
     ctx.context.remove(CONTEXT_KEY);

@@ -340,3 +340,60 @@ async fn unknown_credential_and_garbage_refused() {
     let c = h.answer("login", &assertion).await;
     assert_eq!(error_of(&c), "Invalid device", "{c}");
 }
+
+/// Re-encodes the binary fields of kanidm's assertion JSON as padded base64url.
+fn padded(v: &Value) -> Value {
+    use base64::Engine as _;
+    let pad = |s: &Value| {
+        let bytes = super::webauthn_core::decode_b64(s.as_str().unwrap()).unwrap();
+        json!(base64::engine::general_purpose::URL_SAFE.encode(bytes))
+    };
+    let mut v = v.clone();
+    v["rawId"] = pad(&v["rawId"]);
+    for k in ["clientDataJSON", "authenticatorData", "signature"] {
+        v["response"][k] = pad(&v["response"][k]);
+    }
+    v
+}
+
+#[tokio::test]
+async fn both_assertion_forms_and_user_handles() {
+    use base64::Engine as _;
+    let mut h = Harness::new().await;
+    let mut key = SoftPasskey::new(false);
+    h.register(&mut key).await;
+    let hex = super::webauthn_core::user_handle(&h.alice);
+    let authentik_handle = base64::engine::general_purpose::STANDARD
+        .decode(hex.as_bytes())
+        .unwrap();
+    let b64 = super::webauthn_core::b64url;
+
+    // authentik's web client: padded fields, extensions as a JSON string, no handle.
+    let options = h.login_options().await;
+    let mut a = padded(&sign(&mut key, ORIGIN, &options));
+    a.as_object_mut().unwrap().remove("extensions");
+    a["assertionClientExtensions"] = json!("{}");
+    a["response"]["userHandle"] = Value::Null;
+    let c = h.answer("login", &a).await;
+    assert!(ok(&c), "{c}");
+
+    // Browsers' toJSON(): unpadded, clientExtensionResults, the handle as registered
+    // (by a browser: the hex string; by authentik's client: its base64 decoding).
+    for handle in [b64(hex.as_bytes()), b64(&authentik_handle)] {
+        let options = h.login_options().await;
+        let mut a = sign(&mut key, ORIGIN, &options);
+        let ext = a.as_object_mut().unwrap().remove("extensions").unwrap();
+        a["clientExtensionResults"] = ext;
+        a["authenticatorAttachment"] = json!("cross-platform");
+        a["response"]["userHandle"] = json!(handle);
+        let c = h.answer("login", &a).await;
+        assert!(ok(&c), "{handle}: {c}");
+    }
+
+    // A handle naming someone else.
+    let options = h.login_options().await;
+    let mut a = sign(&mut key, ORIGIN, &options);
+    a["response"]["userHandle"] = json!(b64(b"someone-else"));
+    let c = h.answer("login", &a).await;
+    assert_eq!(error_of(&c), "Invalid device", "{c}");
+}
