@@ -487,8 +487,13 @@ fn answer(c: &Challenge, console: &mut Console) -> io::Result<Option<Next>> {
             console.status("this stage needs a browser (WebAuthn): open the flow's page")?;
             return Ok(Some(Next::Stop(ExitCode::FAILURE)));
         }
-        ChallengeBody::Captcha(_) => {
-            // A terminal cannot run the provider's widget: take a token obtained elsewhere.
+        ChallengeBody::Captcha(cc) => {
+            // A captcha needs the provider's widget (a browser); a terminal can only
+            // paste a token (e.g. from a provider's test keys).
+            console.status(&format!(
+                "captcha: solve it with site key {} ({}), then paste the token",
+                cc.site_key, cc.js_url
+            ))?;
             let Some(token) = console.ask("Captcha token")? else {
                 return Ok(None);
             };

@@ -52,6 +52,9 @@ use crate::store::{
 };
 use crate::throttle::{self, Reservation, Reservations};
 
+/// The denial of an enrollment whose single-use invitation another one consumed.
+pub const INVITATION_USED: &str = "This invitation has already been used.";
+
 /// One write a stage asks for, applied after the session was saved.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -378,7 +381,7 @@ async fn apply_one(env: &Env, effect: &Effect) -> Result<(), Failed> {
             {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(Failed {
-                    message: crate::stages::INVITATION_USED.into(),
+                    message: INVITATION_USED.into(),
                 }),
                 Err(e) => Err(directory(
                     e,

@@ -32,12 +32,26 @@ async fn provider() -> (String, Received) {
     let log = received.clone();
     let app = axum::Router::new().route(
         "/siteverify",
-        post(move |body: String| {
+        post(move |headers: axum::http::HeaderMap, body: String| {
             let log = log.clone();
             async move {
-                let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
-                    .into_owned()
-                    .collect();
+                let content_type = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut form: Vec<(String, String)> = if content_type == "application/json" {
+                    serde_json::from_str::<serde_json::Map<String, Value>>(&body)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                } else {
+                    form_urlencoded::parse(body.as_bytes())
+                        .into_owned()
+                        .collect()
+                };
+                form.push(("_content_type".into(), content_type));
                 let token = form
                     .iter()
                     .find(|(k, _)| k == "response")
@@ -163,6 +177,10 @@ async fn a_good_token_passes_and_sends_secret_response_and_remoteip() {
     assert_eq!(get("secret"), Some(SECRET));
     assert_eq!(get("response"), Some("good"));
     assert_eq!(get("remoteip"), Some("203.0.113.7"));
+    assert_eq!(
+        get("_content_type"),
+        Some("application/x-www-form-urlencoded")
+    );
     // The provider's answer is left in the plan context for policies.
     let state = s
         .stores
@@ -200,6 +218,25 @@ async fn a_refused_token_shows_the_challenge_again_with_authentiks_messages() {
     // The flow is still usable.
     let v = wire(&c.post(SLUG, token("good")).await);
     assert_eq!(v["component"], "ak-stage-dummy", "{v}");
+}
+
+#[tokio::test]
+async fn request_content_type_json_sends_a_json_object() {
+    let (url, received) = provider().await;
+    let s = setup(&url, true, |st| {
+        st.request_content_type = authflow::model::CaptchaContentType::Json;
+    })
+    .await;
+    let mut c = Client::new(s.engine.clone()).with_ip("198.51.100.2");
+    c.get(SLUG).await;
+    let v = wire(&c.post(SLUG, token("good")).await);
+    assert_eq!(v["component"], "ak-stage-dummy", "{v}");
+    let forms = received.lock().unwrap().clone();
+    let form = &forms[0];
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("_content_type"), Some("application/json"));
+    assert_eq!(get("secret"), Some(SECRET));
+    assert_eq!(get("remoteip"), Some("198.51.100.2"));
 }
 
 #[tokio::test]
@@ -302,4 +339,121 @@ async fn without_a_verifier_or_a_private_key_the_stage_denies() {
     let out = c.get(SLUG).await;
     assert_eq!(out.challenge.component(), "ak-stage-access-denied");
     assert!(received.lock().unwrap().is_empty());
+}
+
+/// authentik's models import; the export leaves the private key out.
+#[cfg(feature = "blueprints")]
+#[tokio::test]
+async fn captcha_and_invitation_stages_import_from_blueprints_and_export_without_the_secret() {
+    use authflow::blueprint::{Importer, export};
+    use authflow::model::StageConfig;
+    use authflow::store::FlowSource;
+
+    let stores = memory::Stores::new();
+    let yaml = format!(
+        r#"version: 1
+entries:
+  - model: authentik_flows.flow
+    identifiers: {{slug: captcha-enroll}}
+    id: flow
+    attrs: {{name: Captcha enroll, title: Captcha enroll, designation: enrollment}}
+  - model: authentik_stages_invitation.invitationstage
+    identifiers: {{name: bp-invitation}}
+    id: invitation
+    attrs: {{continue_flow_without_invitation: true}}
+  - model: authentik_stages_captcha.captchastage
+    identifiers: {{name: bp-captcha}}
+    id: captcha
+    attrs:
+      public_key: site-key-bp
+      private_key: {SECRET}
+      js_url: https://js.hcaptcha.com/1/api.js
+      api_url: https://api.hcaptcha.com/siteverify
+      interactive: true
+      score_min_threshold: -1
+      score_max_threshold: -1
+      error_on_invalid_score: true
+      request_content_type: application/json
+  - model: authentik_flows.flowstagebinding
+    identifiers: {{target: !KeyOf flow, stage: !KeyOf invitation, order: 0}}
+  - model: authentik_flows.flowstagebinding
+    identifiers: {{target: !KeyOf flow, stage: !KeyOf captcha, order: 10}}
+"#
+    );
+    let report = Importer::for_stores(&stores)
+        .apply_str("captcha.yaml", &yaml)
+        .await
+        .unwrap();
+    assert!(report.warnings.is_empty(), "{report:?}");
+    let def = stores.flows.flow("captcha-enroll").await.unwrap().unwrap();
+    let kinds: Vec<&StageConfig> = def.stages.iter().map(|s| &s.stage.config).collect();
+    assert!(matches!(kinds[0], StageConfig::Invitation(i) if i.continue_flow_without_invitation));
+    let StageConfig::Captcha(c) = kinds[1] else {
+        panic!("{kinds:?}")
+    };
+    assert_eq!(c.private_key, SECRET);
+    assert_eq!(c.api_url, "https://api.hcaptcha.com/siteverify");
+    assert_eq!(c.score_min_threshold, -1.0);
+    assert_eq!(
+        c.request_content_type,
+        authflow::model::CaptchaContentType::Json
+    );
+    assert!(!format!("{kinds:?}").contains(SECRET));
+    let exported = export(&def);
+    assert!(
+        exported.contains("authentik_stages_captcha.captchastage"),
+        "{exported}"
+    );
+    assert!(exported.contains("site-key-bp"));
+    assert!(!exported.contains(SECRET), "{exported}");
+}
+
+#[path = "common/http.rs"]
+mod http;
+
+/// Over HTTP the challenge and its refusal match authentik's `CaptchaChallenge`
+/// schema (checked by the harness's `finish`).
+#[tokio::test]
+async fn over_http_the_challenge_matches_authentiks_schema() {
+    let (url, received) = provider().await;
+    let s = http::start_custom(authflow::http::HttpConfig::default(), |b| {
+        b.captcha_verifier(Arc::new(HttpCaptchaVerifier::new().unwrap()))
+    })
+    .await;
+    FlowBuilder::new(SLUG, FlowDesignation::Authentication)
+        .stage(
+            "captcha-http",
+            CaptchaStage {
+                public_key: "site-key-http".into(),
+                private_key: SECRET.into(),
+                api_url: url,
+                ..Default::default()
+            },
+        )
+        .stage("after-captcha-http", DummyStage::default())
+        .install(s.stores.flows.as_ref())
+        .await
+        .unwrap();
+    let b = s.browser_from("127.0.0.3");
+    let r = b.exec(SLUG).await;
+    let c = r.challenge("ak-stage-captcha");
+    assert_eq!(c["site_key"], "site-key-http");
+    assert_eq!(c["interactive"], false);
+    let r = b.answer(SLUG, token("forged")).await;
+    assert_eq!(r.errors()["token"], ["Invalid captcha response"]);
+    let r = b.answer(SLUG, token("good")).await;
+    assert!(
+        r.text.contains("ak-stage-dummy") || r.status == 302,
+        "{}",
+        r.text
+    );
+    // The server's view of the client's address went to the provider.
+    let forms = received.lock().unwrap().clone();
+    assert!(
+        forms
+            .iter()
+            .all(|f| f.iter().any(|(k, v)| k == "remoteip" && v == "127.0.0.3")),
+        "{forms:?}"
+    );
+    s.finish();
 }

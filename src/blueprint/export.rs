@@ -296,6 +296,11 @@ pub fn export(def: &FlowDefinition) -> String {
                             .collect();
                         refs.push(("configuration_stages", Yaml::Sequence(stages)));
                     }
+                    // A secret (write-only in authentik's serializer): never exported;
+                    // set it again after importing the export.
+                    StageConfig::Captcha(_) => {
+                        m.remove("private_key");
+                    }
                     _ => {}
                 }
                 Some(attrs_yaml(m, refs))

@@ -6,11 +6,12 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::{CaptchaError, CaptchaVerifier, SiteverifyRequest};
+use crate::model::CaptchaContentType;
 
 /// Largest siteverify answer read (providers answer a few hundred bytes).
 const MAX_ANSWER: usize = 64 * 1024;
 
-/// Calls the provider's siteverify endpoint with a form POST (reqwest with rustls and
+/// Calls the provider's siteverify endpoint with a form (or JSON) POST (reqwest with rustls and
 /// the Mozilla root certificates; `http://` URLs work too, for local test providers).
 /// Every call has a deadline (default 5 s, connect included); a timeout, a connection
 /// failure, a non-2xx status or a body that is not a JSON object is a
@@ -51,13 +52,20 @@ impl CaptchaVerifier for HttpCaptchaVerifier {
         if !matches!(url.scheme(), "https" | "http") {
             return Err(CaptchaError("api_url must be an http(s) URL".into()));
         }
-        let mut response = self
-            .client
-            .post(url)
-            .form(&request.form())
-            .send()
-            .await
-            .map_err(|e| CaptchaError(describe(e)))?;
+        let post = self.client.post(url);
+        let post = match request.content_type {
+            CaptchaContentType::Form => post.form(&request.form()),
+            CaptchaContentType::Json => {
+                let body: Map<String, Value> = request
+                    .form()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+                    .collect();
+                post.header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(Value::Object(body).to_string())
+            }
+        };
+        let mut response = post.send().await.map_err(|e| CaptchaError(describe(e)))?;
         let status = response.status();
         if !status.is_success() {
             return Err(CaptchaError(format!("the provider answered {status}")));

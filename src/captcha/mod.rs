@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 #[cfg(feature = "captcha")]
 pub use http::HttpCaptchaVerifier;
 
-use crate::model::CaptchaStage;
+use crate::model::{CaptchaContentType, CaptchaStage};
 
 /// One siteverify call.
 #[derive(Clone, Copy)]
@@ -37,6 +37,8 @@ pub struct SiteverifyRequest<'a> {
     pub response: &'a str,
     /// The client's IP (`remoteip`), when known.
     pub remote_ip: Option<&'a str>,
+    /// A form (default) or a JSON object (the stage's `request_content_type`).
+    pub content_type: CaptchaContentType,
 }
 
 impl std::fmt::Debug for SiteverifyRequest<'_> {
@@ -46,6 +48,7 @@ impl std::fmt::Debug for SiteverifyRequest<'_> {
             .field("secret", &"***")
             .field("response", &"***")
             .field("remote_ip", &self.remote_ip)
+            .field("content_type", &self.content_type)
             .finish()
     }
 }
@@ -233,6 +236,7 @@ mod tests {
             secret: "s",
             response: "t",
             remote_ip: Some("10.0.0.1"),
+            content_type: CaptchaContentType::Form,
         };
         assert_eq!(
             req.form(),

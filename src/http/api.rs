@@ -90,7 +90,7 @@ async fn flow_api_json(app: &AppState, flow: &Flow) -> Result<Value, ApiError> {
     Ok(v)
 }
 
-async fn json_body(
+pub(super) async fn json_body(
     app: &AppState,
     parts: &Parts,
     body: Body,
@@ -198,7 +198,7 @@ fn apply(flow: &mut Flow, m: &Map<String, Value>, partial: bool) -> Result<(), V
     errors.into_result()
 }
 
-fn parse_usize(query: &str, key: &str, default: usize) -> usize {
+pub(super) fn parse_usize(query: &str, key: &str, default: usize) -> usize {
     query_param(query, key)
         .and_then(|v| v.parse().ok())
         .filter(|v| *v > 0)
@@ -446,7 +446,7 @@ fn url_encode(s: &str) -> String {
 }
 
 /// The handler's answer or its error, as a response.
-fn reply<T: IntoResponse>(result: Result<T, ApiError>) -> Response {
+pub(super) fn reply<T: IntoResponse>(result: Result<T, ApiError>) -> Response {
     match result {
         Ok(v) => v.into_response(),
         Err(e) => e.into_response(),

@@ -8,6 +8,8 @@
 //! | `GET /api/v3/flows/inspector/{slug}/` | the session's [`FlowInspection`](crate::inspector::FlowInspection) (superusers) |
 //! | `GET/POST /api/v3/flows/instances/` | list / create flows |
 //! | `GET/PATCH/DELETE /api/v3/flows/instances/{slug}/` | read / change / delete a flow |
+//! | `GET/POST /api/v3/stages/invitation/invitations/` | list / create invitations (superusers) |
+//! | `GET/DELETE /api/v3/stages/invitation/invitations/{pk}/` | read / delete an invitation |
 //! | `GET /api/v3/flows/instances/{slug}/execute/` | start a flow for a token-authenticated client |
 //! | `GET /api/v3/flows/instances/{slug}/export/` | the flow as an authentik blueprint (feature `blueprints`) |
 //! | `GET /api/v3/core/users/me/` | the logged-in user (session or bearer token), as authentik's `{"user": …}`; 403 without one |
@@ -65,12 +67,14 @@
 mod api;
 mod client_ip;
 mod config;
+mod datetime;
 mod error;
 mod executor;
 #[cfg(feature = "blueprints")]
 mod export;
 mod first_get;
 mod handle;
+mod invitations;
 mod logged_in;
 mod me;
 mod page_csp;
@@ -175,7 +179,15 @@ pub(crate) fn admin_routes() -> Router<AppState> {
             "/api/v3/flows/instances/{slug}/",
             get(api::retrieve).patch(api::update).delete(api::destroy),
         )
-        .route("/api/v3/flows/instances/{slug}/execute/", get(api::execute));
+        .route("/api/v3/flows/instances/{slug}/execute/", get(api::execute))
+        .route(
+            "/api/v3/stages/invitation/invitations/",
+            get(invitations::list).post(invitations::create),
+        )
+        .route(
+            "/api/v3/stages/invitation/invitations/{pk}/",
+            get(invitations::retrieve).delete(invitations::destroy),
+        );
     #[cfg(feature = "blueprints")]
     let routes = routes.route(
         "/api/v3/flows/instances/{slug}/export/",

@@ -7,6 +7,18 @@ pub const RECAPTCHA_JS_URL: &str = "https://www.recaptcha.net/recaptcha/api.js";
 /// reCAPTCHA's siteverify endpoint, authentik's default `api_url`.
 pub const RECAPTCHA_API_URL: &str = "https://www.recaptcha.net/recaptcha/api/siteverify";
 
+/// How the siteverify request is encoded (authentik's `CaptchaRequestContentType`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CaptchaContentType {
+    /// `application/x-www-form-urlencoded` (default; every provider accepts it).
+    #[default]
+    #[serde(rename = "application/x-www-form-urlencoded")]
+    Form,
+    /// `application/json` (the same fields as a JSON object).
+    #[serde(rename = "application/json")]
+    Json,
+}
+
 /// Settings of the captcha stage: the provider's keys and URLs, and the score bounds
 /// a verification must meet. Works with every provider speaking the siteverify
 /// protocol (reCAPTCHA v2/v3, hCaptcha, Cloudflare Turnstile); verification goes
@@ -45,6 +57,9 @@ pub struct CaptchaStage {
     /// context (`captcha`) for policies to decide — as in authentik.
     #[serde(default = "yes")]
     pub error_on_invalid_score: bool,
+    /// How the siteverify request is encoded (default: a form).
+    #[serde(default)]
+    pub request_content_type: CaptchaContentType,
 }
 
 fn js_url() -> String {
@@ -74,6 +89,7 @@ impl Default for CaptchaStage {
             score_min_threshold: half(),
             score_max_threshold: one(),
             error_on_invalid_score: true,
+            request_content_type: CaptchaContentType::Form,
         }
     }
 }
@@ -89,6 +105,7 @@ impl std::fmt::Debug for CaptchaStage {
             .field("score_min_threshold", &self.score_min_threshold)
             .field("score_max_threshold", &self.score_max_threshold)
             .field("error_on_invalid_score", &self.error_on_invalid_score)
+            .field("request_content_type", &self.request_content_type)
             .finish()
     }
 }

@@ -97,6 +97,7 @@ impl StageKind for CaptchaStage {
             secret: &self.private_key,
             response: &token,
             remote_ip: ctx.request.client_ip.as_deref(),
+            content_type: self.request_content_type,
         };
         let answer = match verifier.siteverify(&request).await {
             Ok(answer) => answer,

@@ -43,8 +43,9 @@ pub const INVITATION_NOT_FOUND: &str = "Invalid invite/invite not found";
 pub const INVITATION_EXPIRED: &str = "This invitation has expired.";
 /// The message of an invitation for another flow.
 pub const INVITATION_OTHER_FLOW: &str = "This invitation is not valid for this flow.";
-/// The message of a single-use invitation already spent.
-pub const INVITATION_USED: &str = "This invitation has already been used.";
+/// The message of a single-use invitation already spent (or any invitation deleted
+/// while its flow ran).
+pub const INVITATION_USED: &str = crate::effects::INVITATION_USED;
 
 fn token(ctx: &StageContext<'_>) -> Option<String> {
     let query = &ctx.request.query;
@@ -127,9 +128,9 @@ impl StageKind for InvitationStage {
         );
         ctx.context
             .update_prompt_data(|data| merge(data, &invitation.fixed_data));
-        let mut event = Event::new(EventAction::InvitationUsed)
-            .with("invitation", invitation.name.clone())
-            .with("invitation_pk", invitation.pk.to_string());
+        // The name only: the pk is the link's secret.
+        let mut event =
+            Event::new(EventAction::InvitationUsed).with("invitation", invitation.name.clone());
         event.flow = Some(ctx.flow.slug.clone());
         event.client_ip = ctx.request.client_ip.clone();
         ctx.effects.emit(event);
@@ -137,19 +138,18 @@ impl StageKind for InvitationStage {
     }
 }
 
-/// Called by the user write stage when it creates an account: a single-use invitation
-/// in effect is queued for consumption before the account's creation (see the
-/// [module docs](self)). Answers the denial when that invitation is already spent or
-/// expired (checked again, atomically, after the commit).
+/// Called by the user write stage when it creates an account. The invitation in
+/// effect must still be valid: one deleted (revoked, or a single-use one spent) or
+/// expired since the flow applied it denies the account. A single-use one is queued
+/// for consumption before the account's creation (see the [module docs](self);
+/// checked again, atomically, after the commit). Answers the denial, if any.
 pub(crate) async fn consume_on_create(
     ctx: &mut StageContext<'_>,
 ) -> Result<Option<&'static str>, StageError> {
     let Some(entry) = ctx.context.get(PLAN_CONTEXT_INVITATION) else {
         return Ok(None);
     };
-    if entry.get("single_use").and_then(Value::as_bool) != Some(true) {
-        return Ok(None);
-    }
+    let single_use = entry.get("single_use").and_then(Value::as_bool) == Some(true);
     let Some(pk) = entry
         .get("pk")
         .and_then(Value::as_str)
@@ -163,7 +163,9 @@ pub(crate) async fn consume_on_create(
     if invitation.is_expired(ctx.env.clock.now()) {
         return Ok(Some(INVITATION_EXPIRED));
     }
-    ctx.effects.push(Effect::ConsumeInvitation(invitation));
+    if single_use {
+        ctx.effects.push(Effect::ConsumeInvitation(invitation));
+    }
     Ok(None)
 }
 
