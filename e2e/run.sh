@@ -161,20 +161,15 @@ run_server_checks() {
     SERVER_PID=""
 }
 
-# MFA through the page: a server with authentik's MFA blueprints (tests/fixtures copies):
-# the TOTP, static and WebAuthn setup flows and flows-login-2fa, which replaces the
-# default login flow (its copy here drops the "instantiate: false" label that keeps
-# authentik from applying it by itself).
+# MFA through the page: the server's built-in TOTP, static and WebAuthn setup flows, and
+# authentik's flows-login-2fa (tests/fixtures copy; labelled as an example, hence
+# --apply-examples), which replaces the default login flow; plus a passwordless flow
+# (e2e/blueprints).
 run_mfa_checks() {
     local dir
     dir="$(mktemp -d /tmp/authflow-e2e-blueprints.XXXXXX)"
-    for f in flow-default-authenticator-totp-setup flow-default-authenticator-static-setup \
-        flow-default-authenticator-webauthn-setup flows-login-2fa; do
-        sed -e '/^  labels:$/d' -e '/blueprints.goauthentik.io\/instantiate: "false"/d' \
-            "$ROOT/tests/fixtures/blueprints/$f.yaml" >"$dir/$f.yaml"
-    done
-    cp "$E2E_DIR/blueprints/zz-e2e-passwordless.yaml" "$dir/"
-    SERVER_LOG_SUFFIX=-mfa start_server "" --blueprints "$dir"
+    cp "$ROOT/tests/fixtures/blueprints/flows-login-2fa.yaml" "$E2E_DIR/blueprints/zz-e2e-passwordless.yaml" "$dir/"
+    SERVER_LOG_SUFFIX=-mfa start_server "" --blueprints "$dir" --apply-examples
     run_check "MFA through the page (TOTP with oathtool, static codes, passkey with the virtual authenticator)" node mfa-browser.mjs
     cleanup
     SERVER_PID=""
