@@ -11,7 +11,8 @@
 #
 # Before the server: qr-check.mjs decodes the page's QR codes with zbarimg. After:
 # mfa-browser.mjs sets up and uses TOTP, static codes and a passkey through the page, on
-# a server that applied authentik's MFA blueprints.
+# a server that applied authentik's MFA blueprints; captcha-browser.mjs runs a captcha
+# stage through the page with a stub provider on another origin.
 #
 # Builds the server in release mode (AUTHFLOW_E2E_PROFILE=dev: the debug build), starts
 # it on a free loopback port, runs the checks, stops the server on exit. Installs what is
@@ -23,7 +24,7 @@ set -uo pipefail
 E2E_DIR="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$E2E_DIR/.." && pwd)"
 ARTIFACTS="$E2E_DIR/artifacts"
-CHECKS=8
+CHECKS=9
 mkdir -p "$ARTIFACTS"
 
 SERVER_PID=""
@@ -94,8 +95,9 @@ fi
 # --- server ------------------------------------------------------------------------
 PROFILE="${AUTHFLOW_E2E_PROFILE:-release}"
 # blueprints + python (expression policies) + webauthn: the MFA check runs authentik's
-# flows-login-2fa, whose validate binding carries an expression policy.
-FEATURES="http,blueprints,python,webauthn"
+# flows-login-2fa, whose validate binding carries an expression policy; captcha: the
+# captcha check's stage verifies tokens at its (stub) provider.
+FEATURES="http,blueprints,python,webauthn,captcha"
 echo "== cargo build --profile $PROFILE --example server --features $FEATURES"
 (cd "$ROOT" && cargo build --profile "$PROFILE" --example server --features "$FEATURES") || setup_failed "cargo build failed"
 if [ "$PROFILE" = dev ]; then SERVER_BIN="$ROOT/target/debug/examples/server"; else SERVER_BIN="$ROOT/target/$PROFILE/examples/server"; fi
@@ -168,9 +170,16 @@ run_server_checks() {
 run_mfa_checks() {
     local dir
     dir="$(mktemp -d /tmp/authflow-e2e-blueprints.XXXXXX)"
-    cp "$ROOT/tests/fixtures/blueprints/flows-login-2fa.yaml" "$E2E_DIR/blueprints/zz-e2e-passwordless.yaml" "$dir/"
+    cp "$ROOT/tests/fixtures/blueprints/flows-login-2fa.yaml" "$E2E_DIR/blueprints/zz-e2e-passwordless.yaml" \
+        "$E2E_DIR/blueprints/zz-e2e-captcha.yaml" "$dir/"
+    # The captcha check's stub provider (captcha-browser.mjs) listens on 127.0.0.2.
+    AUTHFLOW_E2E_CAPTCHA_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.2", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 19481)"
+    export AUTHFLOW_E2E_CAPTCHA_PORT
+    export AUTHFLOW_E2E_CAPTCHA_JS_URL="http://127.0.0.2:$AUTHFLOW_E2E_CAPTCHA_PORT/api.js"
+    export AUTHFLOW_E2E_CAPTCHA_API_URL="http://127.0.0.2:$AUTHFLOW_E2E_CAPTCHA_PORT/siteverify"
     SERVER_LOG_SUFFIX=-mfa start_server "" --blueprints "$dir" --apply-examples
     run_check "MFA through the page (TOTP with oathtool, static codes, passkey with the virtual authenticator)" node mfa-browser.mjs
+    run_check "captcha through the page (stub provider on another origin, CSP admits it while the stage is current)" node captcha-browser.mjs
     cleanup
     SERVER_PID=""
     rm -rf "$dir"

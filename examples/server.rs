@@ -30,7 +30,8 @@
 //! lets entries of models authflow lacks through (stages of those kinds deny access).
 //! `--apply-examples` applies the labelled files too (e.g. authentik's `flows-login-2fa`,
 //! whose validation binding's expression policy needs the `python` feature).
-//! Both need the `blueprints` feature: `--features http,blueprints`.
+//! Both need the `blueprints` feature: `--features http,blueprints`. With the `captcha`
+//! feature, captcha stages verify tokens at their `api_url` (siteverify over HTTP(S)).
 //!
 //! `--database URL` (`AUTHFLOW_DATABASE_URL`) keeps users, groups, flows, sessions,
 //! reputation, login-throttle counters and audit events in SQL: `sqlite://PATH`
@@ -334,6 +335,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Expression policies (authentik's Python expressions) run in the embedded CPython.
     #[cfg(feature = "python")]
     let builder = builder.expressions(Arc::new(authflow::python::PythonEvaluator::new()));
+    // Captcha stages verify tokens at their provider's siteverify endpoint.
+    #[cfg(feature = "captcha")]
+    let builder =
+        builder.captcha_verifier(Arc::new(authflow::captcha::HttpCaptchaVerifier::new()?));
     let builder = match &durable {
         // App passwords (the password stage's token backend) live in the database.
         Some(d) => builder

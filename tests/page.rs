@@ -180,6 +180,57 @@ async fn a_captcha_provider_is_admitted_only_while_its_stage_is_current() {
 }
 
 #[tokio::test]
+async fn a_first_captcha_stage_is_admitted_before_any_plan_is_stored() {
+    // A flow that starts with the captcha: a first visit's plan is not stored (any
+    // instance plans it again from the request), so the page's policy is built from
+    // the plan the request would get.
+    let s = start().await;
+    FlowBuilder::new(CAPTCHA_FLOW, FlowDesignation::Authentication)
+        .stage(
+            "captcha",
+            CaptchaStage {
+                public_key: "site-key".into(),
+                private_key: "secret-key".into(),
+                js_url: format!("{TURNSTILE}/turnstile/v0/api.js"),
+                interactive: true,
+                ..Default::default()
+            },
+        )
+        .stage("after-captcha", DummyStage::default())
+        .install(s.stores.flows.as_ref())
+        .await
+        .unwrap();
+    let page = format!("/if/flow/{CAPTCHA_FLOW}/");
+    let b = s.browser();
+    let r = b.get(&page).await;
+    assert!(csp(&r).contains(&format!(" {TURNSTILE};")), "{}", csp(&r));
+    let r = b.get(&support::executor(CAPTCHA_FLOW)).await;
+    assert_eq!(r.component(), "ak-stage-captcha");
+    let r = b.get(&page).await;
+    assert!(
+        csp(&r).contains(&format!("frame-src 'self' {TURNSTILE};")),
+        "{}",
+        csp(&r)
+    );
+    // Once the captcha is solved, the policy no longer admits the provider.
+    let r = b
+        .post(
+            &support::executor(CAPTCHA_FLOW),
+            &json!({"component": "ak-stage-captcha", "token": "any"}),
+        )
+        .await;
+    let r = if r.status == 302 {
+        b.get(&support::executor(CAPTCHA_FLOW)).await
+    } else {
+        r
+    };
+    assert_eq!(r.component(), "ak-stage-dummy", "{}", r.json);
+    let r = b.get(&page).await;
+    assert_eq!(csp(&r), baseline(&csp(&r)), "after the captcha stage");
+    s.finish();
+}
+
+#[tokio::test]
 async fn a_js_url_the_policy_could_misread_is_not_admitted() {
     let s = start().await;
     FlowBuilder::new(CAPTCHA_FLOW, FlowDesignation::Authentication)

@@ -404,15 +404,17 @@ const QR_SCRIPT: &str = include_str!("qr.js");
 pub(crate) async fn page(
     State(app): State<AppState>,
     Path(slug): Path<String>,
-    headers: HeaderMap,
+    req: Request<Body>,
 ) -> Response {
+    let (parts, _) = req.into_parts();
+    let headers = &parts.headers;
     let autostart = match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         None => true,
         Some(site) => site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"),
     };
     // Random like the engine's other tokens (a v4 UUID: 122 random bits).
     let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let origins = super::page_csp::script_origins(&app, &headers, &slug).await;
+    let origins = super::page_csp::script_origins(&app, &parts, &slug).await;
     let csp = super::page_csp::policy(&nonce, &origins);
     let body = PAGE
         .replace("{{nonce}}", &nonce)

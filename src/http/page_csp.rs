@@ -5,13 +5,15 @@
 //! The page's script fetches challenges after the page loaded, so the policy cannot
 //! follow them; instead, when the page receives an `ak-stage-captcha` challenge whose
 //! `js_url` its policy does not admit, it loads itself again once, and this module
-//! builds the policy for the stage the session is at. Nothing is planned or stored for
-//! that: the session and the flow definition are only read.
+//! builds the policy for the stage the session is at. Nothing is stored for that: the
+//! session and the flow definition are only read (and, for a session whose plan is not
+//! stored yet, the flow planned without storing), and only for flows with such a stage.
 
-use axum::http::HeaderMap;
+use axum::http::request::Parts;
 
 use super::{AppState, session};
 use crate::model::StageConfig;
+use crate::plan::PlanContext;
 
 /// The page's policy with the nonce of its inline script and style; `script_origins`
 /// (already validated by [`origin_of`]) may also load scripts and frames.
@@ -28,28 +30,49 @@ pub(crate) fn policy(nonce: &str, script_origins: &[String]) -> String {
 }
 
 /// The script origins the session's current stage of flow `slug` needs (a captcha
-/// stage's `js_url`), or none: without a session, a plan for this flow, or on any
-/// store error (the page then shows that the captcha cannot load).
-pub(crate) async fn script_origins(app: &AppState, headers: &HeaderMap, slug: &str) -> Vec<String> {
-    let Some(id) = session::session_id(headers) else {
-        return Vec::new();
-    };
-    let Ok(Some(loaded)) = app.engine.env().sessions.load(&id).await else {
-        return Vec::new();
-    };
-    let Some(current) = loaded
-        .value
-        .flows
-        .get(slug)
-        .and_then(|f| f.plan.as_ref())
-        .and_then(|p| p.bindings.first())
-    else {
-        return Vec::new();
-    };
+/// stage's `js_url`), or none: for flows without such a stage (nothing is read then),
+/// and on any store or planning error (the page then shows that the captcha cannot
+/// load). The current stage is the stored plan's; a session without a stored plan for
+/// this flow (a first visit's plan is not stored: any instance makes it again from the
+/// request) gets the stage the planner would start at, planned without storing.
+pub(crate) async fn script_origins(app: &AppState, req: &Parts, slug: &str) -> Vec<String> {
     let Ok(def) = app.engine.definition(slug).await else {
         return Vec::new();
     };
-    def.binding(current.binding)
+    if !def
+        .stages
+        .iter()
+        .any(|b| script_url(&b.stage.config).is_some())
+    {
+        return Vec::new();
+    }
+    let stored = match session::session_id(&req.headers) {
+        Some(id) => match app.engine.env().sessions.load(&id).await {
+            Ok(loaded) => loaded.and_then(|l| {
+                let plan = l.value.flows.get(slug)?.plan.as_ref()?;
+                plan.bindings.first().map(|b| Some(b.binding))
+            }),
+            Err(_) => return Vec::new(),
+        },
+        None => None,
+    };
+    let current = match stored {
+        Some(current) => current,
+        None => {
+            let mut freq = super::executor::flow_request(&app.config, req);
+            // The page hands its own query string to the executor as `query`.
+            freq.query = req.uri.query().unwrap_or("").to_owned();
+            if freq.query.len() > app.config.query_limit {
+                return Vec::new();
+            }
+            match app.engine.plan_only(&freq, slug, PlanContext::new()).await {
+                Ok(plan) => plan.bindings.first().map(|b| b.binding),
+                Err(_) => return Vec::new(),
+            }
+        }
+    };
+    current
+        .and_then(|binding| def.binding(binding))
         .and_then(|b| script_url(&b.stage.config))
         .and_then(origin_of)
         .into_iter()
