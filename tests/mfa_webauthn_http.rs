@@ -3,7 +3,12 @@
 //! authentik's `get_rp_id` (authentik/stages/authenticator_webauthn/utils.py); every
 //! challenge is checked against authentik's flow-executor schema by the harness.
 #![cfg(all(feature = "http", feature = "webauthn"))]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "common/http.rs"]
 mod support;
@@ -30,7 +35,10 @@ async fn the_rp_id_comes_from_the_host_header() {
     // An IP address is no relying party: the stage denies, naming the origin.
     let r = b.exec(defaults::WEBAUTHN_SETUP).await;
     let v = r.challenge("ak-stage-access-denied");
-    assert!(v["error_message"].as_str().unwrap().contains("domain name"), "{v}");
+    assert!(
+        v["error_message"].as_str().unwrap().contains("domain name"),
+        "{v}"
+    );
 }
 
 #[tokio::test]
