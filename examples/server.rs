@@ -1,5 +1,6 @@
 //! The authflow reference server: authentik's flow-executor API over the in-memory or
-//! SQL stores, with the default flows and the bootstrap admin `akadmin`.
+//! SQL stores, with the default flows (and authentik's default TOTP and static MFA setup
+//! flows, `defaults::install_mfa_setup`) and the bootstrap admin `akadmin`.
 //!
 //! ```sh
 //! AUTHFLOW_BOOTSTRAP_PASSWORD=changeme cargo run --example server --features http
@@ -27,6 +28,8 @@
 //! labelled `blueprints.goauthentik.io/instantiate: "false"` are left alone) and logs a
 //! report per file; a file that cannot be applied stops the start. `--skip-unsupported`
 //! lets entries of models authflow lacks through (stages of those kinds deny access).
+//! `--apply-examples` applies the labelled files too (e.g. authentik's `flows-login-2fa`,
+//! whose validation binding's expression policy needs the `python` feature).
 //! Both need the `blueprints` feature: `--features http,blueprints`.
 //!
 //! `--database URL` (`AUTHFLOW_DATABASE_URL`) keeps users, groups, flows, sessions,
@@ -187,19 +190,20 @@ async fn apply_blueprints(
     flows: &dyn FlowStore,
     users: authflow::blueprint::UserTarget<'_>,
     skip_unsupported: bool,
+    examples: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use authflow::blueprint::{FlowTarget, ImportOptions, Importer};
     let target = match in_memory {
         Some(m) => FlowTarget::Memory(m),
         None => FlowTarget::Store(flows),
     };
+    let mut options = ImportOptions::new()
+        .skip_unsupported(skip_unsupported)
+        // The engine runs expression policies only when built with `python`.
+        .expressions(cfg!(feature = "python"));
+    options.apply_not_instantiated = examples;
     let report = Importer::new(target, users)
-        .options(
-            ImportOptions::new()
-                .skip_unsupported(skip_unsupported)
-                // The engine runs expression policies only when built with `python`.
-                .expressions(cfg!(feature = "python")),
-        )
+        .options(options)
         .apply_dir(dir)
         .await
         .map_err(|e| format!("cannot apply the blueprints in {dir}: {e}"))?;
@@ -225,6 +229,7 @@ async fn apply_blueprints(
     _flows: &dyn FlowStore,
     _users: &dyn UserDirectory,
     _skip_unsupported: bool,
+    _examples: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     Err(format!("--blueprints {dir}: this server was built without the `blueprints` feature: cargo run --example server --features http,blueprints").into())
 }
@@ -339,6 +344,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Arc::new(builder.build());
     // Idempotent: the default flows have fixed ids, so instances sharing Redis agree.
     defaults::install(flows.as_ref()).await?;
+    // authentik's default MFA setup flows (TOTP, static recovery codes), built in.
+    defaults::install_mfa_setup(flows.as_ref()).await?;
 
     let password = || match std::env::var("AUTHFLOW_BOOTSTRAP_PASSWORD") {
         Ok(p) if !p.is_empty() => p,
@@ -364,6 +371,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             flows.as_ref(),
             user_target,
             flag("--skip-unsupported"),
+            flag("--apply-examples"),
         )
         .await?;
     } else if flag("--skip-unsupported") {

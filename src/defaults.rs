@@ -19,6 +19,10 @@ pub const ENROLLMENT: &str = "default-enrollment-flow";
 pub const PASSWORD_CHANGE: &str = "default-password-change";
 /// Slug of the default account-deletion flow.
 pub const UNENROLLMENT: &str = "default-unenrollment-flow";
+/// Slug of the default TOTP setup flow.
+pub const TOTP_SETUP: &str = "default-authenticator-totp-setup";
+/// Slug of the default static (recovery code) setup flow.
+pub const STATIC_SETUP: &str = "default-authenticator-static-setup";
 /// Slug of the WebAuthn setup flow (authentik's `flow-default-authenticator-webauthn-setup`).
 pub const WEBAUTHN_SETUP: &str = "default-authenticator-webauthn-setup";
 /// Name of the superuser group the bootstrap admin joins.
@@ -71,6 +75,16 @@ pub async fn install(store: &dyn FlowStore) -> Result<(), StoreError> {
     enrollment(store).await?;
     password_change(store).await?;
     unenrollment(store).await?;
+    Ok(())
+}
+
+/// Installs the MFA setup flows authentik instantiates by default
+/// ([`totp_setup`], [`static_setup`], [`webauthn_setup`]; the reference server does).
+/// Idempotent (fixed ids); not part of [`install`], so hosts without MFA keep their
+/// flow list.
+pub async fn install_mfa_setup(store: &dyn FlowStore) -> Result<(), StoreError> {
+    totp_setup(store).await?;
+    static_setup(store).await?;
     webauthn_setup(store).await?;
     Ok(())
 }
@@ -291,19 +305,62 @@ pub async fn unenrollment(store: &dyn FlowStore) -> Result<Flow, StoreError> {
     Ok(flow)
 }
 
+/// `default-authenticator-totp-setup` (stage_configuration, require_authenticated): the
+/// TOTP setup stage (6 digits), which is its own `configure_flow` — authentik's
+/// `flow-default-authenticator-totp-setup` blueprint.
+pub async fn totp_setup(store: &dyn FlowStore) -> Result<Flow, StoreError> {
+    let flow = fixed_flow(
+        Flow::new(TOTP_SETUP, TOTP_SETUP, FlowDesignation::StageConfiguration)
+            .with_title("Set up Two-Factor authentication")
+            .with_authentication(AuthenticationRequirement::RequireAuthenticated),
+    );
+    store.put_flow(flow.clone()).await?;
+    let stage = AuthenticatorTotpStage {
+        digits: 6,
+        friendly_name: Some("TOTP Device".into()),
+        configure_flow: Some(TOTP_SETUP.into()),
+    };
+    bind(store, &flow, Stage::new(TOTP_SETUP, stage), 0).await?;
+    Ok(flow)
+}
+
+/// `default-authenticator-static-setup` (stage_configuration, require_authenticated):
+/// six static recovery codes — authentik's `flow-default-authenticator-static-setup`
+/// blueprint.
+pub async fn static_setup(store: &dyn FlowStore) -> Result<Flow, StoreError> {
+    let flow = fixed_flow(
+        Flow::new(
+            STATIC_SETUP,
+            STATIC_SETUP,
+            FlowDesignation::StageConfiguration,
+        )
+        .with_title("Setup Static OTP Tokens")
+        .with_authentication(AuthenticationRequirement::RequireAuthenticated),
+    );
+    store.put_flow(flow.clone()).await?;
+    let stage = AuthenticatorStaticStage {
+        token_count: 6,
+        friendly_name: Some("Static tokens".into()),
+        configure_flow: Some(STATIC_SETUP.into()),
+        ..AuthenticatorStaticStage::default()
+    };
+    bind(store, &flow, Stage::new(STATIC_SETUP, stage), 0).await?;
+    Ok(flow)
+}
+
 /// `default-authenticator-webauthn-setup` (require_authenticated, stage configuration):
 /// registers a passkey or security key for the logged-in user, as authentik's
 /// blueprint. Needs the `webauthn` cargo feature (without it the stage denies).
 pub async fn webauthn_setup(store: &dyn FlowStore) -> Result<Flow, StoreError> {
-    let mut flow = fixed_flow(
+    let flow = fixed_flow(
         Flow::new(
             WEBAUTHN_SETUP,
             WEBAUTHN_SETUP,
             FlowDesignation::StageConfiguration,
         )
+        .with_title("Setup WebAuthn")
         .with_authentication(AuthenticationRequirement::RequireAuthenticated),
     );
-    flow.title = "Setup WebAuthn".into();
     store.put_flow(flow.clone()).await?;
     let stage = AuthenticatorWebauthnStage {
         configure_flow: Some(WEBAUTHN_SETUP.into()),

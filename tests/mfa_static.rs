@@ -46,7 +46,18 @@ async fn codes_are_shown_once_stored_hashed_and_single_use() {
         .await;
     assert!(out.logged_in);
 
+    // A POST before the codes were shown saves nothing: it shows them.
+    let first = wire(
+        &c.post(SETUP, json!({"component": "ak-stage-authenticator-static"}))
+            .await,
+    );
+    assert_eq!(
+        first["component"], "ak-stage-authenticator-static",
+        "{first}"
+    );
+    assert!(env.devices.devices(&frank.pk).await.unwrap().is_empty());
     let v = wire(&c.get(SETUP).await);
+    assert_eq!(v["codes"], first["codes"]);
     // Wire shape (authentik's AuthenticatorStaticChallenge).
     assert_eq!(v["component"], "ak-stage-authenticator-static", "{v}");
     assert_eq!(v["type"], "native");

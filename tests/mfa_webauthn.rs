@@ -39,6 +39,9 @@ impl Env {
     async fn new() -> Self {
         let stores = Stores::new();
         defaults::install(stores.flows.as_ref()).await.unwrap();
+        defaults::install_mfa_setup(stores.flows.as_ref())
+            .await
+            .unwrap();
         Self::with(stores).await
     }
 
@@ -527,6 +530,9 @@ mod with_webauthn {
         };
         let stores = Stores::new();
         defaults::install(stores.flows.as_ref()).await.unwrap();
+        defaults::install_mfa_setup(stores.flows.as_ref())
+            .await
+            .unwrap();
         let validate = || AuthenticatorValidateStage {
             device_classes: vec![DeviceClass::Webauthn],
             not_configured_action: NotConfiguredAction::Deny,

@@ -16,13 +16,21 @@ mod support;
 use authflow::defaults;
 use authflow::http::HttpConfig;
 use reqwest::Method;
-use support::{ADMIN_PASSWORD, Req, executor, start, start_with};
+use support::{ADMIN_PASSWORD, Req, Server, executor, start_with};
 
 const COMPONENT: &str = "ak-stage-authenticator-webauthn";
 
+/// The reference server's MFA setup flows (`defaults::install_mfa_setup`).
+async fn with_setup_flow(s: &Server) {
+    defaults::install_mfa_setup(s.stores.flows.as_ref())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_rp_id_comes_from_the_host_header() {
-    let s = start().await;
+    let s = start_with(HttpConfig::default()).await;
+    with_setup_flow(&s).await;
     let b = s.login("akadmin", ADMIN_PASSWORD).await;
     let port = s.base.rsplit(':').next().unwrap().to_owned();
     let path = executor(defaults::WEBAUTHN_SETUP);
@@ -47,6 +55,7 @@ async fn the_external_url_wins_over_the_host_header() {
         .with_external_url("http://auth.example.com:8443")
         .unwrap();
     let s = start_with(config).await;
+    with_setup_flow(&s).await;
     let b = s.login("akadmin", ADMIN_PASSWORD).await;
     let path = executor(defaults::WEBAUTHN_SETUP);
     let r = b

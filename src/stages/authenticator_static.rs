@@ -60,21 +60,26 @@ impl AuthenticatorStaticStage {
         format!("authflow/authenticator_static/{}/tokens", ctx.stage.pk)
     }
 
+    /// The codes shown to `user` by this stage, if any.
+    fn shown_codes(&self, ctx: &StageContext<'_>, user: &User) -> Option<Vec<String>> {
+        let count = self.token_count as usize;
+        let length = self.token_length as usize;
+        let v = ctx.context.get(&Self::key(ctx))?;
+        if v.get("user").and_then(Value::as_str) != Some(user.pk.as_str()) {
+            return None;
+        }
+        let codes: Vec<String> = serde_json::from_value(v.get("codes")?.clone()).ok()?;
+        (codes.len() == count && codes.iter().all(|c| c.len() == length)).then_some(codes)
+    }
+
     /// The codes of this stage for `user`, drawn on first use.
     fn pending_codes(&self, ctx: &mut StageContext<'_>, user: &User) -> Vec<String> {
+        if let Some(c) = self.shown_codes(ctx, user) {
+            return c;
+        }
         let key = Self::key(ctx);
         let count = self.token_count as usize;
         let length = self.token_length as usize;
-        let stored: Option<Vec<String>> = ctx.context.get(&key).and_then(|v| {
-            if v.get("user").and_then(Value::as_str) != Some(user.pk.as_str()) {
-                return None;
-            }
-            serde_json::from_value(v.get("codes")?.clone()).ok()
-        });
-        if let Some(c) = stored.filter(|c| c.len() == count && c.iter().all(|c| c.len() == length))
-        {
-            return c;
-        }
         let fresh = codes(ctx.env.random.as_ref(), count, length);
         ctx.context
             .insert(key, json!({"user": user.pk.as_str(), "codes": fresh}));
@@ -117,7 +122,11 @@ impl StageKind for AuthenticatorStaticStage {
         let Some(user) = setup_user(ctx).await? else {
             return Ok(StageOutcome::Deny(NO_USER.into()));
         };
-        let codes = self.pending_codes(ctx, &user);
+        // Only codes the user was shown are saved: a POST without them (no GET before,
+        // another user's) shows the codes first.
+        let Some(codes) = self.shown_codes(ctx, &user) else {
+            return self.challenge(ctx).await;
+        };
         ctx.context.remove(&Self::key(ctx));
         let id = ctx.env.random.uuid().to_string();
         let device = Device {

@@ -5,7 +5,9 @@
 //! [`Random`](crate::random::Random)) is kept in the plan context — under a key the
 //! inspector redacts — until the first valid code; a wrong code shows the same
 //! challenge (same secret) with an error on `code`. The valid code's time step is
-//! recorded on the new device, so the same code cannot validate right after. Once the
+//! recorded on the new device, so the same code cannot validate right after, and counts
+//! as the device's last use (so a validation stage's `last_auth_threshold` sees the
+//! setup as a recent validation: the user just proved the device). Once the
 //! device is added ([`Effect::AddDevice`], applied after the step's save) the secret
 //! leaves the context and never appears in a challenge again. Failed codes are
 //! throttled in seconds (see [`super::mfa_throttle`]).

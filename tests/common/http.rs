@@ -825,6 +825,21 @@ impl Schema {
                             errs.push(format!("{path}: `{text}` is not a uuid"));
                         }
                     }
+                    // RFC 3339 as authflow writes it: `YYYY-MM-DDTHH:MM:SSZ`.
+                    "date-time" => {
+                        let b = text.as_bytes();
+                        let shape = b.len() == 20
+                            && b.iter().enumerate().all(|(i, c)| match i {
+                                4 | 7 => *c == b'-',
+                                10 => *c == b'T',
+                                13 | 16 => *c == b':',
+                                19 => *c == b'Z',
+                                _ => c.is_ascii_digit(),
+                            });
+                        if !shape {
+                            errs.push(format!("{path}: `{text}` is not an RFC 3339 date-time"));
+                        }
+                    }
                     other => errs.push(format!("{path}: unsupported format `{other}`")),
                 }
             }

@@ -13,6 +13,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+#[cfg(feature = "blueprints")]
 use authflow::blueprint::Importer;
 use authflow::clock::ManualClock;
 use authflow::events::MemoryEventSink;
@@ -166,6 +167,7 @@ impl Mfa {
     }
 
     /// Imports a blueprint from tests/fixtures/blueprints, without `skip_unsupported`.
+    #[cfg(feature = "blueprints")]
     pub async fn import(&self, file: &str) {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/blueprints")
@@ -181,6 +183,7 @@ impl Mfa {
     }
 
     /// Imports blueprint text, without `skip_unsupported`.
+    #[cfg(feature = "blueprints")]
     pub async fn import_str(&self, yaml: &str) {
         Importer::for_stores(&self.stores)
             .expressions(cfg!(feature = "python"))
