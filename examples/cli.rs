@@ -385,6 +385,10 @@ fn answer(c: &Challenge, console: &mut Console) -> io::Result<Option<Next>> {
                 return Ok(None);
             }
         }
+        ChallengeBody::AuthenticatorWebauthn(_) => {
+            console.status("Setting up a WebAuthn device needs a browser; open the flow there.")?;
+            return Ok(Some(Next::Stop(ExitCode::FAILURE)));
+        }
         ChallengeBody::AuthenticatorValidate(v) => {
             if v.configuration_stages.is_empty() {
                 let Some(code) = console.ask("Authenticator or recovery code")? else {
@@ -481,11 +485,6 @@ fn answer(c: &Challenge, console: &mut Console) -> io::Result<Option<Next>> {
                 return Ok(None);
             };
             response.insert("remember_me".into(), remember.into());
-        }
-        ChallengeBody::AuthenticatorWebauthn(_) => {
-            // A terminal has no authenticator: the flow cannot go on here.
-            console.status("this stage needs a browser (WebAuthn): open the flow's page")?;
-            return Ok(Some(Next::Stop(ExitCode::FAILURE)));
         }
         ChallengeBody::Captcha(cc) => {
             // A captcha needs the provider's widget (a browser); a terminal can only

@@ -75,16 +75,17 @@ pub async fn install(store: &dyn FlowStore) -> Result<(), StoreError> {
     enrollment(store).await?;
     password_change(store).await?;
     unenrollment(store).await?;
-    webauthn_setup(store).await?;
     Ok(())
 }
 
 /// Installs the MFA setup flows authentik instantiates by default
-/// ([`totp_setup`], [`static_setup`]; the reference server does). Idempotent (fixed
-/// ids); not part of [`install`], so hosts without MFA keep their flow list.
+/// ([`totp_setup`], [`static_setup`], [`webauthn_setup`]; the reference server does).
+/// Idempotent (fixed ids); not part of [`install`], so hosts without MFA keep their
+/// flow list.
 pub async fn install_mfa_setup(store: &dyn FlowStore) -> Result<(), StoreError> {
     totp_setup(store).await?;
     static_setup(store).await?;
+    webauthn_setup(store).await?;
     Ok(())
 }
 
@@ -351,15 +352,15 @@ pub async fn static_setup(store: &dyn FlowStore) -> Result<Flow, StoreError> {
 /// registers a passkey or security key for the logged-in user, as authentik's
 /// blueprint. Needs the `webauthn` cargo feature (without it the stage denies).
 pub async fn webauthn_setup(store: &dyn FlowStore) -> Result<Flow, StoreError> {
-    let mut flow = fixed_flow(
+    let flow = fixed_flow(
         Flow::new(
             WEBAUTHN_SETUP,
             WEBAUTHN_SETUP,
             FlowDesignation::StageConfiguration,
         )
+        .with_title("Setup WebAuthn")
         .with_authentication(AuthenticationRequirement::RequireAuthenticated),
     );
-    flow.title = "Setup WebAuthn".into();
     store.put_flow(flow.clone()).await?;
     let stage = AuthenticatorWebauthnStage {
         configure_flow: Some(WEBAUTHN_SETUP.into()),

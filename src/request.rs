@@ -27,7 +27,7 @@ pub struct FlowRequest {
     pub base_path: MountPath,
     /// The origin the client reached the server at (`https://auth.example.com`,
     /// `http://localhost:9000`): the HTTP layer sets the configured external URL, else
-    /// `http://` and the request's `Host`. WebAuthn takes its relying-party id (the
+    /// the request's `Host` (with `https://` when cookies are `Secure`, else `http://`). WebAuthn takes its relying-party id (the
     /// host name) and the origin it expects in the client data from it; without it the
     /// WebAuthn stages deny access.
     pub origin: Option<String>,

@@ -39,6 +39,9 @@ impl Env {
     async fn new() -> Self {
         let stores = Stores::new();
         defaults::install(stores.flows.as_ref()).await.unwrap();
+        defaults::install_mfa_setup(stores.flows.as_ref())
+            .await
+            .unwrap();
         Self::with(stores).await
     }
 
@@ -405,6 +408,54 @@ mod with_webauthn {
     }
 
     #[tokio::test]
+    async fn max_attempts_denies_after_failed_registrations() {
+        use authflow::builder::FlowBuilder;
+        use authflow::model::{
+            AuthenticatorWebauthnStage, FlowDesignation, IdentificationStage, UserField,
+        };
+        let env = Env::new().await;
+        FlowBuilder::new("limited-setup", FlowDesignation::StageConfiguration)
+            .stage(
+                "limited-ident",
+                IdentificationStage {
+                    user_fields: vec![UserField::Username],
+                    ..IdentificationStage::default()
+                },
+            )
+            .stage(
+                "limited-webauthn",
+                AuthenticatorWebauthnStage {
+                    max_attempts: 2,
+                    ..AuthenticatorWebauthnStage::default()
+                },
+            )
+            .install(env.stores.flows.as_ref())
+            .await
+            .unwrap();
+        let mut c = env.client();
+        c.get("limited-setup").await;
+        let v = c
+            .post(
+                "limited-setup",
+                json!({"component": "ak-stage-identification", "uid_field": "alice"}),
+            )
+            .await;
+        assert_eq!(v["component"], "ak-stage-authenticator-webauthn", "{v}");
+        let bad = json!({"component": "ak-stage-authenticator-webauthn", "response": {}});
+        let v = c.post("limited-setup", bad.clone()).await;
+        assert_eq!(v["component"], "ak-stage-authenticator-webauthn", "{v}");
+        let v = c.post("limited-setup", bad).await;
+        assert_eq!(v["component"], "ak-stage-access-denied", "{v}");
+        assert!(
+            v["error_message"]
+                .as_str()
+                .unwrap()
+                .contains("Exceeded maximum attempts"),
+            "{v}"
+        );
+    }
+
+    #[tokio::test]
     async fn without_an_origin_the_stage_denies() {
         let env = Env::new().await;
         let mut c = env.alice().await;
@@ -479,6 +530,9 @@ mod with_webauthn {
         };
         let stores = Stores::new();
         defaults::install(stores.flows.as_ref()).await.unwrap();
+        defaults::install_mfa_setup(stores.flows.as_ref())
+            .await
+            .unwrap();
         let validate = || AuthenticatorValidateStage {
             device_classes: vec![DeviceClass::Webauthn],
             not_configured_action: NotConfiguredAction::Deny,

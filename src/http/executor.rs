@@ -37,9 +37,10 @@ pub(crate) fn flow_request(config: &HttpConfig, req: &Parts) -> FlowRequest {
     }
 }
 
-/// The origin the client reached: the external URL, else `http://` and `Host`
-/// (authentik's `request.build_absolute_uri("/")`; behind a TLS proxy configure the
-/// external URL). A `Host` that is not a plain `host[:port]` gives none.
+/// The origin the client reached: the external URL, else the scheme (`https` when
+/// cookies are `Secure`, else `http`) and `Host` (authentik's
+/// `request.build_absolute_uri("/")`; behind a TLS proxy configure the external URL).
+/// A `Host` that is not a plain `host[:port]` gives none.
 fn request_origin(config: &HttpConfig, headers: &HeaderMap) -> Option<String> {
     if let Some(url) = &config.external_url {
         return Some(url.clone());
@@ -50,7 +51,12 @@ fn request_origin(config: &HttpConfig, headers: &HeaderMap) -> Option<String> {
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-    plain.then(|| format!("http://{}", host.to_ascii_lowercase()))
+    let scheme = if config.secure_cookies {
+        "https"
+    } else {
+        "http"
+    };
+    plain.then(|| format!("{scheme}://{}", host.to_ascii_lowercase()))
 }
 
 /// Logs once when axum's `OriginalUri` shows the router nested under a prefix other

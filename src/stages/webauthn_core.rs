@@ -78,7 +78,6 @@ pub(crate) fn user_handle(user: &UserId) -> String {
 /// Whether an assertion's `userHandle` names `user`: the bytes registered (browsers'
 /// `toJSON()`), or what authentik's web client registered instead (the base64 decoding
 /// of the hex handle).
-#[allow(dead_code)] // the validation seam's caller lands in parallel
 pub(crate) fn handle_matches(handle: &[u8], user: &UserId) -> bool {
     let hex = user_handle(user);
     if handle == hex.as_bytes() {

@@ -21,9 +21,6 @@
 //! Without the feature no options are offered and every assertion is refused (fail
 //! closed).
 
-// The validation stage calls the seam (its rewrite lands in parallel).
-#![allow(dead_code)]
-
 use serde_json::Value;
 
 use super::{StageContext, StageError};
