@@ -51,7 +51,11 @@ fn request_origin(config: &HttpConfig, headers: &HeaderMap) -> Option<String> {
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-    let scheme = if config.secure_cookies { "https" } else { "http" };
+    let scheme = if config.secure_cookies {
+        "https"
+    } else {
+        "http"
+    };
     plain.then(|| format!("{scheme}://{}", host.to_ascii_lowercase()))
 }
 
