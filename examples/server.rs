@@ -90,6 +90,7 @@ struct Durable {
     users: Arc<dyn UserDirectory>,
     reputation: Arc<dyn ReputationStore>,
     app_passwords: Arc<dyn authflow::store::AppPasswords>,
+    invitations: Arc<dyn authflow::store::InvitationStore>,
     events: Arc<dyn EventSink>,
     close: Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>,
 }
@@ -110,6 +111,7 @@ async fn open_database(url: &str) -> Result<Durable, Box<dyn std::error::Error>>
         throttle: store.clone(),
         users: store.clone(),
         app_passwords: store.clone(),
+        invitations: store.clone(),
         reputation: store,
         events,
         close: Box::new(move || Box::pin(async move { closing.close().await })),
@@ -335,7 +337,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Expression policies (authentik's Python expressions) run in the embedded CPython.
     #[cfg(feature = "python")]
     let builder = builder.expressions(Arc::new(authflow::python::PythonEvaluator::new()));
-    // Captcha stages verify tokens at their provider's siteverify endpoint.
+    // Captcha stages verify tokens with their provider's siteverify endpoint.
     #[cfg(feature = "captcha")]
     let builder =
         builder.captcha_verifier(Arc::new(authflow::captcha::HttpCaptchaVerifier::new()?));
@@ -343,7 +345,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // App passwords (the password stage's token backend) live in the database.
         Some(d) => builder
             .events(d.events.clone())
-            .app_passwords(d.app_passwords.clone()),
+            .app_passwords(d.app_passwords.clone())
+            .invitations(d.invitations.clone()),
         None => builder,
     };
     let engine = Arc::new(builder.build());

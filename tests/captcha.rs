@@ -399,12 +399,29 @@ entries:
         authflow::model::CaptchaContentType::Json
     );
     assert!(!format!("{kinds:?}").contains(SECRET));
+    // Re-importing without the key (as an export is) keeps the stored one.
+    let update = r#"version: 1
+entries:
+  - model: authentik_stages_captcha.captchastage
+    identifiers: {name: bp-captcha}
+    attrs: {public_key: site-key-bp-2}
+"#;
+    Importer::for_stores(&stores)
+        .apply_str("update.yaml", update)
+        .await
+        .unwrap();
+    let def = stores.flows.flow("captcha-enroll").await.unwrap().unwrap();
+    let StageConfig::Captcha(c) = &def.stages[1].stage.config else {
+        panic!()
+    };
+    assert_eq!(c.public_key, "site-key-bp-2");
+    assert_eq!(c.private_key, SECRET);
     let exported = export(&def);
     assert!(
         exported.contains("authentik_stages_captcha.captchastage"),
         "{exported}"
     );
-    assert!(exported.contains("site-key-bp"));
+    assert!(exported.contains("site-key-bp-2"));
     assert!(!exported.contains(SECRET), "{exported}");
 }
 

@@ -512,10 +512,6 @@ pub(crate) fn stage_attrs(s: &Stage, work: &Work) -> Map<String, Json> {
         other => to_map(other),
     };
     m.remove("kind");
-    // A secret: write-only in authentik's serializer, never exported.
-    if let StageConfig::Captcha(_) = &s.config {
-        m.remove("private_key");
-    }
     for field in flow_fields(&s.config) {
         if let Some(Json::String(slug)) = m.get(*field) {
             if let Some(f) = work.flow_by_slug(slug) {
