@@ -385,6 +385,10 @@ fn answer(c: &Challenge, console: &mut Console) -> io::Result<Option<Next>> {
                 return Ok(None);
             }
         }
+        ChallengeBody::AuthenticatorWebauthn(_) => {
+            console.status("Setting up a WebAuthn device needs a browser; open the flow there.")?;
+            return Ok(Some(Next::Stop(ExitCode::FAILURE)));
+        }
         ChallengeBody::AuthenticatorValidate(v) => {
             if v.configuration_stages.is_empty() {
                 let Some(code) = console.ask("Authenticator or recovery code")? else {

@@ -30,7 +30,8 @@
 //! lets entries of models authflow lacks through (stages of those kinds deny access).
 //! `--apply-examples` applies the labelled files too (e.g. authentik's `flows-login-2fa`,
 //! whose validation binding's expression policy needs the `python` feature).
-//! Both need the `blueprints` feature: `--features http,blueprints`.
+//! Both need the `blueprints` feature: `--features http,blueprints`. With the `captcha`
+//! feature, captcha stages verify tokens at their `api_url` (siteverify over HTTP(S)).
 //!
 //! `--database URL` (`AUTHFLOW_DATABASE_URL`) keeps users, groups, flows, sessions,
 //! reputation, login-throttle counters and audit events in SQL: `sqlite://PATH`

@@ -23,6 +23,8 @@ pub const UNENROLLMENT: &str = "default-unenrollment-flow";
 pub const TOTP_SETUP: &str = "default-authenticator-totp-setup";
 /// Slug of the default static (recovery code) setup flow.
 pub const STATIC_SETUP: &str = "default-authenticator-static-setup";
+/// Slug of the WebAuthn setup flow (authentik's `flow-default-authenticator-webauthn-setup`).
+pub const WEBAUTHN_SETUP: &str = "default-authenticator-webauthn-setup";
 /// Name of the superuser group the bootstrap admin joins.
 pub const ADMIN_GROUP: &str = "authentik Admins";
 /// The bootstrap admin's username.
@@ -77,11 +79,13 @@ pub async fn install(store: &dyn FlowStore) -> Result<(), StoreError> {
 }
 
 /// Installs the MFA setup flows authentik instantiates by default
-/// ([`totp_setup`], [`static_setup`]; the reference server does). Idempotent (fixed
-/// ids); not part of [`install`], so hosts without MFA keep their flow list.
+/// ([`totp_setup`], [`static_setup`], [`webauthn_setup`]; the reference server does).
+/// Idempotent (fixed ids); not part of [`install`], so hosts without MFA keep their
+/// flow list.
 pub async fn install_mfa_setup(store: &dyn FlowStore) -> Result<(), StoreError> {
     totp_setup(store).await?;
     static_setup(store).await?;
+    webauthn_setup(store).await?;
     Ok(())
 }
 
@@ -341,6 +345,28 @@ pub async fn static_setup(store: &dyn FlowStore) -> Result<Flow, StoreError> {
         ..AuthenticatorStaticStage::default()
     };
     bind(store, &flow, Stage::new(STATIC_SETUP, stage), 0).await?;
+    Ok(flow)
+}
+
+/// `default-authenticator-webauthn-setup` (require_authenticated, stage configuration):
+/// registers a passkey or security key for the logged-in user, as authentik's
+/// blueprint. Needs the `webauthn` cargo feature (without it the stage denies).
+pub async fn webauthn_setup(store: &dyn FlowStore) -> Result<Flow, StoreError> {
+    let flow = fixed_flow(
+        Flow::new(
+            WEBAUTHN_SETUP,
+            WEBAUTHN_SETUP,
+            FlowDesignation::StageConfiguration,
+        )
+        .with_title("Setup WebAuthn")
+        .with_authentication(AuthenticationRequirement::RequireAuthenticated),
+    );
+    store.put_flow(flow.clone()).await?;
+    let stage = AuthenticatorWebauthnStage {
+        configure_flow: Some(WEBAUTHN_SETUP.into()),
+        ..AuthenticatorWebauthnStage::default()
+    };
+    bind(store, &flow, Stage::new(WEBAUTHN_SETUP, stage), 0).await?;
     Ok(flow)
 }
 

@@ -27,14 +27,14 @@ pub enum EventAction {
     FlowDenied,
     /// An unexpected error inside a stage.
     SystemException,
-    /// An invitation was applied by an invitation stage.
-    InvitationUsed,
     /// A user set up an MFA device (context: `device_class`, `device`, `stage`).
     DeviceAdded,
     /// A user proved a second factor (context: `device_class`, `device`, `stage`). A
     /// wrong code is a [`EventAction::LoginFailed`] with `stage` and `message`, as in
     /// authentik.
     MfaValidated,
+    /// An invitation was applied by an invitation stage.
+    InvitationUsed,
 }
 
 /// One event.

@@ -25,6 +25,12 @@ pub struct FlowRequest {
     /// the engine gives out (redirects to flow pages, `cancel_url`, the identification
     /// stage's enroll/recovery/passwordless links, `export_url`) starts with it.
     pub base_path: MountPath,
+    /// The origin the client reached the server at (`https://auth.example.com`,
+    /// `http://localhost:9000`): the HTTP layer sets the configured external URL, else
+    /// the request's `Host` (with `https://` when cookies are `Secure`, else `http://`). WebAuthn takes its relying-party id (the
+    /// host name) and the origin it expects in the client data from it; without it the
+    /// WebAuthn stages deny access.
+    pub origin: Option<String>,
 }
 
 impl FlowRequest {

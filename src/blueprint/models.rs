@@ -9,11 +9,11 @@ use uuid::Uuid;
 pub(crate) use super::refs::{flow_ref, is_skipped, ref_list, ref_uuid, skipped_marker};
 use super::work::Work;
 use crate::model::{
-    AuthenticatorStaticStage, AuthenticatorTotpStage, AuthenticatorValidateStage, CaptchaStage,
-    ConsentStage, DenyStage, DummyStage, Flow, FlowStageBinding, IdentificationStage,
-    InvitationStage, PasswordPolicy, PasswordStage, Policy, PolicyKind, Prompt, PromptId,
-    PromptStage, RedirectStage, ReputationPolicy, Stage, StageConfig, StageId, UserDeleteStage,
-    UserLoginStage, UserLogoutStage, UserWriteStage,
+    AuthenticatorStaticStage, AuthenticatorTotpStage, AuthenticatorValidateStage,
+    AuthenticatorWebauthnStage, CaptchaStage, ConsentStage, DenyStage, DummyStage, Flow,
+    FlowStageBinding, IdentificationStage, InvitationStage, PasswordPolicy, PasswordStage, Policy,
+    PolicyKind, Prompt, PromptId, PromptStage, RedirectStage, ReputationPolicy, Stage, StageConfig,
+    StageId, UserDeleteStage, UserLoginStage, UserLogoutStage, UserWriteStage,
 };
 use crate::store::{Group, User};
 
@@ -32,10 +32,11 @@ pub(crate) enum StageModel {
     Redirect,
     Consent,
     AuthenticatorValidate,
-    Captcha,
-    Invitation,
     AuthenticatorTotp,
     AuthenticatorStatic,
+    Captcha,
+    Invitation,
+    AuthenticatorWebauthn,
 }
 
 /// Policy kinds authflow implements.
@@ -104,11 +105,6 @@ pub(super) const STAGES: &[(&str, StageModel)] = &[
         "authentik_stages_authenticator_validate.authenticatorvalidatestage",
         StageModel::AuthenticatorValidate,
     ),
-    ("authentik_stages_captcha.captchastage", StageModel::Captcha),
-    (
-        "authentik_stages_invitation.invitationstage",
-        StageModel::Invitation,
-    ),
     (
         "authentik_stages_authenticator_totp.authenticatortotpstage",
         StageModel::AuthenticatorTotp,
@@ -116,6 +112,15 @@ pub(super) const STAGES: &[(&str, StageModel)] = &[
     (
         "authentik_stages_authenticator_static.authenticatorstaticstage",
         StageModel::AuthenticatorStatic,
+    ),
+    ("authentik_stages_captcha.captchastage", StageModel::Captcha),
+    (
+        "authentik_stages_invitation.invitationstage",
+        StageModel::Invitation,
+    ),
+    (
+        "authentik_stages_authenticator_webauthn.authenticatorwebauthnstage",
+        StageModel::AuthenticatorWebauthn,
     ),
 ];
 
@@ -147,6 +152,10 @@ pub(crate) fn lookup(name: &str) -> Option<Model> {
         "authentik_core.group" => Model::Group,
         "authentik_core.user" => Model::User,
         "authentik_blueprints.metaapplyblueprint" => Model::MetaApplyBlueprint,
+        // authentik's older name of the WebAuthn setup stage (its blueprints use it).
+        "authentik_stages_authenticator_webauthn.authenticatewebauthnstage" => {
+            Model::Stage(StageModel::AuthenticatorWebauthn)
+        }
         other => {
             if let Some((_, s)) = STAGES.iter().find(|(n, _)| *n == other) {
                 Model::Stage(*s)
@@ -207,10 +216,11 @@ pub(crate) fn stage_model_name(config: &StageConfig) -> String {
         StageConfig::Redirect(_) => StageModel::Redirect,
         StageConfig::Consent(_) => StageModel::Consent,
         StageConfig::AuthenticatorValidate(_) => StageModel::AuthenticatorValidate,
-        StageConfig::Captcha(_) => StageModel::Captcha,
-        StageConfig::Invitation(_) => StageModel::Invitation,
         StageConfig::AuthenticatorTotp(_) => StageModel::AuthenticatorTotp,
         StageConfig::AuthenticatorStatic(_) => StageModel::AuthenticatorStatic,
+        StageConfig::Captcha(_) => StageModel::Captcha,
+        StageConfig::Invitation(_) => StageModel::Invitation,
+        StageConfig::AuthenticatorWebauthn(_) => StageModel::AuthenticatorWebauthn,
     };
     stage_name_of(kind).into()
 }
@@ -455,10 +465,11 @@ pub(crate) fn default_stage(kind: StageModel) -> StageConfig {
         StageModel::Redirect => RedirectStage::default().into(),
         StageModel::Consent => ConsentStage::default().into(),
         StageModel::AuthenticatorValidate => AuthenticatorValidateStage::default().into(),
-        StageModel::Captcha => CaptchaStage::default().into(),
-        StageModel::Invitation => InvitationStage::default().into(),
         StageModel::AuthenticatorTotp => AuthenticatorTotpStage::default().into(),
         StageModel::AuthenticatorStatic => AuthenticatorStaticStage::default().into(),
+        StageModel::Captcha => CaptchaStage::default().into(),
+        StageModel::Invitation => InvitationStage::default().into(),
+        StageModel::AuthenticatorWebauthn => AuthenticatorWebauthnStage::default().into(),
     }
 }
 
@@ -470,7 +481,8 @@ fn flow_fields(kind: &StageConfig) -> &'static [&'static str] {
         }
         StageConfig::Password(_)
         | StageConfig::AuthenticatorTotp(_)
-        | StageConfig::AuthenticatorStatic(_) => &["configure_flow"],
+        | StageConfig::AuthenticatorStatic(_)
+        | StageConfig::AuthenticatorWebauthn(_) => &["configure_flow"],
         StageConfig::Redirect(_) => &["target_flow"],
         _ => &[],
     }
@@ -559,10 +571,11 @@ pub(crate) fn build_stage_config(
         StageModel::Redirect => StageConfig::Redirect(typed(attrs)?),
         StageModel::Consent => StageConfig::Consent(typed(attrs)?),
         StageModel::AuthenticatorValidate => StageConfig::AuthenticatorValidate(typed(attrs)?),
-        StageModel::Captcha => StageConfig::Captcha(typed(attrs)?),
-        StageModel::Invitation => StageConfig::Invitation(typed(attrs)?),
         StageModel::AuthenticatorTotp => StageConfig::AuthenticatorTotp(typed(attrs)?),
         StageModel::AuthenticatorStatic => StageConfig::AuthenticatorStatic(typed(attrs)?),
+        StageModel::Captcha => StageConfig::Captcha(typed(attrs)?),
+        StageModel::Invitation => StageConfig::Invitation(typed(attrs)?),
+        StageModel::AuthenticatorWebauthn => StageConfig::AuthenticatorWebauthn(typed(attrs)?),
     })
 }
 

@@ -18,6 +18,8 @@ pub use authenticator::{
     DeviceChallenge, SelectableStage,
 };
 pub use captcha::CaptchaChallenge;
+mod authenticator_webauthn;
+pub use authenticator_webauthn::AuthenticatorWebauthnChallenge;
 
 /// One validation error: `{"string": "...", "code": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,9 +211,6 @@ pub enum ChallengeBody {
     /// `ak-stage-session-end`.
     #[serde(rename = "ak-stage-session-end")]
     SessionEnd(SessionEndChallenge),
-    /// `ak-stage-captcha`.
-    #[serde(rename = "ak-stage-captcha")]
-    Captcha(CaptchaChallenge),
     /// `ak-stage-authenticator-totp`.
     #[serde(rename = "ak-stage-authenticator-totp")]
     AuthenticatorTotp(AuthenticatorTotpChallenge),
@@ -221,6 +220,12 @@ pub enum ChallengeBody {
     /// `ak-stage-authenticator-validate`.
     #[serde(rename = "ak-stage-authenticator-validate")]
     AuthenticatorValidate(AuthenticatorValidationChallenge),
+    /// `ak-stage-captcha`.
+    #[serde(rename = "ak-stage-captcha")]
+    Captcha(CaptchaChallenge),
+    /// `ak-stage-authenticator-webauthn`.
+    #[serde(rename = "ak-stage-authenticator-webauthn")]
+    AuthenticatorWebauthn(AuthenticatorWebauthnChallenge),
     /// Any other component (host-defined stages).
     #[serde(untagged)]
     Custom(CustomChallenge),
@@ -241,10 +246,11 @@ impl ChallengeBody {
             ChallengeBody::Consent(_) => "ak-stage-consent",
             ChallengeBody::UserLogin(_) => "ak-stage-user-login",
             ChallengeBody::SessionEnd(_) => "ak-stage-session-end",
-            ChallengeBody::Captcha(_) => "ak-stage-captcha",
             ChallengeBody::AuthenticatorTotp(_) => "ak-stage-authenticator-totp",
             ChallengeBody::AuthenticatorStatic(_) => "ak-stage-authenticator-static",
             ChallengeBody::AuthenticatorValidate(_) => "ak-stage-authenticator-validate",
+            ChallengeBody::Captcha(_) => "ak-stage-captcha",
+            ChallengeBody::AuthenticatorWebauthn(_) => "ak-stage-authenticator-webauthn",
             ChallengeBody::Custom(c) => &c.component,
         }
     }
@@ -257,10 +263,11 @@ impl ChallengeBody {
             ChallengeBody::Consent(c) => &mut c.user,
             ChallengeBody::UserLogin(c) => &mut c.user,
             ChallengeBody::SessionEnd(c) => &mut c.user,
-            ChallengeBody::Captcha(c) => &mut c.user,
             ChallengeBody::AuthenticatorTotp(c) => &mut c.user,
             ChallengeBody::AuthenticatorStatic(c) => &mut c.user,
             ChallengeBody::AuthenticatorValidate(c) => &mut c.user,
+            ChallengeBody::Captcha(c) => &mut c.user,
+            ChallengeBody::AuthenticatorWebauthn(c) => &mut c.user,
             _ => return,
         };
         info.pending_user = user.to_owned();

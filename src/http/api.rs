@@ -413,6 +413,7 @@ pub(crate) async fn configure_flow(
                     StageConfig::Password(p) => p.configure_flow.clone(),
                     StageConfig::AuthenticatorTotp(t) => t.configure_flow.clone(),
                     StageConfig::AuthenticatorStatic(s) => s.configure_flow.clone(),
+                    StageConfig::AuthenticatorWebauthn(w) => w.configure_flow.clone(),
                     _ => None,
                 };
                 break;

@@ -33,7 +33,30 @@ pub(crate) fn flow_request(config: &HttpConfig, req: &Parts) -> FlowRequest {
             .map(|s| s.chars().take(512).collect()),
         is_outpost: false,
         base_path: config.mount_path.clone(),
+        origin: request_origin(config, &req.headers),
     }
+}
+
+/// The origin the client reached: the external URL, else the scheme (`https` when
+/// cookies are `Secure`, else `http`) and `Host` (authentik's
+/// `request.build_absolute_uri("/")`; behind a TLS proxy configure the external URL).
+/// A `Host` that is not a plain `host[:port]` gives none.
+fn request_origin(config: &HttpConfig, headers: &HeaderMap) -> Option<String> {
+    if let Some(url) = &config.external_url {
+        return Some(url.clone());
+    }
+    let host = headers.get(header::HOST)?.to_str().ok()?.trim();
+    let plain = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    let scheme = if config.secure_cookies {
+        "https"
+    } else {
+        "http"
+    };
+    plain.then(|| format!("{scheme}://{}", host.to_ascii_lowercase()))
 }
 
 /// Logs once when axum's `OriginalUri` shows the router nested under a prefix other
@@ -371,6 +394,8 @@ pub(crate) async fn inspector(
 }
 
 const PAGE: &str = include_str!("page.html");
+/// The page's QR code encoder (TOTP setup), inlined into its script.
+const QR_SCRIPT: &str = include_str!("qr.js");
 
 /// `GET /if/flow/{slug}/`: the minimal flow page.
 ///
@@ -380,22 +405,33 @@ const PAGE: &str = include_str!("page.html");
 /// `none`, or no header from older browsers); after a navigation from another site
 /// (`cross-site`, or `same-site` from a sibling host) it shows a "Continue" button
 /// first, so a page elsewhere cannot make it run a flow. (Stages with side effects
-/// additionally ask for confirmation, whatever the page does.)
-pub(crate) async fn page(State(app): State<AppState>, headers: HeaderMap) -> Response {
+/// additionally ask for confirmation, whatever the page does.) While the session's
+/// current stage of the flow is a captcha stage, the policy also admits the origin of
+/// the provider's script ([`super::page_csp`]).
+pub(crate) async fn page(
+    State(app): State<AppState>,
+    Path(slug): Path<String>,
+    req: Request<Body>,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    let headers = &parts.headers;
     let autostart = match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         None => true,
         Some(site) => site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"),
     };
     // Random like the engine's other tokens (a v4 UUID: 122 random bits).
     let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let csp = format!(
-        "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    );
+    let origins = super::page_csp::script_origins(&app, &parts, &slug).await;
+    let csp = super::page_csp::policy(&nonce, &origins);
     let body = PAGE
         .replace("{{nonce}}", &nonce)
         // Validated (`MountPath`): `/`-separated unreserved characters only.
         .replace("{{base}}", app.config.mount_path.as_str())
-        .replace("{{autostart}}", if autostart { "true" } else { "false" });
+        .replace("{{autostart}}", if autostart { "true" } else { "false" })
+        // Validated (`page_csp::origin_of`): no quote, `&` or `<`.
+        .replace("{{script_origins}}", &origins.join(" "))
+        // Last: the encoder's text is not scanned for placeholders.
+        .replace("{{qr_script}}", QR_SCRIPT);
     let mut response = (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),

@@ -77,6 +77,7 @@ mod handle;
 mod invitations;
 mod logged_in;
 mod me;
+mod page_csp;
 mod pool;
 mod session;
 mod tokens;

@@ -10,6 +10,7 @@ mod policy;
 mod prompt;
 mod stage;
 mod stage_authenticator;
+mod stage_authenticator_webauthn;
 mod validation;
 
 pub use captcha::*;
@@ -21,4 +22,5 @@ pub use policy::*;
 pub use prompt::*;
 pub use stage::*;
 pub use stage_authenticator::*;
+pub use stage_authenticator_webauthn::*;
 pub use validation::*;

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    AuthenticatorStaticStage, AuthenticatorTotpStage, CaptchaStage, GroupId, InvitationStage,
-    PromptStage, StageId, ValidationErrors,
+    AuthenticatorStaticStage, AuthenticatorTotpStage, AuthenticatorWebauthnStage, CaptchaStage,
+    GroupId, InvitationStage, PromptStage, StageId, ValidationErrors,
 };
 
 /// A stage: one step of a flow (authentik's `Stage` subclasses).
@@ -56,6 +56,9 @@ impl Stage {
             }
         }
         super::stage_authenticator::validate(&self.config, &mut errors);
+        if let StageConfig::AuthenticatorWebauthn(w) = &self.config {
+            w.check(&mut errors);
+        }
         errors.into_result()
     }
 }
@@ -88,14 +91,16 @@ pub enum StageConfig {
     Consent(ConsentStage),
     /// Validate an MFA device.
     AuthenticatorValidate(AuthenticatorValidateStage),
-    /// Verify a captcha token with the provider.
-    Captcha(CaptchaStage),
-    /// Apply an invitation (silent).
-    Invitation(InvitationStage),
     /// Set up a TOTP authenticator.
     AuthenticatorTotp(AuthenticatorTotpStage),
     /// Set up static recovery codes.
     AuthenticatorStatic(AuthenticatorStaticStage),
+    /// Verify a captcha token with the provider.
+    Captcha(CaptchaStage),
+    /// Apply an invitation (silent).
+    Invitation(InvitationStage),
+    /// Register a WebAuthn credential (passkey, security key).
+    AuthenticatorWebauthn(AuthenticatorWebauthnStage),
     /// A stage kind authflow does not implement (kept from an import): reaching it
     /// denies access, naming the kind. Fails closed.
     Unsupported(UnsupportedStage),
@@ -125,10 +130,11 @@ into_config!(
     RedirectStage => Redirect,
     ConsentStage => Consent,
     AuthenticatorValidateStage => AuthenticatorValidate,
-    CaptchaStage => Captcha,
-    InvitationStage => Invitation,
     AuthenticatorTotpStage => AuthenticatorTotp,
     AuthenticatorStaticStage => AuthenticatorStatic,
+    CaptchaStage => Captcha,
+    InvitationStage => Invitation,
+    AuthenticatorWebauthnStage => AuthenticatorWebauthn,
     UnsupportedStage => Unsupported,
     CustomStage => Custom,
 );

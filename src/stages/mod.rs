@@ -8,6 +8,7 @@
 mod authenticator_static;
 mod authenticator_totp;
 mod authenticator_validate;
+mod authenticator_webauthn;
 mod captcha;
 mod consent;
 mod deny;
@@ -27,6 +28,12 @@ mod user_login;
 mod user_logout;
 mod user_write;
 mod validate_code;
+#[cfg(feature = "webauthn")]
+mod webauthn_core;
+#[cfg(feature = "webauthn")]
+mod webauthn_register;
+#[cfg(all(test, feature = "webauthn"))]
+mod webauthn_seam_tests;
 mod webauthn_validate;
 
 use async_trait::async_trait;
@@ -262,10 +269,11 @@ impl StageConfig {
             StageConfig::Redirect(s) => s,
             StageConfig::Consent(s) => s,
             StageConfig::AuthenticatorValidate(s) => s,
-            StageConfig::Captcha(s) => s,
-            StageConfig::Invitation(s) => s,
             StageConfig::AuthenticatorTotp(s) => s,
             StageConfig::AuthenticatorStatic(s) => s,
+            StageConfig::Captcha(s) => s,
+            StageConfig::Invitation(s) => s,
+            StageConfig::AuthenticatorWebauthn(s) => s,
             StageConfig::Unsupported(s) => s,
             StageConfig::Custom(_) => return None,
         })
