@@ -175,6 +175,8 @@ pub(crate) struct Journal {
     device_uses: Vec<(String, DeviceUse)>,
     /// Device uses of earlier attempts not yet met again in this attempt.
     device_replay: Vec<(String, DeviceUse)>,
+    /// Mails sent in this step (the email stage).
+    pub(crate) mails: crate::mail::SentMails,
 }
 
 impl Journal {
@@ -182,6 +184,7 @@ impl Journal {
     pub(crate) fn retry(&mut self) {
         self.replay = self.penalties.clone();
         self.device_replay = self.device_uses.clone();
+        self.mails.retry();
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
+mod email;
 mod step;
 mod transact;
 
@@ -277,6 +278,9 @@ impl Engine {
                     devices: Arc::new(crate::memory::MemoryDevices::new()),
                     password_backends: Vec::new(),
                     reputation: Arc::new(crate::memory::MemoryReputation::new()),
+                    flow_tokens: Arc::new(crate::memory::MemoryFlowTokens::new()),
+                    mailer: None,
+                    mail_settings: crate::mail::MailSettings::default(),
                     throttle: Arc::new(crate::memory::MemoryThrottle::new()),
                     throttle_config: ThrottleConfig::default(),
                     events: Arc::new(NoopEventSink),

@@ -27,6 +27,8 @@ pub enum EventAction {
     FlowDenied,
     /// An unexpected error inside a stage.
     SystemException,
+    /// The email stage sent a link.
+    EmailSent,
 }
 
 /// One event.

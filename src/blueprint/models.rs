@@ -31,6 +31,7 @@ pub(crate) enum StageModel {
     Redirect,
     Consent,
     AuthenticatorValidate,
+    Email,
 }
 
 /// Policy kinds authflow implements.
@@ -99,6 +100,7 @@ pub(super) const STAGES: &[(&str, StageModel)] = &[
         "authentik_stages_authenticator_validate.authenticatorvalidatestage",
         StageModel::AuthenticatorValidate,
     ),
+    ("authentik_stages_email.emailstage", StageModel::Email),
 ];
 
 pub(super) const POLICIES: &[(&str, PolicyModel)] = &[
@@ -189,6 +191,7 @@ pub(crate) fn stage_model_name(config: &StageConfig) -> String {
         StageConfig::Redirect(_) => StageModel::Redirect,
         StageConfig::Consent(_) => StageModel::Consent,
         StageConfig::AuthenticatorValidate(_) => StageModel::AuthenticatorValidate,
+        StageConfig::Email(_) => StageModel::Email,
     };
     stage_name_of(kind).into()
 }
@@ -433,6 +436,7 @@ pub(crate) fn default_stage(kind: StageModel) -> StageConfig {
         StageModel::Redirect => RedirectStage::default().into(),
         StageModel::Consent => ConsentStage::default().into(),
         StageModel::AuthenticatorValidate => AuthenticatorValidateStage::default().into(),
+        StageModel::Email => crate::model::EmailStage::default().into(),
     }
 }
 
@@ -531,6 +535,7 @@ pub(crate) fn build_stage_config(
         StageModel::Redirect => StageConfig::Redirect(typed(attrs)?),
         StageModel::Consent => StageConfig::Consent(typed(attrs)?),
         StageModel::AuthenticatorValidate => StageConfig::AuthenticatorValidate(typed(attrs)?),
+        StageModel::Email => StageConfig::Email(typed(attrs)?),
     })
 }
 
@@ -618,7 +623,10 @@ mod tests {
             lookup("authentik_stages_deny.denystage"),
             Some(Model::Stage(StageModel::Deny))
         );
-        assert_eq!(lookup("authentik_stages_email.emailstage"), None);
+        assert_eq!(
+            lookup("authentik_stages_captcha.captchastage_unknown"),
+            None
+        );
         assert!(is_stage_model("authentik_stages_email.emailstage"));
         assert!(is_stage_model(
             "authentik_stages_authenticator_webauthn.authenticatewebauthnstage"

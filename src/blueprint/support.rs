@@ -106,6 +106,7 @@ mod tests {
         let engine = engine_sources();
         let model_src = [
             include_str!("../model/stage.rs"),
+            include_str!("../model/stage_email.rs"),
             include_str!("../model/validation.rs"),
             include_str!("../model/flow.rs"),
             include_str!("../model/policy.rs"),

@@ -8,6 +8,9 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+mod email;
+pub use email::EmailChallenge;
+
 use crate::model::{FlowDesignation, FlowLayout, PromptType};
 
 /// One validation error: `{"string": "...", "code": "..."}`.
@@ -200,6 +203,9 @@ pub enum ChallengeBody {
     /// `ak-stage-session-end`.
     #[serde(rename = "ak-stage-session-end")]
     SessionEnd(SessionEndChallenge),
+    /// `ak-stage-email`.
+    #[serde(rename = "ak-stage-email")]
+    Email(EmailChallenge),
     /// Any other component (host-defined stages).
     #[serde(untagged)]
     Custom(CustomChallenge),
@@ -220,6 +226,7 @@ impl ChallengeBody {
             ChallengeBody::Consent(_) => "ak-stage-consent",
             ChallengeBody::UserLogin(_) => "ak-stage-user-login",
             ChallengeBody::SessionEnd(_) => "ak-stage-session-end",
+            ChallengeBody::Email(_) => "ak-stage-email",
             ChallengeBody::Custom(c) => &c.component,
         }
     }

@@ -10,6 +10,7 @@ use crate::store::StoreError;
 
 mod app_passwords;
 mod devices;
+mod flow_tokens;
 mod flows;
 mod reputation;
 mod sessions;
@@ -20,6 +21,7 @@ mod users;
 pub use crate::catalogue::CatalogueSnapshot as Catalogue;
 pub use app_passwords::MemoryAppPasswords;
 pub use devices::MemoryDevices;
+pub use flow_tokens::MemoryFlowTokens;
 pub use flows::MemoryFlowStore;
 pub use reputation::{MemoryReputation, REPUTATION_LOWER_LIMIT, REPUTATION_UPPER_LIMIT};
 pub use sessions::{DEFAULT_SESSION_CAPACITY, MemorySessionStore, SWEEP_EVERY};

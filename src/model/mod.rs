@@ -7,6 +7,7 @@ mod ids;
 mod policy;
 mod prompt;
 mod stage;
+mod stage_email;
 mod validation;
 
 pub use enums::*;
@@ -15,4 +16,7 @@ pub use ids::*;
 pub use policy::*;
 pub use prompt::*;
 pub use stage::*;
+pub use stage_email::{
+    ACCOUNT_CONFIRMATION_TEMPLATE, EMAIL_TEMPLATES, EmailStage, PASSWORD_RESET_TEMPLATE,
+};
 pub use validation::*;

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{GroupId, PromptStage, StageId, ValidationErrors};
+use super::{EmailStage, GroupId, PromptStage, StageId, ValidationErrors};
 
 /// A stage: one step of a flow (authentik's `Stage` subclasses).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +95,8 @@ pub enum StageConfig {
     Consent(ConsentStage),
     /// Validate an MFA device (authflow has no devices yet: see the stage's docs).
     AuthenticatorValidate(AuthenticatorValidateStage),
+    /// Mail the pending user a link that resumes the flow.
+    Email(EmailStage),
     /// A stage kind authflow does not implement (kept from an import): reaching it
     /// denies access, naming the kind. Fails closed.
     Unsupported(UnsupportedStage),
@@ -124,6 +126,7 @@ into_config!(
     RedirectStage => Redirect,
     ConsentStage => Consent,
     AuthenticatorValidateStage => AuthenticatorValidate,
+    EmailStage => Email,
     UnsupportedStage => Unsupported,
     CustomStage => Custom,
 );

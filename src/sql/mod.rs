@@ -54,6 +54,7 @@ use crate::store::StoreError;
 
 mod app_passwords;
 mod events;
+mod flow_tokens;
 mod flows;
 mod migrations;
 mod reputation;

@@ -9,6 +9,8 @@ mod authenticator_validate;
 mod consent;
 mod deny;
 mod dummy;
+mod email;
+mod email_template;
 mod fields;
 mod identification;
 mod password;
@@ -27,6 +29,10 @@ use serde_json::{Map, Value};
 
 pub use crate::effects::{Effect, Effects};
 pub use authenticator_validate::MFA_DEVICES_ATTRIBUTE;
+pub use email::{
+    LINK_EXPIRED, LINK_OTHER_FLOW, LINK_UNKNOWN, LINK_USED, NO_EXTERNAL_URL, NO_MAILER,
+    SEND_FAILED, TOO_MANY,
+};
 pub use fields::{DEFAULT_MAX_LEN, FieldError, Fields};
 
 use crate::challenge::{AccessDeniedChallenge, Challenge, ChallengeBody};
@@ -91,6 +97,9 @@ pub struct StageContext<'a> {
     pub stage: &'a Stage,
     /// The plan context.
     pub context: &'a mut PlanContext,
+    /// The planned stages from this one on (current first): what a flow token made
+    /// now resumes.
+    pub remaining: &'a [crate::plan::PlannedStage],
     /// The logged-in user, if any.
     pub request_user: Option<&'a User>,
     /// Messages of the binding's policies that let this stage in (see
@@ -251,6 +260,7 @@ impl StageConfig {
             StageConfig::Redirect(s) => s,
             StageConfig::Consent(s) => s,
             StageConfig::AuthenticatorValidate(s) => s,
+            StageConfig::Email(s) => s,
             StageConfig::Unsupported(s) => s,
             StageConfig::Custom(_) => return None,
         })
