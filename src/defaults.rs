@@ -6,10 +6,12 @@
 //! stage needs the engine's mailer, and without one denies), and [`magic_link`] a
 //! passwordless login by emailed link.
 
-pub use crate::defaults_recovery::{install_recovery, magic_link, recovery};
+#[path = "defaults_recovery.rs"]
+mod recovery_flows;
 use crate::model::*;
 use crate::secret::Password;
 use crate::store::{FlowStore, Group, NewUser, StoreError, User, UserDirectory, operation};
+pub use recovery_flows::{install_recovery, magic_link, recovery};
 
 /// Slug of the default login flow.
 pub const AUTHENTICATION: &str = "default-authentication-flow";

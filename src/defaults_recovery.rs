@@ -1,7 +1,7 @@
 //! The email flows built in: `default-recovery-flow` and `default-magic-link-flow`
 //! (re-exported by [`crate::defaults`]).
 
-use crate::defaults::{AUTHENTICATION, MAGIC_LINK, RECOVERY, bind, fixed_flow, fixed_id};
+use super::{AUTHENTICATION, MAGIC_LINK, RECOVERY, bind, fixed_flow, fixed_id};
 use crate::model::*;
 use crate::store::{FlowStore, StoreError};
 

@@ -74,7 +74,6 @@ pub mod challenge;
 pub mod clock;
 mod confirmation;
 pub mod defaults;
-mod defaults_recovery;
 pub mod effects;
 mod engine;
 pub mod env;
