@@ -31,5 +31,16 @@ if ! have_embeddable_python; then
   echo "ci/install-python.sh: $python has no shared libpython or no headers" >&2
   exit 1
 fi
+
+# The SMTP tests (feature smtp) run a real SMTP server: aiosmtpd for this python
+# (tests/common/smtp_sink.py). Debian's package first, else pip.
+if ! "$python" -c "import aiosmtpd" 2>/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -qq --no-install-recommends python3-aiosmtpd >/dev/null 2>&1 \
+    || "$python" -m pip install --quiet aiosmtpd
+fi
+"$python" -c "import aiosmtpd" || { echo "ci/install-python.sh: no aiosmtpd for $python" >&2; exit 1; }
 echo "embeddable CPython: $python ($("$python" -c 'import platform; print(platform.python_version())'))"
 echo "build with: PYO3_PYTHON=$python"

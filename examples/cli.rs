@@ -470,6 +470,13 @@ fn answer(c: &Challenge, console: &mut Console) -> io::Result<Option<Next>> {
                 return Ok(None);
             }
         }
+        ChallengeBody::Email(_) => {
+            // The link in the mail continues the flow (in a browser); Enter sends it again.
+            console.status("a link was sent to your email address")?;
+            if console.ask("Press Enter to send it again")?.is_none() {
+                return Ok(None);
+            }
+        }
         ChallengeBody::Consent(cn) => match console.confirm("Give consent?")? {
             None => return Ok(None),
             Some(false) => {

@@ -44,6 +44,18 @@
 //! With `--database memory` the user directory is per instance: instances sharing Redis
 //! each bootstrap the same `akadmin` (fixed id); accounts enrolled on one exist only there.
 //! SIGTERM stops the server like Ctrl-C: in-flight requests finish, the pool closes.
+//!
+//! Mail (the recovery flow `default-recovery-flow`, the login-by-link flow
+//! `default-magic-link-flow`, blueprints with email stages): `AUTHFLOW_SMTP_URL` —
+//! `smtp://host:port` (plain SMTP, no TLS: a local relay only),
+//! `smtp://host:port?starttls=required` (STARTTLS, refused if the server lacks it),
+//! `smtps://user:pass@host:port` (implicit TLS; credentials percent-encoded, also
+//! accepted on `smtp://`), each optionally with `timeout=SECONDS` (default 10); needs
+//! the `smtp` feature. `AUTHFLOW_EMAIL_FROM` (envelope sender and `From`, default
+//! `authflow@localhost`). Links in mail start with `AUTHFLOW_EXTERNAL_URL` (default
+//! `http://<listen address>`), never with a request's `Host`. Without
+//! `AUTHFLOW_SMTP_URL` a development mailer writes each mail to `AUTHFLOW_MAIL_DIR`
+//! (default `./authflow-mail`) and prints it, link included, to standard error.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,6 +104,7 @@ struct Durable {
     app_passwords: Arc<dyn authflow::store::AppPasswords>,
     devices: Arc<dyn authflow::store::DeviceStore>,
     invitations: Arc<dyn authflow::store::InvitationStore>,
+    flow_tokens: Arc<dyn authflow::store::FlowTokens>,
     events: Arc<dyn EventSink>,
     close: Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>,
 }
@@ -114,6 +127,7 @@ async fn open_database(url: &str) -> Result<Durable, Box<dyn std::error::Error>>
         app_passwords: store.clone(),
         devices: store.clone(),
         invitations: store.clone(),
+        flow_tokens: store.clone(),
         reputation: store,
         events,
         close: Box::new(move || Box::pin(async move { closing.close().await })),
@@ -138,6 +152,25 @@ fn database_url() -> String {
                 "memory".into()
             }
         })
+}
+
+/// The mailer: SMTP from `AUTHFLOW_SMTP_URL`, else the development mailer.
+fn mailer() -> Result<Arc<dyn authflow::mail::Mailer>, Box<dyn std::error::Error>> {
+    match std::env::var("AUTHFLOW_SMTP_URL").ok().filter(|u| !u.is_empty()) {
+        #[cfg(feature = "smtp")]
+        Some(url) => Ok(Arc::new(
+            authflow::mail::SmtpMailer::from_url(&url).map_err(|e| format!("AUTHFLOW_SMTP_URL: {e}"))?,
+        )),
+        #[cfg(not(feature = "smtp"))]
+        Some(_) => Err("AUTHFLOW_SMTP_URL: this server was built without the `smtp` feature: cargo run --example server --features http,smtp".into()),
+        None => {
+            let dir = std::env::var("AUTHFLOW_MAIL_DIR")
+                .ok()
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| "authflow-mail".into());
+            Ok(Arc::new(authflow::mail::DevMailer::to_dir(dir).with_log()))
+        }
+    }
 }
 
 /// akadmin, created on the first start of the first instance; later starts (and other
@@ -327,8 +360,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         config.secure_cookies = true;
     }
+    let mailer = mailer()?;
+    let external = arg("--external-url")
+        .or_else(|| std::env::var("AUTHFLOW_EXTERNAL_URL").ok())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let from = std::env::var("AUTHFLOW_EMAIL_FROM")
+        .ok()
+        .filter(|f| !f.is_empty())
+        .unwrap_or_else(|| "authflow@localhost".into());
+    tracing::info!(mailer = %mailer.describe(), %from, links = %external, "mail");
     // Login throttling is on with its defaults (authflow::throttle::ThrottleConfig).
     let builder = authflow::Engine::builder(flows.clone(), sessions, users.clone())
+        .mailer(mailer)
+        .mail_settings(authflow::mail::MailSettings::new(from, external))
         .reputation(reputation)
         .throttle_store(throttle)
         // Password hashing on a fixed pool of one thread per core with a bounded
@@ -354,7 +399,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // 1 s without asking for its revision. Edits through this instance are seen
             // at once; an edit on another instance is served here within 1 s.
             .revision_check_interval(std::time::Duration::from_secs(1))
-            .invitations(d.invitations.clone()),
+            .invitations(d.invitations.clone())
+            .flow_tokens(d.flow_tokens.clone()),
         None => builder,
     };
     let engine = Arc::new(builder.build());
@@ -362,6 +408,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     defaults::install(flows.as_ref()).await?;
     // authentik's default MFA setup flows (TOTP, static recovery codes), built in.
     defaults::install_mfa_setup(flows.as_ref()).await?;
+    // Recovery by emailed link (linked from the login page) and login by emailed link.
+    defaults::install_recovery(flows.as_ref()).await?;
+    defaults::magic_link(flows.as_ref()).await?;
 
     let password = || match std::env::var("AUTHFLOW_BOOTSTRAP_PASSWORD") {
         Ok(p) if !p.is_empty() => p,

@@ -1,13 +1,17 @@
 //! The default flows (DESIGN.md §7), built in code, and the bootstrap admin.
 //!
 //! They mirror authentik's default and example blueprints: same slugs, stage order and
-//! prompt field keys, so authentik clients and the recorded transcripts apply. There
-//! is deliberately no recovery flow: one without an email verification step would let
-//! anyone reset anyone's password.
+//! prompt field keys, so authentik clients and the recorded transcripts apply.
+//! [`install`] installs no recovery flow: [`install_recovery`] adds one (its email
+//! stage needs the engine's mailer, and without one denies), and [`magic_link`] a
+//! passwordless login by emailed link.
 
+#[path = "defaults_recovery.rs"]
+mod recovery_flows;
 use crate::model::*;
 use crate::secret::Password;
 use crate::store::{FlowStore, Group, NewUser, StoreError, User, UserDirectory, operation};
+pub use recovery_flows::{install_recovery, magic_link, recovery};
 
 /// Slug of the default login flow.
 pub const AUTHENTICATION: &str = "default-authentication-flow";
@@ -27,26 +31,30 @@ pub const STATIC_SETUP: &str = "default-authenticator-static-setup";
 pub const WEBAUTHN_SETUP: &str = "default-authenticator-webauthn-setup";
 /// Name of the superuser group the bootstrap admin joins.
 pub const ADMIN_GROUP: &str = "authentik Admins";
+/// Slug of the default recovery flow.
+pub const RECOVERY: &str = "default-recovery-flow";
+/// Slug of the login-by-emailed-link flow.
+pub const MAGIC_LINK: &str = "default-magic-link-flow";
 /// The bootstrap admin's username.
 pub const ADMIN_USERNAME: &str = "akadmin";
 
 /// Ids of the default objects are derived from their names (UUID v5), so every server
 /// instance that installs the defaults has identical flows: a plan started on one
 /// instance continues on another.
-fn fixed_id(kind: &str, name: &str) -> uuid::Uuid {
+pub(crate) fn fixed_id(kind: &str, name: &str) -> uuid::Uuid {
     uuid::Uuid::new_v5(
         &uuid::Uuid::NAMESPACE_URL,
         format!("urn:authflow:default:{kind}:{name}").as_bytes(),
     )
 }
 
-fn fixed_flow(mut flow: Flow) -> Flow {
+pub(crate) fn fixed_flow(mut flow: Flow) -> Flow {
     flow.pk = fixed_id("flow", &flow.slug).into();
     flow.policybindingmodel_ptr_id = fixed_id("flow-pbm", &flow.slug);
     flow
 }
 
-async fn bind(
+pub(crate) async fn bind(
     store: &dyn FlowStore,
     flow: &Flow,
     stage: Stage,

@@ -191,6 +191,8 @@ pub(crate) struct Journal {
     pub(crate) mfa_checks: Vec<String>,
     /// MFA code checks of earlier attempts not yet met again in this attempt.
     pub(crate) mfa_replay: Vec<String>,
+    /// Mails sent in this step (the email stage).
+    pub(crate) mails: crate::mail::SentMails,
 }
 
 impl Journal {
@@ -199,6 +201,7 @@ impl Journal {
         self.replay = self.penalties.clone();
         self.device_replay = self.device_uses.clone();
         self.mfa_replay = self.mfa_checks.clone();
+        self.mails.retry();
     }
 }
 

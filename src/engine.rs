@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod definitions;
+mod email;
 mod stage_services;
 mod step;
 mod transact;
@@ -282,6 +283,9 @@ impl Engine {
                     captcha: None,
                     invitations: Arc::new(crate::memory::MemoryInvitations::new()),
                     reputation: Arc::new(crate::memory::MemoryReputation::new()),
+                    flow_tokens: Arc::new(crate::memory::MemoryFlowTokens::new()),
+                    mailer: None,
+                    mail_settings: crate::mail::MailSettings::default(),
                     throttle: Arc::new(crate::memory::MemoryThrottle::new()),
                     throttle_config: ThrottleConfig::default(),
                     events: Arc::new(NoopEventSink),

@@ -50,6 +50,12 @@ pub struct Services {
     pub captcha: Option<Arc<dyn crate::captcha::CaptchaVerifier>>,
     /// Invitations, read by the invitation stage and consumed by user write.
     pub invitations: Arc<dyn crate::store::InvitationStore>,
+    /// Flow tokens: plans that mailed links resume ([`crate::store::FlowTokens`]).
+    pub flow_tokens: Arc<dyn crate::store::FlowTokens>,
+    /// Sends the email stage's mail (`None`: email stages deny, fail closed).
+    pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
+    /// Sender and link base of the email stage's mail.
+    pub mail_settings: crate::mail::MailSettings,
     /// Reputation scores.
     pub reputation: Arc<dyn ReputationStore>,
     /// Login-throttle counters ([`crate::throttle`]).
@@ -93,6 +99,7 @@ impl std::fmt::Debug for Services {
         f.debug_struct("Services")
             .field("throttle_config", &self.throttle_config)
             .field("timer", &self.timer.is_some())
+            .field("mailer", &self.mailer.as_ref().map(|m| m.describe()))
             .finish_non_exhaustive()
     }
 }

@@ -35,6 +35,8 @@ pub enum EventAction {
     MfaValidated,
     /// An invitation was applied by an invitation stage.
     InvitationUsed,
+    /// The email stage sent a link.
+    EmailSent,
 }
 
 /// One event.

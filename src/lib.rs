@@ -85,6 +85,7 @@ pub mod hashing;
 pub mod http;
 mod input;
 pub mod inspector;
+pub mod mail;
 pub mod memory;
 pub mod model;
 pub mod paths;

@@ -48,6 +48,16 @@ pub mod keys {
     /// `plan.insert_stage`); only stages the definition lets the finishing stage
     /// insert (an authenticator-validation stage's `configuration_stages`) are.
     pub const INSERT_STAGE: &str = "authflow/insert_stage";
+    /// Set when the plan was resumed from a flow token (authentik's `is_restored`):
+    /// `{"digest": …, "user": pk}`.
+    pub const IS_RESTORED: &str = "is_restored";
+    /// Set by the email stage when a recovery link was followed: the login at the end
+    /// of the flow ends the user's other sessions.
+    pub const END_OTHER_SESSIONS: &str = "end_other_sessions";
+    /// The email stage's link was sent (authentik's `email_sent`).
+    pub const EMAIL_SENT: &str = "email_sent";
+    /// An address that overrides the pending user's (authentik's `email`).
+    pub const EMAIL_OVERRIDE: &str = "email";
 }
 
 /// The opaque id of a session: a 256-bit random bearer credential. Its `Debug`

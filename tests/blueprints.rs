@@ -45,21 +45,14 @@ const SUPPORTED: &[&str] = &[
     "flow-default-user-settings-flow.yaml",
     "flow-password-change.yaml",
     "flows-enrollment-2-stage.yaml",
+    "flows-enrollment-email-verification.yaml",
     "flows-login-2fa.yaml",
+    "flows-recovery-email-verification.yaml",
     "flows-unenrollment.yaml",
 ];
 
 /// Files with stages of kinds authflow does not have yet, and exactly those entries.
-const NEEDS_SKIP: &[(&str, &[(usize, &str)])] = &[
-    (
-        "flows-enrollment-email-verification.yaml",
-        &[(6, "authentik_stages_email.emailstage")],
-    ),
-    (
-        "flows-recovery-email-verification.yaml",
-        &[(4, "authentik_stages_email.emailstage")],
-    ),
-];
+const NEEDS_SKIP: &[(&str, &[(usize, &str)])] = &[];
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/blueprints")
@@ -328,7 +321,7 @@ async fn prompt_type_and_older_prompt_type_both_work() {
     // flows-enrollment-2-stage.yaml uses `prompt_type:`, the email variant `type:`.
     for (file, skip) in [
         ("flows-enrollment-2-stage.yaml", false),
-        ("flows-enrollment-email-verification.yaml", true),
+        ("flows-enrollment-email-verification.yaml", false),
     ] {
         let env = Env::new();
         env.importer()
@@ -1146,16 +1139,14 @@ entries:
 #[tokio::test]
 async fn an_unsupported_stage_denies_access_naming_its_kind() {
     // Recovery: identification (dropped: its expression policy errors and fails closed
-    // at plan time) → email, which authflow does not have.
+    // at plan time) → email, which has no pending user: denied, nothing sent
+    // (tests/email_blueprints.rs runs it with Python and a mailer).
     let env = Env::imported(&["flows-recovery-email-verification.yaml"]).await;
     let mut c = env.client();
     let out = c.get("default-recovery-flow").await;
     assert_eq!(out.challenge.component(), "ak-stage-access-denied");
     let message = wire(&out)["error_message"].as_str().unwrap().to_owned();
-    assert!(
-        message.contains("authentik_stages_email.emailstage"),
-        "{message}"
-    );
+    assert_eq!(message, "No pending user.");
     // The binding pinned by pk in the blueprint kept its pk.
     let def = env.def("default-recovery-flow").await;
     assert!(
@@ -1164,7 +1155,8 @@ async fn an_unsupported_stage_denies_access_naming_its_kind() {
             .any(|s| s.binding.pk.to_string() == "1219d06e-2c06-4c5b-a162-78e3959c6cf0")
     );
 
-    // Enrollment with email verification: the prompts run, then the email stage denies.
+    // Enrollment with email verification: the prompts run, then the email stage denies
+    // (this engine has no mailer: fail closed).
     let env = Env::imported(&["flows-enrollment-email-verification.yaml"]).await;
     let mut c = env.client();
     let slug = defaults::ENROLLMENT;
@@ -1181,11 +1173,9 @@ async fn an_unsupported_stage_denies_access_naming_its_kind() {
         )
         .await;
     assert_eq!(out.challenge.component(), "ak-stage-access-denied");
-    assert!(
-        wire(&out)["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("authentik_stages_email.emailstage")
+    assert_eq!(
+        wire(&out)["error_message"].as_str().unwrap(),
+        authflow::stages::NO_MAILER
     );
     assert!(!out.logged_in);
 

@@ -75,6 +75,7 @@ mod apply;
 mod attrs;
 mod build;
 mod build_directory;
+mod directory_models;
 mod error;
 mod export;
 mod find;

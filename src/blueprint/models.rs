@@ -15,7 +15,6 @@ use crate::model::{
     PolicyKind, Prompt, PromptId, PromptStage, RedirectStage, ReputationPolicy, Stage, StageConfig,
     StageId, UserDeleteStage, UserLoginStage, UserLogoutStage, UserWriteStage,
 };
-use crate::store::{Group, User};
 
 /// Stage kinds authflow implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +36,7 @@ pub(crate) enum StageModel {
     Captcha,
     Invitation,
     AuthenticatorWebauthn,
+    Email,
 }
 
 /// Policy kinds authflow implements.
@@ -122,6 +122,7 @@ pub(super) const STAGES: &[(&str, StageModel)] = &[
         "authentik_stages_authenticator_webauthn.authenticatorwebauthnstage",
         StageModel::AuthenticatorWebauthn,
     ),
+    ("authentik_stages_email.emailstage", StageModel::Email),
 ];
 
 pub(super) const POLICIES: &[(&str, PolicyModel)] = &[
@@ -221,6 +222,7 @@ pub(crate) fn stage_model_name(config: &StageConfig) -> String {
         StageConfig::Captcha(_) => StageModel::Captcha,
         StageConfig::Invitation(_) => StageModel::Invitation,
         StageConfig::AuthenticatorWebauthn(_) => StageModel::AuthenticatorWebauthn,
+        StageConfig::Email(_) => StageModel::Email,
     };
     stage_name_of(kind).into()
 }
@@ -470,6 +472,7 @@ pub(crate) fn default_stage(kind: StageModel) -> StageConfig {
         StageModel::Captcha => CaptchaStage::default().into(),
         StageModel::Invitation => InvitationStage::default().into(),
         StageModel::AuthenticatorWebauthn => AuthenticatorWebauthnStage::default().into(),
+        StageModel::Email => crate::model::EmailStage::default().into(),
     }
 }
 
@@ -576,6 +579,7 @@ pub(crate) fn build_stage_config(
         StageModel::Captcha => StageConfig::Captcha(typed(attrs)?),
         StageModel::Invitation => StageConfig::Invitation(typed(attrs)?),
         StageModel::AuthenticatorWebauthn => StageConfig::AuthenticatorWebauthn(typed(attrs)?),
+        StageModel::Email => StageConfig::Email(typed(attrs)?),
     })
 }
 
@@ -596,56 +600,7 @@ pub(crate) fn prompts_for(work: &Work, pks: &[Uuid]) -> Result<Vec<Prompt>, Stri
         .collect()
 }
 
-/// A group's attributes.
-pub(crate) fn group_attrs(g: &Group) -> Map<String, Json> {
-    let mut m = Map::new();
-    m.insert("name".into(), json!(g.name));
-    m.insert("is_superuser".into(), json!(g.is_superuser));
-    m.insert(
-        "parent".into(),
-        g.parent.map_or(Json::Null, |p| json!(p.to_string())),
-    );
-    m.insert("attributes".into(), Json::Object(g.attributes.clone()));
-    m
-}
-
-/// Default attributes of a new group.
-pub(crate) fn group_defaults() -> Map<String, Json> {
-    let mut m = Map::new();
-    m.insert("is_superuser".into(), json!(false));
-    m.insert("parent".into(), Json::Null);
-    m.insert("attributes".into(), json!({}));
-    m
-}
-
-/// A user's attributes (authentik calls the type `type`).
-pub(crate) fn user_attrs(u: &User) -> Map<String, Json> {
-    let mut m = Map::new();
-    m.insert("username".into(), json!(u.username));
-    m.insert("name".into(), json!(u.name));
-    m.insert("email".into(), json!(u.email));
-    m.insert("is_active".into(), json!(u.is_active));
-    m.insert("path".into(), json!(u.path));
-    m.insert("type".into(), json!(u.user_type));
-    m.insert("attributes".into(), Json::Object(u.attributes.clone()));
-    let groups: Vec<Json> = u.groups.iter().map(|g| json!(g.to_string())).collect();
-    m.insert("groups".into(), Json::Array(groups));
-    m
-}
-
-/// Default attributes of a new user (authentik's model defaults).
-pub(crate) fn user_defaults() -> Map<String, Json> {
-    let mut m = Map::new();
-    m.insert("name".into(), json!(""));
-    m.insert("email".into(), json!(""));
-    m.insert("is_active".into(), json!(true));
-    m.insert("path".into(), json!("users"));
-    m.insert("type".into(), json!("internal"));
-    m.insert("attributes".into(), json!({}));
-    m.insert("groups".into(), json!([]));
-    m
-}
-
+pub(crate) use super::directory_models::{group_attrs, group_defaults, user_attrs, user_defaults};
 pub(crate) use super::matching::{LOOKUPS, attrs_match, split_lookup};
 
 #[cfg(test)]
@@ -663,7 +618,10 @@ mod tests {
             lookup("authentik_stages_deny.denystage"),
             Some(Model::Stage(StageModel::Deny))
         );
-        assert_eq!(lookup("authentik_stages_email.emailstage"), None);
+        assert_eq!(
+            lookup("authentik_stages_captcha.captchastage_unknown"),
+            None
+        );
         assert!(is_stage_model("authentik_stages_email.emailstage"));
         assert!(is_stage_model(
             "authentik_stages_authenticator_webauthn.authenticatewebauthnstage"

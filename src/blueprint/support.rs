@@ -107,6 +107,7 @@ mod tests {
         let model_src = [
             include_str!("../model/stage.rs"),
             include_str!("../model/stage_authenticator_webauthn.rs"),
+            include_str!("../model/stage_email.rs"),
             include_str!("../model/validation.rs"),
             include_str!("../model/flow.rs"),
             include_str!("../model/policy.rs"),

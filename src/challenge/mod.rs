@@ -10,6 +10,9 @@ mod captcha;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+mod email;
+pub use email::EmailChallenge;
+
 use crate::model::{FlowDesignation, FlowLayout, PromptType};
 
 mod authenticator;
@@ -226,6 +229,9 @@ pub enum ChallengeBody {
     /// `ak-stage-authenticator-webauthn`.
     #[serde(rename = "ak-stage-authenticator-webauthn")]
     AuthenticatorWebauthn(AuthenticatorWebauthnChallenge),
+    /// `ak-stage-email`.
+    #[serde(rename = "ak-stage-email")]
+    Email(EmailChallenge),
     /// Any other component (host-defined stages).
     #[serde(untagged)]
     Custom(CustomChallenge),
@@ -251,6 +257,7 @@ impl ChallengeBody {
             ChallengeBody::AuthenticatorValidate(_) => "ak-stage-authenticator-validate",
             ChallengeBody::Captcha(_) => "ak-stage-captcha",
             ChallengeBody::AuthenticatorWebauthn(_) => "ak-stage-authenticator-webauthn",
+            ChallengeBody::Email(_) => "ak-stage-email",
             ChallengeBody::Custom(c) => &c.component,
         }
     }

@@ -42,6 +42,7 @@ pub const BUSY: &str = "Too many logins at once, try again";
 pub(crate) use crate::input::Input;
 
 mod decorate;
+mod flow_token;
 
 /// What the executor runs with: the engine's services and registry, and a way to load
 /// the definition of another flow (redirects between flows). The engine lends itself
@@ -162,6 +163,11 @@ impl<'a> Exec<'a> {
             // The flow was replaced under the same slug: the old plan is meaningless.
             fs.plan = None;
         }
+        // A mailed link (`flow_token` in the query) may restore a stored plan.
+        let input = match self.flow_token(fs, input).await? {
+            Ok(input) => input,
+            Err(answer) => return Ok(answer),
+        };
         if fs.plan.is_none() {
             fs.history.clear();
             fs.decisions.clear();
@@ -211,6 +217,7 @@ impl<'a> Exec<'a> {
                 binding: &bound.binding,
                 stage: &bound.stage,
                 context: &mut plan.context,
+                remaining: &plan.bindings,
                 request_user: self.request_user,
                 policy_messages: &policy_messages,
                 effects: &mut self.effects,

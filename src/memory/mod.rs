@@ -10,6 +10,7 @@ use crate::store::StoreError;
 
 mod app_passwords;
 mod devices;
+mod flow_tokens;
 mod flows;
 mod invitations;
 mod reputation;
@@ -21,6 +22,7 @@ mod users;
 pub use crate::catalogue::CatalogueSnapshot as Catalogue;
 pub use app_passwords::MemoryAppPasswords;
 pub use devices::MemoryDevices;
+pub use flow_tokens::MemoryFlowTokens;
 pub use flows::MemoryFlowStore;
 pub use invitations::MemoryInvitations;
 pub use reputation::{MemoryReputation, REPUTATION_LOWER_LIMIT, REPUTATION_UPPER_LIMIT};

@@ -11,6 +11,7 @@ mod prompt;
 mod stage;
 mod stage_authenticator;
 mod stage_authenticator_webauthn;
+mod stage_email;
 mod validation;
 
 pub use captcha::*;
@@ -23,4 +24,7 @@ pub use prompt::*;
 pub use stage::*;
 pub use stage_authenticator::*;
 pub use stage_authenticator_webauthn::*;
+pub use stage_email::{
+    ACCOUNT_CONFIRMATION_TEMPLATE, EMAIL_TEMPLATES, EmailStage, PASSWORD_RESET_TEMPLATE,
+};
 pub use validation::*;

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{
     AuthenticatorStaticStage, AuthenticatorTotpStage, AuthenticatorWebauthnStage, CaptchaStage,
-    GroupId, InvitationStage, PromptStage, StageId, ValidationErrors,
+    EmailStage, GroupId, InvitationStage, PromptStage, StageId, ValidationErrors,
 };
 
 /// A stage: one step of a flow (authentik's `Stage` subclasses).
@@ -101,6 +101,8 @@ pub enum StageConfig {
     Invitation(InvitationStage),
     /// Register a WebAuthn credential (passkey, security key).
     AuthenticatorWebauthn(AuthenticatorWebauthnStage),
+    /// Mail the pending user a link that resumes the flow.
+    Email(EmailStage),
     /// A stage kind authflow does not implement (kept from an import): reaching it
     /// denies access, naming the kind. Fails closed.
     Unsupported(UnsupportedStage),
@@ -135,6 +137,7 @@ into_config!(
     CaptchaStage => Captcha,
     InvitationStage => Invitation,
     AuthenticatorWebauthnStage => AuthenticatorWebauthn,
+    EmailStage => Email,
     UnsupportedStage => Unsupported,
     CustomStage => Custom,
 );

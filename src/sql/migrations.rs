@@ -131,6 +131,19 @@ pub const MIGRATIONS: &[Migration] = &[
              flow_pk TEXT, created_by TEXT, created BIGINT NOT NULL)",
         ],
     },
+    Migration {
+        version: 5,
+        name: "flow tokens",
+        statements: &[
+            // Flow tokens (authentik's `FlowToken`): the plan a mailed link resumes;
+            // only the key's digest is kept. Used and expired rows stay until purged,
+            // so an old link is told what happened to it.
+            "CREATE TABLE authflow_flow_tokens (digest TEXT PRIMARY KEY, flow TEXT NOT NULL, \
+             user_pk TEXT, plan TEXT NOT NULL, created BIGINT NOT NULL, \
+             expires BIGINT NOT NULL, used BIGINT)",
+            "CREATE INDEX authflow_flow_tokens_expires ON authflow_flow_tokens (expires)",
+        ],
+    },
 ];
 
 /// The highest known version.

@@ -57,6 +57,7 @@ use crate::store::StoreError;
 mod app_passwords;
 mod devices;
 mod events;
+mod flow_tokens;
 mod flows;
 mod invitations;
 mod migrations;

@@ -13,6 +13,8 @@ mod captcha;
 mod consent;
 mod deny;
 mod dummy;
+mod email;
+mod email_template;
 mod fields;
 mod identification;
 mod invitation;
@@ -41,6 +43,10 @@ use serde_json::{Map, Value};
 
 pub use crate::effects::{Effect, Effects};
 pub use captcha::PLAN_CONTEXT_CAPTCHA;
+pub use email::{
+    LINK_EXPIRED, LINK_OTHER_FLOW, LINK_UNKNOWN, LINK_USED, NO_EXTERNAL_URL, NO_MAILER,
+    SEND_FAILED, TOO_MANY,
+};
 pub use fields::{DEFAULT_MAX_LEN, FieldError, Fields};
 pub use invitation::{
     INVITATION_EXPIRED, INVITATION_NOT_FOUND, INVITATION_OTHER_FLOW, INVITATION_USED,
@@ -109,6 +115,9 @@ pub struct StageContext<'a> {
     pub stage: &'a Stage,
     /// The plan context.
     pub context: &'a mut PlanContext,
+    /// The planned stages from this one on (current first): what a flow token made
+    /// now resumes.
+    pub remaining: &'a [crate::plan::PlannedStage],
     /// The logged-in user, if any.
     pub request_user: Option<&'a User>,
     /// Messages of the binding's policies that let this stage in (see
@@ -274,6 +283,7 @@ impl StageConfig {
             StageConfig::Captcha(s) => s,
             StageConfig::Invitation(s) => s,
             StageConfig::AuthenticatorWebauthn(s) => s,
+            StageConfig::Email(s) => s,
             StageConfig::Unsupported(s) => s,
             StageConfig::Custom(_) => return None,
         })

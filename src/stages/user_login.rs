@@ -50,7 +50,9 @@ impl UserLoginStage {
         }
         ctx.effects.login = Some(user.pk);
         ctx.effects.login_duration = (duration > 0).then_some(duration);
-        ctx.effects.terminate_other_sessions = self.terminate_other_sessions;
+        // A recovery link followed (the email stage's flag) ends the other sessions too.
+        ctx.effects.terminate_other_sessions = self.terminate_other_sessions
+            || ctx.context.get(keys::END_OTHER_SESSIONS) == Some(&serde_json::Value::Bool(true));
         ctx.effects.login_writes.push(Effect::AdjustReputation {
             ip: ctx.request.client_ip.clone(),
             username: Some(user.username.clone()),

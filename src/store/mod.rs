@@ -1,6 +1,6 @@
 //! Storage traits the host implements (or takes from [`crate::memory`]):
 //! [`FlowSource`] and [`FlowAdmin`] (together [`FlowStore`]), [`SessionStore`], [`UserDirectory`] (with the optional [`UserAdmin`]), [`ReputationStore`] and
-//! [`ThrottleStore`], [`AppPasswords`] and [`DeviceStore`].
+//! [`ThrottleStore`], [`AppPasswords`], [`DeviceStore`] and [`FlowTokens`].
 //!
 //! All are async and object-safe so hosts can hold `Arc<dyn …>`.
 
@@ -8,6 +8,7 @@ mod app_passwords;
 mod definition;
 mod devices;
 mod directory;
+mod flow_tokens;
 mod invitations;
 mod password_backend;
 mod user;
@@ -22,6 +23,7 @@ pub use app_passwords::{
 pub use definition::*;
 pub use devices::{Device, DeviceSecret, DeviceStore, DeviceUse, apply_use};
 pub use directory::{UserAdmin, UserDirectory, operation};
+pub use flow_tokens::{FlowToken, FlowTokens, TokenState, flow_token_digest, new_flow_token_key};
 pub(crate) use invitations::duplicate as duplicate_invitation;
 pub use invitations::{Invitation, InvitationStore};
 pub use password_backend::PasswordBackend;
