@@ -29,6 +29,9 @@ pub enum EventAction {
     SystemException,
     /// A user set up an MFA device (context: `device_class`, `device`, `stage`).
     DeviceAdded,
+    /// A user removed one of their MFA devices (context: `device_class`, `device`,
+    /// `name`).
+    DeviceRemoved,
     /// A user proved a second factor (context: `device_class`, `device`, `stage`). A
     /// wrong code is a [`EventAction::LoginFailed`] with `stage` and `message`, as in
     /// authentik.

@@ -25,6 +25,13 @@ use crate::store::User;
 
 /// The superuser behind a bearer token or the session; CSRF-checked for session writes.
 pub(super) async fn admin(app: &AppState, req: &Parts) -> Result<User, ApiError> {
+    let user = authenticated(app, req).await?;
+    superuser(app, user).await
+}
+
+/// The active user behind a bearer token or the session; a session's writes must come
+/// from this site (same origin, CSRF token).
+pub(super) async fn authenticated(app: &AppState, req: &Parts) -> Result<User, ApiError> {
     let headers = &req.headers;
     let engine = &app.engine;
     if let Some(pk) = session::bearer_user(headers, &app.config) {
@@ -35,7 +42,7 @@ pub(super) async fn admin(app: &AppState, req: &Parts) -> Result<User, ApiError>
             .await?
             .filter(|u| u.is_active)
             .ok_or(ApiError::Unauthenticated)?;
-        return superuser(app, user).await;
+        return Ok(user);
     }
     let freq = flow_request(&app.config, req);
     let Some(id) = &freq.session_id else {
@@ -50,7 +57,7 @@ pub(super) async fn admin(app: &AppState, req: &Parts) -> Result<User, ApiError>
         refuse_foreign_origin(headers)?;
         check_csrf(engine, app, headers, &freq).await?;
     }
-    superuser(app, user).await
+    Ok(user)
 }
 
 async fn superuser(app: &AppState, user: User) -> Result<User, ApiError> {

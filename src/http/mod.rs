@@ -13,6 +13,8 @@
 //! | `GET /api/v3/flows/instances/{slug}/execute/` | start a flow for a token-authenticated client |
 //! | `GET /api/v3/flows/instances/{slug}/export/` | the flow as an authentik blueprint (feature `blueprints`) |
 //! | `GET /api/v3/core/users/me/` | the logged-in user (session or bearer token), as authentik's `{"user": …}`; 403 without one |
+//! | `GET /api/v3/authenticators/all/` | the logged-in user's MFA devices (authentik's `DeviceSerializer`, no secrets) |
+//! | `DELETE /api/v3/authenticators/{totp,static,webauthn}/{pk}/` | removes one of the user's own devices (same-site only), event `device_removed` |
 //! | `GET /flows/-/cancel/` | drop the plans; redirect to a relative `next` or the invalidation flow |
 //! | `GET /flows/-/default/{designation}/` | the first applicable flow of a designation |
 //! | `GET /flows/-/configure/{stage_uuid}/` | the stage's `configure_flow` for the logged-in user (password stage; login first when anonymous) |
@@ -65,6 +67,7 @@
 //! ```
 
 mod api;
+mod authenticators;
 mod client_ip;
 mod config;
 mod datetime;
@@ -166,6 +169,11 @@ pub(crate) fn executor_routes() -> Router<AppState> {
             get(executor::get).post(executor::post),
         )
         .route("/api/v3/core/users/me/", get(me::me))
+        .route("/api/v3/authenticators/all/", get(authenticators::list))
+        .route(
+            "/api/v3/authenticators/{class}/{pk}/",
+            axum::routing::delete(authenticators::destroy),
+        )
         .route("/flows/-/cancel/", get(api::cancel))
         .route("/flows/-/default/{designation}/", get(api::default_flow))
         .route("/flows/-/configure/{stage}/", get(api::configure_flow))
