@@ -411,6 +411,17 @@ async fn identification_links_to_recovery() {
     let mut c = rig.client();
     let v = wire(&c.get(defaults::AUTHENTICATION).await);
     assert_eq!(v["recovery_url"], "/if/flow/default-recovery-flow/", "{v}");
+    // The password challenge links it too (authentik: the brand's recovery flow; authflow:
+    // the flow's identification stage's).
+    let out = c
+        .post(
+            defaults::AUTHENTICATION,
+            json!({"component": "ak-stage-identification", "uid_field": "bob"}),
+        )
+        .await;
+    let v = wire(&out);
+    assert_eq!(v["component"], "ak-stage-password", "{v}");
+    assert_eq!(v["recovery_url"], "/if/flow/default-recovery-flow/", "{v}");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::challenge::{Challenge, ChallengeBody, ErrorDetail, PasswordChallenge};
 use crate::env::Services;
-use crate::model::{INBUILT_BACKEND, PasswordStage, TOKEN_BACKEND, UserId};
+use crate::model::{INBUILT_BACKEND, PasswordStage, StageConfig, TOKEN_BACKEND, UserId};
 use crate::plan::{PendingUser, keys};
 use crate::secret::Password;
 use crate::store::StoreError;
@@ -20,9 +20,24 @@ pub const FAILURES_KEY: &str = "goauthentik.io/stages/password/failures";
 const INVALID: &str = "Invalid password";
 
 impl PasswordStage {
-    fn build(&self) -> Challenge {
+    /// The challenge. authentik links the brand's recovery flow; authflow has no brand
+    /// and links the recovery flow of the flow's identification stage (the same link the
+    /// identification challenge carries).
+    fn build(&self, ctx: &StageContext<'_>) -> Challenge {
+        let recovery_url = ctx
+            .definition
+            .stages
+            .iter()
+            .find_map(|b| match &b.stage.config {
+                StageConfig::Identification(i) => i
+                    .recovery_flow
+                    .as_ref()
+                    .map(|slug| ctx.request.paths().flow_page(slug, &ctx.request.query)),
+                _ => None,
+            });
         Challenge::new(ChallengeBody::Password(PasswordChallenge {
             allow_show_password: self.allow_show_password,
+            recovery_url,
             ..Default::default()
         }))
     }
@@ -46,7 +61,7 @@ impl StageKind for PasswordStage {
         if ctx.pending_user().is_none() {
             return Ok(StageOutcome::Deny("Unknown error".into()));
         }
-        Ok(StageOutcome::Challenge(self.build()))
+        Ok(StageOutcome::Challenge(self.build(ctx)))
     }
 
     async fn respond(
@@ -59,7 +74,7 @@ impl StageKind for PasswordStage {
         };
         let mut fields = Fields::new(response);
         let Some(password) = fields.string("password", true, false, 1024) else {
-            let mut c = self.build();
+            let mut c = self.build(ctx);
             c.response_errors = fields.into_errors();
             return Ok(StageOutcome::Invalid(c));
         };
@@ -142,7 +157,7 @@ impl PasswordStage {
             return StageOutcome::Deny(message);
         }
         StageOutcome::Invalid(
-            self.build()
+            self.build(ctx)
                 .with_error("password", ErrorDetail::invalid(message)),
         )
     }
