@@ -124,7 +124,7 @@ check "the mail's recipient" "$(read_mail to)" admin@example.com
 check "the envelope sender is AUTHFLOW_EMAIL_FROM" "$(read_mail from)" authflow-e2e@example.com
 echo "  (subject: $(read_mail subject))"
 link=$(read_mail link)
-echo "  (link: $link)"
+echo "  (link: ${link%%flow_token=*}flow_token=<redacted>)"
 check "the link starts with AUTHFLOW_EXTERNAL_URL" \
   "$(case "$link" in "$EXTERNAL/if/flow/default-recovery-flow/?"*flow_token=*) echo yes;; *) echo "no";; esac)" yes
 query=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1].split("?", 1)[1], safe=""))' "$link")
